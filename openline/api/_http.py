@@ -1,0 +1,51 @@
+"""Small HTTP helpers shared by the API modules: JSON responses, bounded body reads, JSON decoding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from openline.protocol.errors import ErrorKind, ServiceError
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encode(body), status, headers, media_type="application/json")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (TOO_LARGE) as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ServiceError(ErrorKind.MALFORMED, "invalid Content-Length")
+        if int(declared) > limit:
+            raise ServiceError(ErrorKind.TOO_LARGE, f"the body is larger than the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ServiceError(ErrorKind.TOO_LARGE, f"the body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_json(body: bytes, what: str = "the body") -> Any:
+    """Parsed JSON; MALFORMED with a readable reason otherwise."""
+    if not body.strip():
+        raise ServiceError(ErrorKind.MALFORMED, f"{what} is empty; a JSON object is expected")
+    try:
+        return _decode(body)
+    except msgspec.DecodeError as e:
+        raise ServiceError(ErrorKind.MALFORMED, f"{what} is not valid JSON: {e}") from None
+
+
+def media_type(request: Request) -> str:
+    """The request's media type, lower case, without parameters ('' when absent)."""
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()

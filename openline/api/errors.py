@@ -1,0 +1,49 @@
+"""Turning failures into responses in the error shape of the API the request was for.
+
+One place decides the shape by path: `/api/...` and file downloads answer in the
+1.1 `ErrorMessage` shape; the connector API (`/v3/...`) and everything else in
+the connector's `ErrorResponse` shape. Unknown routes and wrong methods get the
+same treatment, and an unexpected exception becomes a 500 in that shape too.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from openline.api._http import json_response
+from openline.protocol.errors import ErrorKind, ServiceError, connector_error, kind_of_status, v1_error
+
+log = logging.getLogger("openline.api")
+
+
+def error_response(path: str, kind: ErrorKind, message: str) -> Response:
+    if path.startswith(("/api/", "/attachments/")) or path == "/api":
+        status, body = v1_error(kind, message)
+    else:
+        status, body = connector_error(kind, message)
+    headers = {"Allow": "GET, POST"} if status == 405 else None
+    return json_response(body, status, headers)
+
+
+async def on_service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    return error_response(request.url.path, exc.kind, exc.message)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    kind = kind_of_status(exc.status_code)
+    message = {
+        ErrorKind.NOT_FOUND: f"no such resource: {request.method} {request.url.path}",
+        ErrorKind.METHOD_NOT_ALLOWED: f"{request.method} is not allowed on {request.url.path}",
+    }.get(kind, str(exc.detail))
+    return error_response(request.url.path, kind, message)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(request.url.path, ErrorKind.INTERNAL, "internal error")

@@ -1,0 +1,155 @@
+"""Direct Line API 1.1 (`/api/...`): tokens, conversations, messages and uploads.
+
+Decoding and encoding only; the rules live in `service.channel` and the wire
+mapping in `protocol.v1`.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from openline.api._http import decode_json, json_response, media_type, read_body
+from openline.auth.credentials import Authenticator, Principal
+from openline.config import Config
+from openline.protocol import v1
+from openline.protocol.errors import ErrorKind, ServiceError
+from openline.protocol.ids import InvalidWatermark, new_conversation_id, new_user_id, parse_watermark
+from openline.protocol.multipart import Part, boundary_of, disposition, parse_multipart
+from openline.service.channel import Channel, Upload
+
+_JSON_TYPES = ("", "application/json", "text/json")
+
+
+class V1Api:
+    def __init__(self, config: Config, auth: Authenticator, channel: Channel) -> None:
+        self.config = config
+        self.auth = auth
+        self.channel = channel
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/tokens/conversation", self.generate_token, methods=["POST"]),
+            Route("/api/tokens", self.generate_token, methods=["GET"]),
+            Route("/api/tokens/{conversation_id}/renew", self.renew_token, methods=["GET", "POST"]),
+            Route("/api/conversations", self.start_conversation, methods=["POST"]),
+            Route("/api/conversations/{conversation_id}/messages", self.get_messages, methods=["GET"]),
+            Route("/api/conversations/{conversation_id}/messages", self.post_message, methods=["POST"]),
+            Route("/api/conversations/{conversation_id}/upload", self.upload, methods=["POST"]),
+        ]
+
+    def _principal(self, request: Request) -> Principal:
+        return self.auth.principal(request.headers.get("authorization"))
+
+    async def generate_token(self, request: Request) -> Response:
+        """A token for a new conversation id; neither starts the conversation nor calls the bot."""
+        principal = self._principal(request)
+        principal.require_secret()
+        issued = self.auth.tokens.issue(principal.bot_id, new_conversation_id())
+        return json_response(issued.token)
+
+    async def renew_token(self, request: Request) -> Response:
+        """A new token for the same conversation; the old one stays valid until its own expiry."""
+        conversation_id = request.path_params["conversation_id"]
+        principal = self._principal(request)
+        if principal.is_secret:
+            raise ServiceError(ErrorKind.FORBIDDEN, "renew needs the conversation's token, not the secret")
+        principal.require_conversation(conversation_id)
+        issued = self.auth.tokens.issue(principal.bot_id, conversation_id, principal.user)
+        return json_response(issued.token)
+
+    async def start_conversation(self, request: Request) -> Response:
+        """Open a conversation (a new one for a secret, the token's own for a token) and contact the bot.
+
+        Idempotent for a token: a second start answers 200 with the same id and
+        does not contact the bot again. The body, if any, is ignored.
+        """
+        principal = self._principal(request)
+        conversation_id = principal.conversation_id or new_conversation_id()
+        await self.channel.start(principal.bot_id, conversation_id)
+        issued = self.auth.tokens.issue(principal.bot_id, conversation_id, principal.user)
+        return json_response(
+            {"conversationId": conversation_id, "token": issued.token, "expires_in": issued.expires_in}
+        )
+
+    async def get_messages(self, request: Request) -> Response:
+        """Messages after the watermark (all retained history without one), one page at a time."""
+        conversation = await self.channel.conversation(self._principal(request), request.path_params["conversation_id"])
+        try:
+            after = parse_watermark(request.query_params.get("watermark"))
+        except InvalidWatermark as e:
+            raise ServiceError(ErrorKind.BAD_WATERMARK, str(e)) from None
+        limit = self.config.page_size
+        page = await self.channel.read(conversation, after, limit)
+        body = v1.message_set(conversation.id, ((s.seq, s.activity) for s in page), after)
+        # a page of activities 1.1 does not show (events, typing) must not end a client's paging early
+        while not body["messages"] and len(page) == limit:
+            after = int(body["watermark"])
+            page = await self.channel.read(conversation, after, limit)
+            body = v1.message_set(conversation.id, ((s.seq, s.activity) for s in page), after)
+        return json_response(body)
+
+    async def post_message(self, request: Request) -> Response:
+        """Send one message; answers 204 once the bot accepted it (500 ServiceError if it did not)."""
+        conversation = await self.channel.conversation(self._principal(request), request.path_params["conversation_id"])
+        body = await read_body(request, self.config.max_message_bytes)
+        message = _decode_message(body, media_type(request))
+        user_id = v1.client_user_id(message) or new_user_id()
+        activity = v1.message_to_activity(message, user_id, self.channel.public_url)
+        await self.channel.post_from_client(conversation, activity)
+        return Response(status_code=204)
+
+    async def upload(self, request: Request) -> Response:
+        """Upload files (raw body, or multipart with an optional message part) and send them as one message."""
+        conversation = await self.channel.conversation(self._principal(request), request.path_params["conversation_id"])
+        body = await read_body(request, self.config.max_upload_bytes)
+        content_type = request.headers.get("content-type", "")
+        boundary = boundary_of(content_type) if content_type else None
+        message: Any = None
+        uploads: list[Upload] = []
+        if boundary is not None:
+            for part in parse_multipart(body, boundary):
+                if _is_message_part(part):
+                    if message is not None:
+                        raise ServiceError(ErrorKind.MALFORMED, "more than one message part in the upload")
+                    message = decode_json(part.data, "the message part")
+                else:
+                    uploads.append(_upload_of(part))
+        else:
+            if not body:
+                raise ServiceError(ErrorKind.MISSING, "the upload has no file: send the file as the body")
+            _, filename = disposition(request.headers.get("content-disposition"))
+            uploads.append(Upload(filename or "file", media_type(request) or "application/octet-stream", body))
+        if not uploads:
+            raise ServiceError(ErrorKind.MISSING, "the upload has no file part")
+        user_id = v1.client_user_id(message) or (request.query_params.get("userId") or "").strip() or new_user_id()
+        activity = v1.message_to_activity(message if message is not None else {}, user_id, self.channel.public_url)
+        files = self.channel.store_uploads(conversation, activity, uploads)
+        await self.channel.post_from_client(conversation, activity, files)
+        return Response(status_code=204)
+
+
+def _decode_message(body: bytes, content_type: str) -> Any:
+    """A posted message: JSON (also `text/json`), or form fields (`text`, `from`) as the Swagger allows."""
+    if content_type == "application/x-www-form-urlencoded" and not body.lstrip().startswith(b"{"):
+        try:
+            fields = urllib.parse.parse_qs(body.decode(), strict_parsing=True, max_num_fields=32)
+        except (UnicodeDecodeError, ValueError):
+            raise ServiceError(ErrorKind.MALFORMED, "the form body cannot be parsed") from None
+        return {key: values[-1] for key, values in fields.items()}
+    if content_type in _JSON_TYPES or content_type.endswith("+json") or content_type.startswith("application/x-www"):
+        return decode_json(body)
+    raise ServiceError(ErrorKind.UNSUPPORTED_MEDIA, f"{content_type} is not supported: send application/json")
+
+
+def _is_message_part(part: Part) -> bool:
+    return (part.content_type or "").split(";", 1)[0].strip().lower() == v1.MESSAGE_PART_TYPE
+
+
+def _upload_of(part: Part) -> Upload:
+    content_type = (part.content_type or "application/octet-stream").split(";", 1)[0].strip()
+    return Upload(part.filename or part.name or "file", content_type or "application/octet-stream", part.data)

@@ -1,0 +1,183 @@
+"""`create_app(config)`: builds every service once, mounts the routes, runs start-up and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from openline import __version__, echobot
+from openline.api._http import json_response
+from openline.api.attachments import AttachmentsApi
+from openline.api.connector import ConnectorApi
+from openline.api.errors import on_http_exception, on_service_error, on_unexpected
+from openline.api.v1 import V1Api
+from openline.auth.credentials import Authenticator
+from openline.auth.signing import UrlSigner
+from openline.auth.tokens import TokenAuthority
+from openline.config import Config
+from openline.datadir import DataDir
+from openline.protocol.errors import ServiceError
+from openline.service.channel import Bot, Channel
+from openline.service.delivery import BotClient
+from openline.storage import open_store
+from openline.storage.base import ConversationStore
+
+log = logging.getLogger("openline")
+CORS_HEADERS = ["authorization", "content-type", "accept", "x-ms-bot-agent", "x-requested-with"]
+
+
+@dataclass
+class Services:
+    config: Config
+    store: ConversationStore
+    auth: Authenticator
+    signer: UrlSigner
+    bot_client: BotClient
+    channel: Channel
+    echo_bot: echobot.EchoBot | None
+    clock: Callable[[], float]
+    # secrets generated on this start (bot id, secret), to be shown once
+    generated_secrets: list[tuple[str, str]] = field(default_factory=list)
+
+
+def build_services(config: Config, clock: Callable[[], float] = time.time) -> Services:
+    data = DataDir(config.data_dir)
+    data.ensure()
+    key = data.signing_key()
+    secrets: dict[str, list[str]] = {}
+    generated: list[tuple[str, str]] = []
+    for bot in config.bots:
+        secrets[bot.id] = list(bot.secrets)
+        if not bot.secrets:
+            secret, created = data.generated_secret(bot.id)
+            secrets[bot.id].append(secret)
+            if created:
+                generated.append((bot.id, secret))
+    uses_echo = any(b.endpoint is None for b in config.bots)
+    bots = {b.id: Bot(b.id, b.name, b.endpoint or config.local_url + echobot.PATH) for b in config.bots}
+    store = open_store(config.store, config.data_dir, config.retention, config.conversation_ttl)
+    signer = UrlSigner(key)
+    client = BotClient(config.bot_timeout)
+    return Services(
+        config=config,
+        store=store,
+        auth=Authenticator(secrets, TokenAuthority(key, config.token_ttl, clock)),
+        signer=signer,
+        bot_client=client,
+        channel=Channel(store, bots, client, signer, config.public_url, clock),
+        echo_bot=echobot.EchoBot() if uses_echo else None,
+        clock=clock,
+        generated_secrets=generated,
+    )
+
+
+class StripTrailingSlash:
+    """Routes match with or without a trailing slash (no redirect: POST clients do not follow one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] in ("http", "websocket") and len(path) > 1 and path.endswith("/"):
+            scope = dict(scope, path=path.rstrip("/") or "/")
+            raw = scope.get("raw_path")
+            if raw:
+                scope["raw_path"] = raw.rstrip(b"/") or b"/"
+        await self.app(scope, receive, send)
+
+
+async def _sweep_forever(services: Services) -> None:
+    interval = min(60.0, max(1.0, services.config.retention / 10))
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            removed = await services.store.sweep(services.clock())
+            if removed:
+                log.info("retention: removed %d expired items", removed)
+        except Exception:
+            log.exception("retention sweep failed")
+
+
+def create_app(config: Config, services: Services | None = None) -> Starlette:
+    services = services or build_services(config)
+
+    async def healthz(request: Request) -> Response:
+        try:
+            await services.store.ping()
+        except Exception as e:
+            return json_response({"status": "unavailable", "reason": str(e)}, 503)
+        return json_response({"status": "ok"})
+
+    async def index(request: Request) -> Response:
+        return json_response(
+            {
+                "service": "openline",
+                "version": __version__,
+                "directline": {"1.1": "/api"},
+                "bots": [{"id": b.id, "name": b.name} for b in services.channel.bots.values()],
+            }
+        )
+
+    routes: list[BaseRoute] = [
+        Route("/", index, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        *V1Api(config, services.auth, services.channel).routes(),
+        *ConnectorApi(config, services.channel).routes(),
+        *AttachmentsApi(services.store, services.signer, services.clock).routes(),
+    ]
+    if services.echo_bot is not None:
+        routes += services.echo_bot.routes()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await services.store.open()
+        await services.bot_client.start()
+        if services.echo_bot is not None:
+            await services.echo_bot.start()
+        sweeper = asyncio.create_task(_sweep_forever(services))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            if services.echo_bot is not None:
+                await services.echo_bot.close()
+            await services.bot_client.close()
+            await services.store.close()
+
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(StripTrailingSlash),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=["*"],
+                allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+                allow_headers=CORS_HEADERS,
+                max_age=600,
+            ),
+        ],
+        exception_handlers={
+            ServiceError: on_service_error,
+            HTTPException: on_http_exception,
+            Exception: on_unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app

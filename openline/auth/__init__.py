@@ -1,0 +1,1 @@
+"""Credentials: Direct Line secrets and conversation tokens, and signed file URLs."""

@@ -1,0 +1,86 @@
+"""Conversation tokens: HS256 JWTs scoped to one bot and one conversation, with an expiry.
+
+Tokens are stateless: renewing issues a new token and leaves the old one valid
+until its own expiry. Claims: `bot`, `conv`, optionally `user` ({id, name}, read
+by 3.0 clients), and the standard `iat`, `nbf`, `exp`, `iss`, `aud`, `jti`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from openline.protocol.errors import ErrorKind, ServiceError
+
+ISSUER = "openline"
+AUDIENCE = "openline:directline"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    bot_id: str
+    conversation_id: str
+    expires_at: int
+    user: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+
+
+class TokenAuthority:
+    """Issues and verifies conversation tokens with one signing key."""
+
+    def __init__(self, key: bytes, ttl: int, clock: Callable[[], float] = time.time) -> None:
+        if len(key) < 32:
+            raise ValueError("the token signing key must be at least 32 bytes")
+        self._key = key
+        self.ttl = ttl
+        self._clock = clock
+
+    def issue(self, bot_id: str, conversation_id: str, user: dict[str, str] | None = None) -> IssuedToken:
+        now = int(self._clock())
+        claims: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "bot": bot_id,
+            "conv": conversation_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.ttl,
+            "jti": secrets.token_urlsafe(12),
+        }
+        if user:
+            claims["user"] = user
+        return IssuedToken(jwt.encode(claims, self._key, algorithm="HS256"), self.ttl)
+
+    def verify(self, token: str) -> TokenClaims:
+        """The claims of a valid token; raises FORBIDDEN, or TOKEN_EXPIRED once it has expired."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=["HS256"],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                options={"require": ["exp", "bot", "conv"], "verify_iat": False},
+                leeway=0,
+            )
+        except jwt.ExpiredSignatureError:
+            raise ServiceError(ErrorKind.TOKEN_EXPIRED, "the token has expired") from None
+        except jwt.PyJWTError:
+            raise ServiceError(ErrorKind.FORBIDDEN, "the secret or token is not valid") from None
+        if claims["exp"] <= self._clock():
+            # PyJWT compares with its own clock; this keeps expiry on the authority's clock
+            raise ServiceError(ErrorKind.TOKEN_EXPIRED, "the token has expired")
+        bot, conv, user = claims["bot"], claims["conv"], claims.get("user")
+        if not isinstance(bot, str) or not isinstance(conv, str):
+            raise ServiceError(ErrorKind.FORBIDDEN, "the secret or token is not valid")
+        return TokenClaims(bot, conv, int(claims["exp"]), user if isinstance(user, dict) else None)

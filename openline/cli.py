@@ -1,0 +1,92 @@
+"""The `openline` command: `openline serve` runs the service with flags, environment and a TOML file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from openline import __version__
+from openline.config import OPTIONS, Config, ConfigError, load_config
+
+_HELP = {
+    "host": "address to listen on (default 127.0.0.1)",
+    "port": "port to listen on (default 3000)",
+    "public_url": "base URL clients and bots reach the service at (default http://HOST:PORT)",
+    "bot": "the bot's messaging endpoint (default: the built-in echo bot)",
+    "secret": "a Direct Line secret for the bot; repeat for several (default: generated, kept in the data dir)",
+    "data_dir": "directory for the database, signing key and generated secrets (default ./openline-data)",
+    "store": "storage URL: memory:// or sqlite:///PATH (default: SQLite in the data dir)",
+    "token_ttl": "conversation token lifetime, e.g. 1800, 30m (default 30m)",
+    "retention": "how long messages and uploaded files are kept, e.g. 24h (default 24h)",
+    "conversation_ttl": "how long an idle conversation is kept before it is deleted (default 15d)",
+    "bot_timeout": "how long to wait for the bot's answer, e.g. 15 or 15s (default 15s)",
+    "max_message_bytes": "largest message body accepted, e.g. 256KB (default 256KB)",
+    "max_upload_bytes": "largest upload accepted, e.g. 4MB (default 4MB)",
+    "page_size": "most messages returned by one GET (default 100)",
+    "log_level": "debug, info, warning or error (default info)",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="openline", description="A self-hosted Bot Framework Direct Line service.")
+    parser.add_argument("--version", action="version", version=f"openline {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="run the service",
+        description="Run the service. Every flag can also be set as OPENLINE_<FLAG> in the environment "
+        "or as a key in the --config TOML file; flags win over the environment, which wins over the file.",
+    )
+    serve.add_argument("--config", metavar="FILE", help="TOML file with settings and [[bots]]")
+    for name in OPTIONS:
+        flag = "--" + name.replace("_", "-")
+        if name == "secret":
+            serve.add_argument(flag, action="append", metavar="S", help=_HELP[name])
+        else:
+            serve.add_argument(flag, metavar=name.split("_")[-1].upper(), help=_HELP[name])
+    return parser
+
+
+def _banner(config: Config, generated: list[tuple[str, str]]) -> None:
+    print(f"openline {__version__}: Direct Line 1.1 at {config.public_url}/api", flush=True)
+    for bot in config.bots:
+        print(f"  bot {bot.id!r} ({bot.name}) at {bot.endpoint or 'the built-in echo bot'}", flush=True)
+    for bot_id, secret in generated:
+        print(f"  generated Direct Line secret for {bot_id!r} (shown once; kept in {config.data_dir}/secrets.json):")
+        print(f"    {secret}", flush=True)
+
+
+def serve(config: Config) -> int:
+    from openline.app import build_services, create_app
+
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    services = build_services(config)
+    app = create_app(config, services)
+    _banner(config, services.generated_secrets)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level=config.log_level.lower(),
+            access_log=False,
+            server_header=False,
+            lifespan="on",
+        )
+    )
+    server.run()
+    return 0 if server.started else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(vars(args))
+    except ConfigError as e:
+        print(f"openline: {e}", file=sys.stderr)
+        return 2
+    return serve(config)

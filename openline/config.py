@@ -1,0 +1,238 @@
+"""One `Config` from defaults < TOML file (`--config`) < environment (`OPENLINE_*`) < command-line flags."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message says which and why."""
+
+
+ECHO_BOT_ID = "echobot"
+ECHO_BOT_NAME = "Echo Bot"
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    id: str
+    name: str
+    endpoint: str | None  # None: the built-in echo bot
+    secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 3000
+    public_url: str = ""  # resolved: never empty after load_config
+    bots: tuple[BotConfig, ...] = ()
+    data_dir: Path = Path("openline-data")
+    store: str | None = None
+    token_ttl: int = 1800
+    retention: int = 86400
+    conversation_ttl: int = 15 * 86400
+    bot_timeout: float = 15.0
+    max_message_bytes: int = 256 * 1024
+    max_upload_bytes: int = 4 * 1024 * 1024
+    page_size: int = 100
+    log_level: str = "info"
+
+    @property
+    def connect_host(self) -> str:
+        """An address this machine can reach the service on (wildcard binds become loopback)."""
+        return connect_host(self.host)
+
+    @property
+    def local_url(self) -> str:
+        return f"http://{self.connect_host}:{self.port}"
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SIZES = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2}
+
+
+def parse_duration(value: Any) -> int:
+    """Seconds from 1800, "1800", "90s", "30m", "24h" or "7d"."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return int(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value).lower())
+    if not match:
+        raise ConfigError(f"{value!r} is not a duration (seconds, or a number with s, m, h or d)")
+    return int(float(match.group(1)) * _UNITS.get(match.group(2) or "s", 1))
+
+
+def parse_seconds(value: Any) -> float:
+    """Like parse_duration, but keeps fractions of a second for plain numbers."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    if re.fullmatch(r"\s*\d+\.\d+\s*", str(value)):
+        return float(value)
+    return float(parse_duration(value))
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from 262144, "256k", "256KB" or "4MB"."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = re.fullmatch(r"\s*(\d+)\s*([a-z]*)\s*", str(value).lower())
+    if not match or match.group(2) not in _SIZES or int(match.group(1)) <= 0:
+        raise ConfigError(f"{value!r} is not a size (bytes, or a number with KB or MB)")
+    return int(match.group(1)) * _SIZES[match.group(2)]
+
+
+def _port(value: Any) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{value!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{value!r} is not a port number (1-65535)")
+    return port
+
+
+def _page_size(value: Any) -> int:
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{value!r} is not a page size") from None
+    if not 1 <= size <= 10000:
+        raise ConfigError("page_size must be between 1 and 10000")
+    return size
+
+
+def _str_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [s.strip() for s in value.split(",") if s.strip()]
+    if isinstance(value, list | tuple) and all(isinstance(s, str) for s in value):
+        return [s for s in value if s]
+    raise ConfigError(f"{value!r} is not a list of strings")
+
+
+def _url(value: Any) -> str:
+    url = str(value).strip().rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(f"{value!r} is not an http(s) URL")
+    return url
+
+
+# name -> parser; the name is the flag (--name-with-dashes), the env var (OPENLINE_NAME) and the TOML key
+OPTIONS: dict[str, Callable[[Any], Any]] = {
+    "host": str,
+    "port": _port,
+    "public_url": _url,
+    "bot": _url,
+    "secret": _str_list,
+    "data_dir": Path,
+    "store": str,
+    "token_ttl": parse_duration,
+    "retention": parse_duration,
+    "conversation_ttl": parse_duration,
+    "bot_timeout": parse_seconds,
+    "max_message_bytes": parse_size,
+    "max_upload_bytes": parse_size,
+    "page_size": _page_size,
+    "log_level": str,
+}
+
+
+def connect_host(host: str) -> str:
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    return {key.replace("-", "_"): value for key, value in data.items()}
+
+
+def _bots_from_toml(entries: Any) -> list[BotConfig]:
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError("'bots' must be an array of tables ([[bots]])")
+    bots = []
+    for i, entry in enumerate(entries):
+        entry = {k.replace("-", "_"): v for k, v in entry.items()}
+        unknown = set(entry) - {"id", "name", "endpoint", "secrets"}
+        if unknown:
+            raise ConfigError(f"bots[{i}]: unknown keys {sorted(unknown)}")
+        bot_id = entry.get("id")
+        if not isinstance(bot_id, str) or not re.fullmatch(r"[A-Za-z0-9_.@:-]{1,64}", bot_id):
+            raise ConfigError(f"bots[{i}]: 'id' must be 1-64 letters, digits or _.@:-")
+        name = entry.get("name", bot_id)
+        if not isinstance(name, str):
+            raise ConfigError(f"bots[{i}]: 'name' must be a string")
+        endpoint = entry.get("endpoint")
+        bots.append(
+            BotConfig(
+                bot_id,
+                name,
+                _url(endpoint) if endpoint else None,
+                tuple(_str_list(entry.get("secrets", []))),
+            )
+        )
+    return bots
+
+
+def load_config(cli: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
+    """Merge the sources. `cli` holds the flags that were given (None = not given), plus `config`."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    toml_bots: Any = None
+    config_file = cli.get("config") or env.get("OPENLINE_CONFIG")
+    if config_file:
+        data = _read_toml(Path(config_file))
+        toml_bots = data.pop("bots", None)
+        unknown = set(data) - set(OPTIONS)
+        if unknown:
+            raise ConfigError(f"config file {config_file}: unknown keys {sorted(unknown)}")
+        raw.update(data)
+    for name in OPTIONS:
+        value = env.get("OPENLINE_" + name.upper())
+        if value is not None and value != "":
+            raw[name] = value
+    raw.update({k: v for k, v in cli.items() if k in OPTIONS and v is not None and v != []})
+
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        try:
+            values[name] = OPTIONS[name](value)
+        except ConfigError as e:
+            raise ConfigError(f"{name}: {e}") from None
+
+    bot_url, secrets = values.pop("bot", None), values.pop("secret", [])
+    if toml_bots is not None:
+        if bot_url or secrets:
+            raise ConfigError("--bot/--secret describe one bot; with [[bots]] in the config file, configure bots there")
+        bots = _bots_from_toml(toml_bots)
+    elif bot_url:
+        bots = [BotConfig("bot", "Bot", bot_url, tuple(secrets))]
+    else:
+        bots = [BotConfig(ECHO_BOT_ID, ECHO_BOT_NAME, None, tuple(secrets))]
+    if not bots:
+        raise ConfigError("no bots configured")
+    ids = [b.id for b in bots]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("bot ids must be unique")
+    all_secrets = [s for b in bots for s in b.secrets]
+    if len(set(all_secrets)) != len(all_secrets):
+        raise ConfigError("a secret can belong to one bot only")
+
+    config = Config(bots=tuple(bots), **values)
+    if not config.public_url:
+        config = replace(config, public_url=config.local_url)
+    return config

@@ -1,0 +1,50 @@
+"""The data directory's own files: the token signing key and generated Direct Line secrets.
+
+Both are created on first start, readable by the owner only, and reused after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class DataDir:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def ensure(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def signing_key(self) -> bytes:
+        """The key that signs tokens and file URLs (32 random bytes, kept in `signing.key`)."""
+        path = self.path / "signing.key"
+        if path.exists():
+            key = bytes.fromhex(path.read_text().strip())
+            if len(key) >= 32:
+                return key
+        key = secrets.token_bytes(32)
+        _write_private(path, key.hex().encode())
+        return key
+
+    def generated_secret(self, bot_id: str) -> tuple[str, bool]:
+        """The generated secret of a bot that has none configured; True when created just now."""
+        path = self.path / "secrets.json"
+        known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        if bot_id in known:
+            return known[bot_id], False
+        known[bot_id] = secrets.token_urlsafe(36)
+        _write_private(path, json.dumps(known, indent=2).encode())
+        return known[bot_id], True

@@ -1,0 +1,117 @@
+"""Shaping Bot Framework v3 activities: positions, timestamps, inbound and bot-sent normalisation.
+
+Activities are plain JSON objects (dicts) and unknown fields are never dropped;
+these functions only set the fields the channel owns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from openline.protocol.errors import ErrorKind, ServiceError
+from openline.protocol.ids import activity_id
+
+Activity = dict[str, Any]
+Account = dict[str, Any]
+
+CHANNEL_ID = "directline"
+
+
+def format_timestamp(ms: int) -> str:
+    """UTC ISO-8601 with millisecond precision: `2026-11-21T19:44:27.123Z`."""
+    t = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def next_timestamp_ms(now_ms: int, last_ms: int) -> int:
+    """The timestamp of the next activity: now, but strictly after the previous one."""
+    return max(now_ms, last_ms + 1)
+
+
+def assign_position(activity: Activity, conversation_id: str, seq: int, ts_ms: int) -> Activity:
+    """Set the fields that depend on the activity's place in the conversation (in place)."""
+    activity["id"] = activity_id(conversation_id, seq)
+    activity["timestamp"] = format_timestamp(ts_ms)
+    return activity
+
+
+def account(id_: str, name: str | None = None, role: str | None = None) -> Account:
+    """A ChannelAccount with only the fields given."""
+    acc: Account = {"id": id_}
+    if name is not None:
+        acc["name"] = name
+    if role is not None:
+        acc["role"] = role
+    return acc
+
+
+def from_client(activity: Activity, conversation_id: str, bot: Account, *, user: Account | None = None) -> Activity:
+    """Stamp the channel-owned fields of an activity a client sent (in place).
+
+    `user` overrides `from` (a user-bound credential, or a user the channel chose).
+    The client's id, timestamp, channelId, conversation and recipient are replaced.
+    """
+    if user is not None:
+        activity["from"] = user
+    activity.pop("id", None)
+    activity.pop("timestamp", None)
+    activity.pop("serviceUrl", None)
+    activity["channelId"] = CHANNEL_ID
+    activity["conversation"] = {"id": conversation_id}
+    activity["recipient"] = bot
+    return activity
+
+
+def from_bot(activity: Any, conversation_id: str, bot: Account, reply_to_id: str | None) -> Activity:
+    """Validate and stamp an activity a bot sent through the connector API (in place).
+
+    The sender is always the bot the conversation belongs to; `replyToId` comes
+    from the route when the body has none.
+    """
+    if not isinstance(activity, dict):
+        raise ServiceError(ErrorKind.MALFORMED, "the activity must be a JSON object")
+    type_ = activity.get("type")
+    if not isinstance(type_, str) or not type_:
+        raise ServiceError(ErrorKind.MISSING, "the activity has no 'type'")
+    sender = activity.get("from")
+    name = sender.get("name") if isinstance(sender, dict) else None
+    activity["from"] = account(bot["id"], name if isinstance(name, str) and name else bot.get("name"), "bot")
+    activity.pop("id", None)
+    activity.pop("timestamp", None)
+    activity.pop("serviceUrl", None)
+    activity["channelId"] = CHANNEL_ID
+    activity["conversation"] = {"id": conversation_id}
+    if reply_to_id and not activity.get("replyToId"):
+        activity["replyToId"] = reply_to_id
+    return activity
+
+
+def for_bot(activity: Activity, service_url: str) -> Activity:
+    """The copy of a stored activity that is POSTed to the bot (adds `serviceUrl`)."""
+    return {**activity, "serviceUrl": service_url}
+
+
+def members_added(
+    conversation_id: str,
+    event_id: str,
+    ts_ms: int,
+    bot: Account,
+    sender: Account,
+    added: list[Account],
+    locale: str | None = None,
+) -> Activity:
+    """The `conversationUpdate` that tells the bot `added` joined the conversation."""
+    activity: Activity = {
+        "type": "conversationUpdate",
+        "id": event_id,
+        "timestamp": format_timestamp(ts_ms),
+        "channelId": CHANNEL_ID,
+        "conversation": {"id": conversation_id},
+        "from": sender,
+        "recipient": bot,
+        "membersAdded": added,
+    }
+    if locale:
+        activity["locale"] = locale
+    return activity

@@ -1,0 +1,100 @@
+"""The service's failure kinds, and how each API renders them (status, code, body).
+
+The service raises `ServiceError(kind, message)`; each API surface turns the
+kind into its own status code and error body, so one rule (say, "expired
+token") has one meaning and each wire format keeps its own vocabulary.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+
+class ErrorKind(enum.Enum):
+    MALFORMED = "malformed"  # the body or a parameter cannot be understood
+    MISSING = "missing"  # a required property is absent
+    UNAUTHORIZED = "unauthorized"  # no credential, or an unreadable Authorization header
+    FORBIDDEN = "forbidden"  # a credential that is wrong, or not valid for this operation/conversation
+    TOKEN_EXPIRED = "token_expired"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED_MEDIA = "unsupported_media"
+    BAD_WATERMARK = "bad_watermark"
+    BOT_REJECTED = "bot_rejected"  # the bot answered with an error status
+    BOT_UNREACHABLE = "bot_unreachable"  # connection refused, DNS, reset ...
+    BOT_TIMEOUT = "bot_timeout"
+    INTERNAL = "internal"
+
+
+class ServiceError(Exception):
+    """A failure with a kind every API knows how to answer."""
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+# Direct Line 1.1: codes from the Swagger's ErrorMessage enum; every bot failure is
+# 500 ServiceError, as the Swagger and the "Send a message" article say.
+_V1: dict[ErrorKind, tuple[int, str]] = {
+    ErrorKind.MALFORMED: (400, "MalformedData"),
+    ErrorKind.MISSING: (400, "MissingProperty"),
+    ErrorKind.UNAUTHORIZED: (401, "NotAllowed"),
+    ErrorKind.FORBIDDEN: (403, "NotAllowed"),
+    ErrorKind.TOKEN_EXPIRED: (403, "NotAllowed"),
+    ErrorKind.NOT_FOUND: (404, "NotFound"),
+    ErrorKind.METHOD_NOT_ALLOWED: (405, "NotSupported"),
+    ErrorKind.TOO_LARGE: (413, "MalformedData"),
+    ErrorKind.UNSUPPORTED_MEDIA: (415, "NotSupported"),
+    ErrorKind.BAD_WATERMARK: (400, "InvalidRange"),
+    ErrorKind.BOT_REJECTED: (500, "ServiceError"),
+    ErrorKind.BOT_UNREACHABLE: (500, "ServiceError"),
+    ErrorKind.BOT_TIMEOUT: (500, "ServiceError"),
+    ErrorKind.INTERNAL: (500, "Internal"),
+}
+
+# The Bot Connector API the bot calls: ErrorResponse {"error": {"code", "message"}}.
+_CONNECTOR: dict[ErrorKind, tuple[int, str]] = {
+    ErrorKind.MALFORMED: (400, "BadArgument"),
+    ErrorKind.MISSING: (400, "MissingProperty"),
+    ErrorKind.UNAUTHORIZED: (401, "Unauthorized"),
+    ErrorKind.FORBIDDEN: (403, "Forbidden"),
+    ErrorKind.TOKEN_EXPIRED: (403, "TokenExpired"),
+    ErrorKind.NOT_FOUND: (404, "NotFound"),
+    ErrorKind.METHOD_NOT_ALLOWED: (405, "BadArgument"),
+    ErrorKind.TOO_LARGE: (413, "BadArgument"),
+    ErrorKind.UNSUPPORTED_MEDIA: (415, "BadArgument"),
+    ErrorKind.BAD_WATERMARK: (400, "BadArgument"),
+    ErrorKind.BOT_REJECTED: (502, "BotRejectedActivity"),
+    ErrorKind.BOT_UNREACHABLE: (502, "BotRejectedActivity"),
+    ErrorKind.BOT_TIMEOUT: (504, "BotTimeout"),
+    ErrorKind.INTERNAL: (500, "InternalError"),
+}
+
+
+def v1_error(kind: ErrorKind, message: str) -> tuple[int, dict[str, Any]]:
+    """Status and `ErrorMessage` body of the 1.1 API."""
+    status, code = _V1[kind]
+    return status, {"error": {"code": code, "message": message, "statusCode": status}}
+
+
+def connector_error(kind: ErrorKind, message: str) -> tuple[int, dict[str, Any]]:
+    """Status and `ErrorResponse` body of the Bot Connector API."""
+    status, code = _CONNECTOR[kind]
+    return status, {"error": {"code": code, "message": message}}
+
+
+def kind_of_status(status: int) -> ErrorKind:
+    """The kind of a framework-level HTTP error (unknown route, wrong method, ...)."""
+    return {
+        400: ErrorKind.MALFORMED,
+        401: ErrorKind.UNAUTHORIZED,
+        403: ErrorKind.FORBIDDEN,
+        404: ErrorKind.NOT_FOUND,
+        405: ErrorKind.METHOD_NOT_ALLOWED,
+        413: ErrorKind.TOO_LARGE,
+        415: ErrorKind.UNSUPPORTED_MEDIA,
+    }.get(status, ErrorKind.MALFORMED if status < 500 else ErrorKind.INTERNAL)

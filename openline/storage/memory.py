@@ -1,0 +1,132 @@
+"""In-memory store (`--store memory://`): fast, throwaway, for tests and demos.
+
+Every method completes without awaiting, so each one is atomic on the event loop.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from openline.protocol.activity import assign_position, next_timestamp_ms
+from openline.storage.base import (
+    Conversation,
+    ConversationStore,
+    Member,
+    StoredActivity,
+    StoredFile,
+    UnknownConversation,
+)
+
+
+@dataclass(slots=True)
+class _Record:
+    conversation: Conversation
+    last_active: float
+    last_ts_ms: int = 0
+    members: dict[str, Member] = field(default_factory=dict)
+    # (seq, stored-at, activity), in sequence order; the first items are the oldest
+    activities: list[tuple[int, float, dict[str, Any]]] = field(default_factory=list)
+    next_seq: int = 1
+    files: dict[str, StoredFile] = field(default_factory=dict)
+
+
+class MemoryStore:
+    def __init__(self, retention: float, conversation_ttl: float) -> None:
+        self.retention = retention
+        self.conversation_ttl = conversation_ttl
+        self._records: dict[str, _Record] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    def _record(self, conversation_id: str) -> _Record:
+        record = self._records.get(conversation_id)
+        if record is None:
+            raise UnknownConversation(conversation_id)
+        return record
+
+    async def create_conversation(self, conversation_id: str, bot_id: str, now: float) -> bool:
+        if conversation_id in self._records:
+            return False
+        self._records[conversation_id] = _Record(Conversation(conversation_id, bot_id, now), now)
+        return True
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        record = self._records.get(conversation_id)
+        return record.conversation if record else None
+
+    async def add_member(self, conversation_id: str, member: Member) -> bool:
+        members = self._record(conversation_id).members
+        if member.id in members:
+            return False
+        members[member.id] = member
+        return True
+
+    async def members(self, conversation_id: str) -> list[Member]:
+        return list(self._record(conversation_id).members.values())
+
+    async def append(
+        self, conversation_id: str, activity: dict[str, Any], now: float, files: Sequence[StoredFile] = ()
+    ) -> StoredActivity:
+        record = self._record(conversation_id)
+        seq = record.next_seq
+        record.next_seq += 1
+        record.last_ts_ms = next_timestamp_ms(int(now * 1000), record.last_ts_ms)
+        assign_position(activity, conversation_id, seq, record.last_ts_ms)
+        # a private copy, so later changes to the caller's dict do not rewrite history
+        record.activities.append((seq, now, copy.deepcopy(activity)))
+        for f in files:
+            record.files[f.id] = f
+        record.last_active = now
+        return StoredActivity(seq, activity)
+
+    async def read(self, conversation_id: str, after_seq: int, limit: int, now: float) -> list[StoredActivity]:
+        record = self._record(conversation_id)
+        cutoff = now - self.retention
+        out: list[StoredActivity] = []
+        # sequence numbers have no gaps, so the position of `after_seq` is computable
+        first = record.activities[0][0] if record.activities else 1
+        start = max(0, after_seq - first + 1)
+        for seq, stored_at, activity in record.activities[start:]:
+            if len(out) >= limit:
+                break
+            if stored_at >= cutoff:
+                out.append(StoredActivity(seq, copy.deepcopy(activity)))
+        return out
+
+    async def get_file(self, conversation_id: str, file_id: str, now: float) -> StoredFile | None:
+        record = self._records.get(conversation_id)
+        f = record.files.get(file_id) if record else None
+        if f is None or f.created_at < now - self.retention:
+            return None
+        return f
+
+    async def sweep(self, now: float) -> int:
+        cutoff = now - self.retention
+        removed = 0
+        for conversation_id in list(self._records):
+            record = self._records[conversation_id]
+            if record.last_active < now - self.conversation_ttl:
+                removed += 1 + len(record.activities) + len(record.files)
+                del self._records[conversation_id]
+                continue
+            keep = [item for item in record.activities if item[1] >= cutoff]
+            removed += len(record.activities) - len(keep)
+            record.activities = keep
+            for file_id, f in list(record.files.items()):
+                if f.created_at < cutoff:
+                    del record.files[file_id]
+                    removed += 1
+        return removed
+
+
+_: type[ConversationStore] = MemoryStore
