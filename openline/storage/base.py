@@ -26,6 +26,7 @@ class Conversation:
     id: str
     bot_id: str
     created_at: float
+    last_seq: int = 0  # the sequence number of the last activity appended (0: none yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ class ConversationStore(Protocol):
         """
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
-        """The conversation, or None if it does not exist."""
+        """The conversation as it is now (its `last_seq` included), or None if it does not exist."""
 
     async def add_member(self, conversation_id: str, member: Member) -> bool:
         """Record `member` as part of the conversation.
@@ -80,6 +81,13 @@ class ConversationStore(Protocol):
         Returns True only for the call that added this member id (atomic, like
         `create_conversation`); a known id returns False and keeps its first name.
         Raises UnknownConversation.
+        """
+
+    async def remove_member(self, conversation_id: str, member_id: str) -> bool:
+        """Forget a member; True when it was there. Raises UnknownConversation.
+
+        Used to undo `add_member` when the bot was not told of the member, so the
+        next activity of that member tells it again.
         """
 
     async def members(self, conversation_id: str) -> list[Member]:

@@ -5,6 +5,7 @@ Every method completes without awaiting, so each one is atomic on the event loop
 
 from __future__ import annotations
 
+import bisect
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -62,7 +63,11 @@ class MemoryStore:
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         record = self._records.get(conversation_id)
-        return record.conversation if record else None
+        if record is None:
+            return None
+        return Conversation(
+            conversation_id, record.conversation.bot_id, record.conversation.created_at, record.next_seq - 1
+        )
 
     async def add_member(self, conversation_id: str, member: Member) -> bool:
         members = self._record(conversation_id).members
@@ -70,6 +75,9 @@ class MemoryStore:
             return False
         members[member.id] = member
         return True
+
+    async def remove_member(self, conversation_id: str, member_id: str) -> bool:
+        return self._record(conversation_id).members.pop(member_id, None) is not None
 
     async def members(self, conversation_id: str) -> list[Member]:
         return list(self._record(conversation_id).members.values())
@@ -93,9 +101,8 @@ class MemoryStore:
         record = self._record(conversation_id)
         cutoff = now - self.retention
         out: list[StoredActivity] = []
-        # sequence numbers have no gaps, so the position of `after_seq` is computable
-        first = record.activities[0][0] if record.activities else 1
-        start = max(0, after_seq - first + 1)
+        # a sweep can leave holes (timestamps are not ordered by `now`), so search by seq
+        start = bisect.bisect_right(record.activities, after_seq, key=lambda item: item[0])
         for seq, stored_at, activity in record.activities[start:]:
             if len(out) >= limit:
                 break

@@ -1,0 +1,388 @@
+"""SQLite store (the default, `sqlite:///path`): one durable file, WAL mode, for a single-process service.
+
+All SQLite work runs on two single-thread executors, off the event loop: one writer connection, one reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import msgspec
+
+from openline.protocol.activity import assign_position, next_timestamp_ms
+from openline.storage.base import (
+    Conversation,
+    ConversationStore,
+    Member,
+    StoredActivity,
+    StoredFile,
+    UnknownConversation,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# `_MIGRATIONS[n]` takes a database from schema version n to n + 1 (`PRAGMA user_version`);
+# a new schema version is a new entry at the end, never an edit of an old one.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            bot_id TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            last_active REAL NOT NULL,
+            last_seq INTEGER NOT NULL DEFAULT 0,
+            last_ts_ms INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX conversations_last_active ON conversations (last_active)",
+        """CREATE TABLE members (
+            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            member_id TEXT NOT NULL,
+            name TEXT,
+            position INTEGER NOT NULL,
+            PRIMARY KEY (conversation_id, member_id)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE activities (
+            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            stored_at REAL NOT NULL,
+            body BLOB NOT NULL,
+            PRIMARY KEY (conversation_id, seq)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX activities_stored_at ON activities (stored_at)",
+        # a rowid table: the rows hold whole uploads, which WITHOUT ROWID tables store badly
+        """CREATE TABLE files (
+            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (conversation_id, id)
+        )""",
+        "CREATE INDEX files_created_at ON files (created_at)",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+# Rows deleted per sweep transaction: small enough that appends queued behind a sweep wait milliseconds.
+_SWEEP_BATCH = 500
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[None]:
+    """BEGIN ... COMMIT, or ROLLBACK on any error (connections are in autocommit mode otherwise)."""
+    conn.execute(f"BEGIN {mode}")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:  # SQLite may already have rolled back by itself (e.g. disk full)
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: no implicit transactions; every transaction here is an explicit BEGIN.
+    # check_same_thread=False: created on the loop's thread, used only on its executor's one thread.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    try:
+        # WAL + synchronous=NORMAL: a commit is in the WAL file when COMMIT returns, so it survives the
+        # process crashing or being killed (kill -9); only an OS crash or power loss can lose the last
+        # few commits (never corrupting the file). The WAL also lets the reader run beside the writer.
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class SqliteStore:
+    def __init__(self, path: Path, retention: float, conversation_ttl: float) -> None:
+        self.path = path
+        self.retention = retention
+        self.conversation_ttl = conversation_ttl
+        self._writer: ThreadPoolExecutor | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._wconn: sqlite3.Connection | None = None
+        self._rconn: sqlite3.Connection | None = None
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    async def _on(self, executor: ThreadPoolExecutor | None, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
+        if executor is None:
+            raise RuntimeError("the SQLite store is not open")
+        return await asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args, **kw))
+
+    async def _write(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
+        # Note: a write whose caller is cancelled still runs (and commits) on the writer thread.
+        return await self._on(self._writer, fn, *args, **kw)
+
+    async def _read(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
+        return await self._on(self._reader, fn, *args, **kw)
+
+    @property
+    def _w(self) -> sqlite3.Connection:
+        assert self._wconn is not None, "the SQLite store is not open"
+        return self._wconn
+
+    @property
+    def _r(self) -> sqlite3.Connection:
+        assert self._rconn is not None, "the SQLite store is not open"
+        return self._rconn
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openline-sqlite-writer")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openline-sqlite-reader")
+        try:
+            self._wconn = await self._write(self._open_writer)
+            # the reader connects after the schema exists, so it never sees a half-made database
+            self._rconn = await self._read(self._open_reader)
+        except BaseException:
+            await self.close()
+            raise
+
+    def _open_writer(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(self.path)
+        try:
+            with _transaction(conn):
+                version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise RuntimeError(
+                        f"{self.path} has schema version {version}; this openline knows up to {SCHEMA_VERSION}"
+                    )
+                for migration in _MIGRATIONS[version:]:
+                    for statement in migration:
+                        conn.execute(statement)
+                if version != SCHEMA_VERSION:
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open_reader(self) -> sqlite3.Connection:
+        conn = _connect(self.path)
+        conn.execute("PRAGMA query_only = ON")
+        return conn
+
+    async def close(self) -> None:
+        # Each executor runs its jobs in order, so closing the connection on it comes after every write
+        # already submitted; every write acknowledged before is committed already.
+        if self._rconn is not None:
+            await self._read(self._rconn.close)
+            self._rconn = None
+        if self._wconn is not None:
+            await self._write(self._wconn.close)
+            self._wconn = None
+        for executor in (self._reader, self._writer):
+            if executor is not None:
+                executor.shutdown(wait=True)  # idle by now: its last job has just returned
+        self._reader = self._writer = None
+
+    async def ping(self) -> None:
+        await self._read(self._ping)
+
+    def _ping(self) -> None:
+        self._r.execute("SELECT 1").fetchone()
+
+    # -- conversations and members ----------------------------------------------------------------
+
+    async def create_conversation(self, conversation_id: str, bot_id: str, now: float) -> bool:
+        return await self._write(self._create_conversation, conversation_id, bot_id, now)
+
+    def _create_conversation(self, conversation_id: str, bot_id: str, now: float) -> bool:
+        cur = self._w.execute(
+            "INSERT OR IGNORE INTO conversations (id, bot_id, created_at, last_active) VALUES (?, ?, ?, ?)",
+            (conversation_id, bot_id, now, now),
+        )
+        return cur.rowcount == 1
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        return await self._read(self._get_conversation, conversation_id)
+
+    def _get_conversation(self, conversation_id: str) -> Conversation | None:
+        row = self._r.execute(
+            "SELECT bot_id, created_at, last_seq FROM conversations WHERE id = ?", (conversation_id,)
+        ).fetchone()
+        return Conversation(conversation_id, row[0], row[1], row[2]) if row else None
+
+    @staticmethod
+    def _check_exists(conn: sqlite3.Connection, conversation_id: str) -> None:
+        if conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)).fetchone() is None:
+            raise UnknownConversation(conversation_id)
+
+    async def add_member(self, conversation_id: str, member: Member) -> bool:
+        return await self._write(self._add_member, conversation_id, member)
+
+    def _add_member(self, conversation_id: str, member: Member) -> bool:
+        conn = self._w
+        with _transaction(conn):
+            self._check_exists(conn, conversation_id)
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO members (conversation_id, member_id, name, position)"
+                " SELECT ?, ?, ?, coalesce(max(position), 0) + 1 FROM members WHERE conversation_id = ?",
+                (conversation_id, member.id, member.name, conversation_id),
+            )
+            return cur.rowcount == 1
+
+    async def remove_member(self, conversation_id: str, member_id: str) -> bool:
+        return await self._write(self._remove_member, conversation_id, member_id)
+
+    def _remove_member(self, conversation_id: str, member_id: str) -> bool:
+        conn = self._w
+        with _transaction(conn):
+            self._check_exists(conn, conversation_id)
+            cur = conn.execute(
+                "DELETE FROM members WHERE conversation_id = ? AND member_id = ?", (conversation_id, member_id)
+            )
+            return cur.rowcount == 1
+
+    async def members(self, conversation_id: str) -> list[Member]:
+        return await self._read(self._members, conversation_id)
+
+    def _members(self, conversation_id: str) -> list[Member]:
+        conn = self._r
+        with _transaction(conn, "DEFERRED"):  # one snapshot for both queries
+            self._check_exists(conn, conversation_id)
+            rows = conn.execute(
+                "SELECT member_id, name FROM members WHERE conversation_id = ? ORDER BY position", (conversation_id,)
+            ).fetchall()
+        return [Member(member_id, name) for member_id, name in rows]
+
+    # -- activities and files ---------------------------------------------------------------------
+
+    async def append(
+        self, conversation_id: str, activity: dict[str, Any], now: float, files: Sequence[StoredFile] = ()
+    ) -> StoredActivity:
+        seq, ts_ms = await self._write(self._append, conversation_id, activity, now, files)
+        # The caller's dict is changed on the loop's thread, and only once the activity is committed.
+        assign_position(activity, conversation_id, seq, ts_ms)
+        return StoredActivity(seq, activity)
+
+    def _append(
+        self, conversation_id: str, activity: dict[str, Any], now: float, files: Sequence[StoredFile]
+    ) -> tuple[int, int]:
+        conn = self._w
+        with _transaction(conn):
+            rows = conn.execute(
+                "UPDATE conversations SET last_seq = last_seq + 1, last_active = ? WHERE id = ?"
+                " RETURNING last_seq, last_ts_ms",
+                (now, conversation_id),
+            ).fetchall()  # fetch everything: the statement must be finished before COMMIT
+            if not rows:
+                raise UnknownConversation(conversation_id)
+            seq, last_ts_ms = rows[0]
+            ts_ms = next_timestamp_ms(int(now * 1000), last_ts_ms)
+            conn.execute("UPDATE conversations SET last_ts_ms = ? WHERE id = ?", (ts_ms, conversation_id))
+            # an encoding error rolls the whole transaction back, so no sequence number is skipped
+            body = msgspec.json.encode(assign_position(dict(activity), conversation_id, seq, ts_ms))
+            conn.execute(
+                "INSERT INTO activities (conversation_id, seq, stored_at, body) VALUES (?, ?, ?, ?)",
+                (conversation_id, seq, now, body),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO files (conversation_id, id, name, content_type, created_at, data)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(conversation_id, f.id, f.name, f.content_type, f.created_at, bytes(f.data)) for f in files],
+            )
+        return seq, ts_ms
+
+    async def read(self, conversation_id: str, after_seq: int, limit: int, now: float) -> list[StoredActivity]:
+        return await self._read(self._read_activities, conversation_id, after_seq, limit, now)
+
+    def _read_activities(self, conversation_id: str, after_seq: int, limit: int, now: float) -> list[StoredActivity]:
+        conn = self._r
+        with _transaction(conn, "DEFERRED"):
+            self._check_exists(conn, conversation_id)
+            rows = conn.execute(
+                "SELECT seq, body FROM activities WHERE conversation_id = ? AND seq > ? AND stored_at >= ?"
+                " ORDER BY seq LIMIT ?",
+                (conversation_id, after_seq, now - self.retention, max(limit, 0)),
+            ).fetchall()
+        return [StoredActivity(seq, msgspec.json.decode(body, type=dict[str, Any])) for seq, body in rows]
+
+    async def get_file(self, conversation_id: str, file_id: str, now: float) -> StoredFile | None:
+        return await self._read(self._get_file, conversation_id, file_id, now)
+
+    def _get_file(self, conversation_id: str, file_id: str, now: float) -> StoredFile | None:
+        row = self._r.execute(
+            "SELECT name, content_type, data, created_at FROM files"
+            " WHERE conversation_id = ? AND id = ? AND created_at >= ?",
+            (conversation_id, file_id, now - self.retention),
+        ).fetchone()
+        if row is None:
+            return None
+        name, content_type, data, created_at = row
+        return StoredFile(file_id, conversation_id, name, content_type, bytes(data), created_at)
+
+    # -- retention --------------------------------------------------------------------------------
+
+    async def sweep(self, now: float) -> int:
+        # Many short transactions rather than one long one: writes queued meanwhile run between batches.
+        removed = 0
+        while (n := await self._write(self._sweep_batch, now)) is not None:
+            removed += n
+        return removed
+
+    def _sweep_batch(self, now: float) -> int | None:
+        """Delete one batch of expired rows; the count of items deleted, or None when nothing is left.
+
+        Counts activities, files and conversations (not members), like `MemoryStore`.
+        """
+        conn = self._w
+        cutoff = now - self.retention
+        with _transaction(conn):
+            n = conn.execute(
+                "DELETE FROM activities WHERE (conversation_id, seq) IN"
+                " (SELECT conversation_id, seq FROM activities WHERE stored_at < ? LIMIT ?)",
+                (cutoff, _SWEEP_BATCH),
+            ).rowcount
+            if n:
+                return n
+            n = conn.execute(
+                "DELETE FROM files WHERE rowid IN (SELECT rowid FROM files WHERE created_at < ? LIMIT ?)",
+                (cutoff, _SWEEP_BATCH),
+            ).rowcount
+            if n:
+                return n
+            row = conn.execute(
+                "SELECT id FROM conversations WHERE last_active < ? ORDER BY last_active LIMIT 1",
+                (now - self.conversation_ttl,),
+            ).fetchone()
+            if row is None:
+                return None
+            # An idle conversation is emptied a batch at a time, and each batch checks (in its own
+            # transaction) that it is still idle; the last one deletes its members and the row.
+            (conversation_id,) = row
+            n = conn.execute(
+                "DELETE FROM activities WHERE conversation_id = ? AND seq IN"
+                " (SELECT seq FROM activities WHERE conversation_id = ? ORDER BY seq LIMIT ?)",
+                (conversation_id, conversation_id, _SWEEP_BATCH),
+            ).rowcount
+            if n:
+                return n
+            n = conn.execute(
+                "DELETE FROM files WHERE rowid IN (SELECT rowid FROM files WHERE conversation_id = ? LIMIT ?)",
+                (conversation_id, _SWEEP_BATCH),
+            ).rowcount
+            if n:
+                return n
+            conn.execute("DELETE FROM members WHERE conversation_id = ?", (conversation_id,))
+            conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+            return 1
+
+
+_: type[ConversationStore] = SqliteStore

@@ -1,0 +1,360 @@
+"""The storage conformance suite: every `ConversationStore` backend must pass these (see `conftest.BACKENDS`)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from openline.storage.base import ConversationStore, Member, StoredFile, UnknownConversation
+
+Run = Callable[[Coroutine[Any, Any, Any]], Any]
+
+T0 = 1_700_000_000.0
+
+
+def _ts(activity: dict[str, Any]) -> dt.datetime:
+    return dt.datetime.fromisoformat(activity["timestamp"])
+
+
+def _file(conversation_id: str, file_id: str, created_at: float, data: bytes = b"") -> StoredFile:
+    data = data or bytes(range(256)) * 41
+    return StoredFile(file_id, conversation_id, f"{file_id}.bin", "application/octet-stream", data, created_at)
+
+
+async def _new(store: ConversationStore, conversation_id: str = "c1", now: float = T0) -> str:
+    assert await store.create_conversation(conversation_id, "bot", now)
+    return conversation_id
+
+
+async def _append_texts(store: ConversationStore, conversation_id: str, count: int, now: float = T0) -> None:
+    for i in range(count):
+        await store.append(conversation_id, {"type": "message", "text": f"m{i + 1}"}, now)
+
+
+# -- conversations ------------------------------------------------------------------------------------
+
+
+def test_create_conversation_once(store: ConversationStore, run: Run) -> None:
+    assert run(store.create_conversation("c1", "bot-a", T0)) is True
+    assert run(store.create_conversation("c1", "bot-b", T0 + 5)) is False
+    conversation = run(store.get_conversation("c1"))
+    assert (conversation.id, conversation.bot_id, conversation.created_at) == ("c1", "bot-a", T0)
+
+
+def test_create_conversation_concurrent_exactly_one_wins(store: ConversationStore, run: Run) -> None:
+    async def scenario() -> list[bool]:
+        return list(await asyncio.gather(*(store.create_conversation("c1", f"bot{i}", T0) for i in range(30))))
+
+    results = run(scenario())
+    assert results.count(True) == 1
+    assert run(store.get_conversation("c1")).bot_id == f"bot{results.index(True)}"
+
+
+def test_get_unknown_conversation_is_none(store: ConversationStore, run: Run) -> None:
+    assert run(store.get_conversation("nope")) is None
+
+
+def test_unknown_conversation_raises(store: ConversationStore, run: Run) -> None:
+    with pytest.raises(UnknownConversation):
+        run(store.add_member("nope", Member("u1")))
+    with pytest.raises(UnknownConversation):
+        run(store.members("nope"))
+    with pytest.raises(UnknownConversation):
+        run(store.append("nope", {"type": "message"}, T0))
+    with pytest.raises(UnknownConversation):
+        run(store.read("nope", 0, 10, T0))
+    assert run(store.get_file("nope", "f1", T0)) is None
+    assert run(store.get_conversation("nope")) is None  # a failed append does not create it
+
+
+# -- members ------------------------------------------------------------------------------------------
+
+
+def test_members_added_once_in_order(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+    assert run(store.members("c1")) == []
+    assert run(store.add_member("c1", Member("u2", "Zed"))) is True
+    assert run(store.add_member("c1", Member("u1", "Alice"))) is True
+    assert run(store.add_member("c1", Member("u2", "Renamed"))) is False
+    assert run(store.add_member("c1", Member("bot"))) is True
+    assert run(store.members("c1")) == [Member("u2", "Zed"), Member("u1", "Alice"), Member("bot", None)]
+
+
+def test_add_member_concurrent_exactly_one_wins(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+
+    async def scenario() -> list[bool]:
+        return list(await asyncio.gather(*(store.add_member("c1", Member("u1", f"n{i}")) for i in range(30))))
+
+    results = run(scenario())
+    assert results.count(True) == 1
+    assert run(store.members("c1")) == [Member("u1", f"n{results.index(True)}")]
+
+
+def test_members_are_per_conversation(store: ConversationStore, run: Run) -> None:
+    run(_new(store, "a"))
+    run(_new(store, "b"))
+    assert run(store.add_member("a", Member("u1")))
+    assert run(store.add_member("b", Member("u1")))
+    assert run(store.members("a")) == run(store.members("b")) == [Member("u1")]
+
+
+# -- append -------------------------------------------------------------------------------------------
+
+
+def test_append_sets_id_and_timestamp_in_place(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+    activity: dict[str, Any] = {"type": "message", "text": "hi", "id": "client-id", "timestamp": "bogus"}
+    stored = run(store.append("c1", activity, T0 + 0.25))
+    assert stored.seq == 1
+    assert activity["id"] == "c1|0000001"
+    assert activity["timestamp"] == "2023-11-14T22:13:20.250Z"
+    assert stored.activity == activity
+    assert run(store.read("c1", 0, 10, T0))[0].activity == activity
+
+
+def test_append_sequence_has_no_gaps(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+    seqs = [run(store.append("c1", {"type": "message"}, T0)).seq for _ in range(3)]
+    assert seqs == [1, 2, 3]
+
+
+def test_concurrent_appends_are_gapless_and_ordered(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+
+    async def scenario() -> list[Any]:
+        return list(
+            await asyncio.gather(*(store.append("c1", {"type": "message", "text": str(i)}, T0) for i in range(50)))
+        )
+
+    results = run(scenario())
+    assert sorted(r.seq for r in results) == list(range(1, 51))
+    for r in results:
+        assert r.activity["id"] == f"c1|{r.seq:07d}"
+    stored = run(store.read("c1", 0, 100, T0))
+    assert [s.seq for s in stored] == list(range(1, 51))
+    by_seq = {r.seq: r.activity for r in results}
+    assert [s.activity for s in stored] == [by_seq[seq] for seq in range(1, 51)]
+    stamps = [_ts(s.activity) for s in stored]
+    assert all(a < b for a, b in itertools.pairwise(stamps))
+
+
+def test_timestamps_strictly_increase_when_the_clock_stalls_or_goes_back(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+    nows = [T0 + 10, T0 + 10, T0 + 10, T0 + 5, T0 + 9.9995, T0 + 20]
+    stamps = [_ts(run(store.append("c1", {"type": "message"}, now)).activity) for now in nows]
+    assert all(a < b for a, b in itertools.pairwise(stamps))
+    assert stamps[0] == dt.datetime.fromtimestamp(T0 + 10, dt.UTC)
+    assert stamps[1] - stamps[0] == dt.timedelta(milliseconds=1)
+    assert stamps[-1] == dt.datetime.fromtimestamp(T0 + 20, dt.UTC)  # back to the clock once it is ahead
+
+
+def test_conversations_have_independent_sequences(store: ConversationStore, run: Run) -> None:
+    run(_new(store, "a"))
+    run(_new(store, "b"))
+    for conversation_id in ["a", "b", "a", "a", "b"]:
+        run(store.append(conversation_id, {"type": "message", "text": conversation_id}, T0))
+    a = run(store.read("a", 0, 10, T0))
+    b = run(store.read("b", 0, 10, T0))
+    assert [(s.seq, s.activity["id"], s.activity["text"]) for s in a] == [
+        (1, "a|0000001", "a"),
+        (2, "a|0000002", "a"),
+        (3, "a|0000003", "a"),
+    ]
+    assert [(s.seq, s.activity["id"], s.activity["text"]) for s in b] == [(1, "b|0000001", "b"), (2, "b|0000002", "b")]
+
+
+def test_stored_activities_are_copies(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+    sent: dict[str, Any] = {"type": "message", "text": "original", "attachments": [{"name": "x"}]}
+    run(store.append("c1", sent, T0))
+    sent["text"] = "changed after append"
+    sent["attachments"][0]["name"] = "changed"
+    first = run(store.read("c1", 0, 10, T0))[0].activity
+    assert first["text"] == "original"
+    assert first["attachments"] == [{"name": "x"}]
+    first["text"] = "changed by a reader"
+    first["attachments"].append({"name": "y"})
+    again = run(store.read("c1", 0, 10, T0))[0].activity
+    assert again["text"] == "original"
+    assert again["attachments"] == [{"name": "x"}]
+
+
+def test_unicode_and_nested_json_round_trip(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+    activity: dict[str, Any] = {
+        "type": "message",
+        "text": 'héllo wörld \u2014 \U0001f30d \u4e2d\u6587 \u0000 "quoted" \\ \n\t',
+        "value": {"nested": [1, -2, 2.5, 2**53, None, True, False, {"deep": {"deeper": ["ok", {}]}}], "empty": []},
+        "channelData": {"clé": "välue", "\U0001f600": [{"a": None}]},
+    }
+    run(store.append("c1", activity, T0))
+    assert run(store.read("c1", 0, 1, T0))[0].activity == activity
+
+
+# -- read ---------------------------------------------------------------------------------------------
+
+
+def test_read_pages_in_order(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+    run(_append_texts(store, "c1", 10))
+    pages: list[list[int]] = []
+    after = 0
+    while page := run(store.read("c1", after, 3, T0)):
+        pages.append([s.seq for s in page])
+        assert [s.activity["text"] for s in page] == [f"m{s.seq}" for s in page]
+        after = page[-1].seq
+    assert pages == [[1, 2, 3], [4, 5, 6], [7, 8, 9], [10]]
+    assert [s.seq for s in run(store.read("c1", 4, 100, T0))] == [5, 6, 7, 8, 9, 10]
+    assert [s.seq for s in run(store.read("c1", 7, 1, T0))] == [8]
+
+
+def test_read_after_the_end_is_empty(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+    assert run(store.read("c1", 0, 10, T0)) == []
+    run(_append_texts(store, "c1", 2))
+    assert run(store.read("c1", 2, 10, T0)) == []
+    assert run(store.read("c1", 50, 10, T0)) == []
+
+
+# -- retention ----------------------------------------------------------------------------------------
+
+
+def test_expired_activities_are_not_read_and_are_swept(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+    run(store.append("c1", {"type": "message", "text": "old"}, T0))
+    run(store.append("c1", {"type": "message", "text": "new"}, T0 + 50))
+    later = T0 + store.retention + 10  # "old" has expired, "new" has not
+    assert [s.activity["text"] for s in run(store.read("c1", 0, 10, T0 + 1))] == ["old", "new"]
+    assert [(s.seq, s.activity["text"]) for s in run(store.read("c1", 0, 10, later))] == [(2, "new")]
+    assert run(store.sweep(later)) > 0
+    # gone, even for a reader whose clock says it would still be kept
+    assert [s.activity["text"] for s in run(store.read("c1", 0, 10, T0 + 1))] == ["new"]
+    assert run(store.sweep(later)) == 0
+    # the sequence goes on after a sweep
+    assert run(store.append("c1", {"type": "message"}, later)).seq == 3
+
+
+def test_activity_at_the_retention_edge_is_kept(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+    run(store.append("c1", {"type": "message"}, T0))
+    assert len(run(store.read("c1", 0, 10, T0 + store.retention))) == 1
+    assert run(store.read("c1", 0, 10, T0 + store.retention + 1)) == []
+
+
+def test_read_after_a_hole_left_by_sweep(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+    run(store.append("c1", {"type": "message"}, T0 + 50))
+    run(store.append("c1", {"type": "message"}, T0))  # the clock went back: this one expires first
+    run(store.append("c1", {"type": "message"}, T0 + 60))
+    later = T0 + store.retention + 5
+    run(store.sweep(later))
+    assert [s.seq for s in run(store.read("c1", 0, 10, later))] == [1, 3]
+    assert [s.seq for s in run(store.read("c1", 1, 10, later))] == [3]
+    assert [s.seq for s in run(store.read("c1", 2, 10, later))] == [3]
+
+
+def test_sweep_of_nothing_removes_nothing(store: ConversationStore, run: Run) -> None:
+    assert run(store.sweep(T0)) == 0
+    run(_new(store))
+    run(_append_texts(store, "c1", 3))
+    assert run(store.sweep(T0 + 1)) == 0
+    assert len(run(store.read("c1", 0, 10, T0 + 1))) == 3
+
+
+def test_files_round_trip(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+    photo = StoredFile("f1", "c1", "photo é.png", "image/png", b"\x89PNG\r\n\x1a\n\x00\xff" * 1000, T0)
+    empty = StoredFile("f2", "c1", "empty.txt", "text/plain", b"", T0)
+    run(store.append("c1", {"type": "message", "attachments": []}, T0, [photo, empty]))
+    assert run(store.get_file("c1", "f1", T0 + 1)) == photo
+    assert run(store.get_file("c1", "f2", T0 + 1)) == empty
+    assert run(store.get_file("c1", "unknown", T0 + 1)) is None
+    run(_new(store, "c2"))
+    assert run(store.get_file("c2", "f1", T0 + 1)) is None  # files belong to their conversation
+
+
+def test_expired_files_are_hidden_then_swept(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+    run(store.append("c1", {"type": "message"}, T0, [_file("c1", "old", T0)]))
+    run(store.append("c1", {"type": "message"}, T0 + 50, [_file("c1", "new", T0 + 50)]))
+    later = T0 + store.retention + 10
+    assert run(store.get_file("c1", "old", later)) is None
+    assert run(store.get_file("c1", "new", later)) == _file("c1", "new", T0 + 50)
+    assert run(store.sweep(later)) > 0
+    assert run(store.get_file("c1", "old", T0 + 1)) is None
+    assert run(store.get_file("c1", "new", T0 + 51)) == _file("c1", "new", T0 + 50)
+
+
+def test_idle_conversation_is_deleted_entirely(store: ConversationStore, run: Run) -> None:
+    run(_new(store, "idle"))
+    run(_new(store, "busy"))
+    run(store.add_member("idle", Member("u1", "Alice")))
+    run(store.append("idle", {"type": "message"}, T0 + 10, [_file("idle", "f1", T0 + 10)]))
+    later = T0 + 10 + store.conversation_ttl + 1
+    run(store.append("busy", {"type": "message"}, later - 1))
+    # not gone before the sweep runs
+    assert run(store.get_conversation("idle")) is not None
+    assert run(store.sweep(later)) > 0
+    assert run(store.get_conversation("idle")) is None
+    for call in (store.read("idle", 0, 10, later), store.members("idle")):
+        with pytest.raises(UnknownConversation):
+            run(call)
+    with pytest.raises(UnknownConversation):
+        run(store.append("idle", {"type": "message"}, later))
+    assert run(store.get_file("idle", "f1", T0 + 11)) is None
+    # the other conversation is untouched
+    assert run(store.get_conversation("busy")) is not None
+    assert [s.seq for s in run(store.read("busy", 0, 10, later))] == [1]
+    # the id can be used again, from scratch
+    assert run(store.create_conversation("idle", "bot", later)) is True
+    assert run(store.members("idle")) == []
+    assert run(store.append("idle", {"type": "message"}, later)).seq == 1
+
+
+def test_activity_keeps_conversation_alive(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+    run(store.append("c1", {"type": "message"}, T0 + store.conversation_ttl))
+    assert run(store.sweep(T0 + store.conversation_ttl + 1)) == 0
+    assert run(store.get_conversation("c1")) is not None
+
+
+def test_large_sweep_removes_everything_expired(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+
+    async def fill() -> None:
+        await asyncio.gather(*(store.append("c1", {"type": "message", "i": i}, T0) for i in range(1200)))
+
+    run(fill())
+    run(store.append("c1", {"type": "message", "text": "kept"}, T0 + 500))
+    assert run(store.sweep(T0 + 500)) >= 1  # how many "items" a backend counts is its own business
+    remaining = run(store.read("c1", 0, 10_000, T0))
+    assert [(s.seq, s.activity["text"]) for s in remaining] == [(1201, "kept")]
+
+
+def test_conversation_reports_its_last_sequence(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+    assert run(store.get_conversation("c1")).last_seq == 0  # type: ignore[union-attr]
+    for _ in range(3):
+        run(store.append("c1", {"type": "message"}, T0))
+    assert run(store.get_conversation("c1")).last_seq == 3  # type: ignore[union-attr]
+    run(store.sweep(T0 + store.retention + 1))  # retention removes activities, never the position
+    assert run(store.get_conversation("c1")).last_seq == 3  # type: ignore[union-attr]
+
+
+def test_remove_member(store: ConversationStore, run: Run) -> None:
+    run(_new(store))
+    run(store.add_member("c1", Member("u1", "One")))
+    run(store.add_member("c1", Member("u2")))
+    assert run(store.remove_member("c1", "u1")) is True
+    assert run(store.remove_member("c1", "u1")) is False
+    assert [m.id for m in run(store.members("c1"))] == ["u2"]
+    assert run(store.add_member("c1", Member("u1", "Again"))) is True
+    assert run(store.members("c1"))[-1] == Member("u1", "Again")
+    with pytest.raises(UnknownConversation):
+        run(store.remove_member("nope", "u1"))

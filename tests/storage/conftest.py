@@ -1,0 +1,47 @@
+"""The storage fixtures: one `store` fixture per backend, each with its own event loop (`run`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from openline.storage.base import ConversationStore
+from openline.storage.memory import MemoryStore
+from openline.storage.sqlite import SqliteStore
+from tests.storage.conformance import Run
+
+RETENTION = 100.0
+CONVERSATION_TTL = 1000.0
+
+# Adding a backend to the conformance suite is adding one factory here: (a scratch directory) -> store.
+BACKENDS: dict[str, Callable[[Path], ConversationStore]] = {
+    "memory": lambda tmp: MemoryStore(RETENTION, CONVERSATION_TTL),
+    "sqlite": lambda tmp: SqliteStore(tmp / "openline.sqlite3", RETENTION, CONVERSATION_TTL),
+}
+
+
+@pytest.fixture
+def runner() -> Iterator[asyncio.Runner]:
+    """One event loop per test, shared by the store's open/close and the test's calls."""
+    with asyncio.Runner() as r:
+        yield r
+
+
+@pytest.fixture
+def run(runner: asyncio.Runner) -> Run:
+    """Run a coroutine to completion on the test's loop: `run(store.read(...))`."""
+    return runner.run
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request: pytest.FixtureRequest, tmp_path: Path, runner: asyncio.Runner) -> Iterator[ConversationStore]:
+    """An open, empty store of each backend (retention 100 s, conversations idle 1000 s expire)."""
+    s = BACKENDS[request.param](tmp_path)
+    runner.run(s.open())
+    try:
+        yield s
+    finally:
+        runner.run(s.close())
