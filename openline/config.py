@@ -107,12 +107,29 @@ def _page_size(value: Any) -> int:
     return size
 
 
+def _log_level(value: Any) -> str:
+    level = _text(value).lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{value!r} is not one of debug, info, warning, error")
+    return level
+
+
 def _str_list(value: Any) -> list[str]:
     if isinstance(value, str):
         return [s.strip() for s in value.split(",") if s.strip()]
     if isinstance(value, list | tuple) and all(isinstance(s, str) for s in value):
         return [s for s in value if s]
     raise ConfigError(f"{value!r} is not a list of strings")
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{value!r} is not a string")
+    return value
+
+
+def _path(value: Any) -> Path:
+    return Path(_text(value)) if not isinstance(value, Path) else value
 
 
 def _url(value: Any) -> str:
@@ -124,13 +141,13 @@ def _url(value: Any) -> str:
 
 # name -> parser; the name is the flag (--name-with-dashes), the env var (OPENLINE_NAME) and the TOML key
 OPTIONS: dict[str, Callable[[Any], Any]] = {
-    "host": str,
+    "host": _text,
     "port": _port,
     "public_url": _url,
     "bot": _url,
     "secret": _str_list,
-    "data_dir": Path,
-    "store": str,
+    "data_dir": _path,
+    "store": _text,
     "token_ttl": parse_duration,
     "retention": parse_duration,
     "conversation_ttl": parse_duration,
@@ -138,7 +155,7 @@ OPTIONS: dict[str, Callable[[Any], Any]] = {
     "max_message_bytes": parse_size,
     "max_upload_bytes": parse_size,
     "page_size": _page_size,
-    "log_level": str,
+    "log_level": _log_level,
 }
 
 
@@ -213,6 +230,8 @@ def load_config(cli: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
             values[name] = OPTIONS[name](value)
         except ConfigError as e:
             raise ConfigError(f"{name}: {e}") from None
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: {value!r} is not a valid value") from None
 
     bot_url, secrets = values.pop("bot", None), values.pop("secret", [])
     if toml_bots is not None:

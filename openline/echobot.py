@@ -42,7 +42,7 @@ class EchoBot:
     async def messages(self, request: Request) -> Response:
         try:
             activity = msgspec.json.decode(await request.body())
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             return Response(status_code=400)
         if not isinstance(activity, dict) or "serviceUrl" not in activity or "conversation" not in activity:
             return Response(status_code=400)

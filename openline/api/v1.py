@@ -83,6 +83,11 @@ class V1Api:
             after = parse_watermark(request.query_params.get("watermark"))
         except InvalidWatermark as e:
             raise ServiceError(ErrorKind.BAD_WATERMARK, str(e)) from None
+        if after > conversation.last_seq:
+            raise ServiceError(
+                ErrorKind.BAD_WATERMARK,
+                f"watermark {after} is ahead of the conversation (its last is {conversation.last_seq})",
+            )
         limit = self.config.page_size
         page = await self.channel.read(conversation, after, limit)
         body = v1.message_set(conversation.id, ((s.seq, s.activity) for s in page), after)

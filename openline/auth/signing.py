@@ -29,7 +29,7 @@ class UrlSigner:
 
     def valid(self, conversation_id: str, file_id: str, expires: str, signature: str, now: float) -> bool:
         """True when the signature matches and the URL has not expired."""
-        if not expires.isdigit() or int(expires) < now:
+        if not (expires.isascii() and expires.isdigit() and signature.isascii()) or int(expires) < now:
             return False
         expected = self._signature(conversation_id, file_id, int(expires))
         return hmac.compare_digest(expected, signature)

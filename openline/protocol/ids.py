@@ -49,7 +49,12 @@ def message_id_v1(conversation_id: str, seq: int) -> str:
 def sequence_of(conversation_id: str, any_activity_id: str) -> int | None:
     """The sequence number inside an id of this conversation (either rendering), else None."""
     prefix, sep, digits = any_activity_id.rpartition("|")
-    if not sep or prefix != conversation_id or not digits.isdigit() or len(digits) > _MAX_WATERMARK_DIGITS:
+    if (
+        not sep
+        or prefix != conversation_id
+        or not (digits.isascii() and digits.isdigit())
+        or len(digits) > _MAX_WATERMARK_DIGITS
+    ):
         return None
     return int(digits)
 

@@ -24,14 +24,30 @@ class Part:
 
 
 def _text(value: bytes | None) -> str | None:
-    return value.decode("utf-8", "replace") if value is not None else None
+    """Header bytes as text: UTF-8 (what browsers send), else Latin-1 (HTTP's historic charset)."""
+    if value is None:
+        return None
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
 
 
-def disposition(header: str | None) -> tuple[str | None, str | None]:
-    """(name, filename) from a Content-Disposition header value (either may be None)."""
+def disposition(header: str | bytes | None) -> tuple[str | None, str | None]:
+    """(name, filename) from a Content-Disposition header value (either may be None).
+
+    A str is taken as the server decoded it (Latin-1), so its original bytes, and
+    with them a UTF-8 filename, are recovered.
+    """
     if not header:
         return None, None
-    _, params = parse_options_header(header)
+    raw = header
+    if isinstance(header, str):
+        try:
+            raw = header.encode("latin-1")
+        except UnicodeEncodeError:
+            raw = header.encode("utf-8")
+    _, params = parse_options_header(raw)
     return _text(params.get(b"name")), _text(params.get(b"filename"))
 
 
@@ -75,7 +91,7 @@ def parse_multipart(body: bytes, boundary: bytes, max_parts: int = 64) -> list[P
     def on_part_end() -> None:
         if len(parts) >= max_parts:
             raise ServiceError(ErrorKind.MALFORMED, f"more than {max_parts} parts in one upload")
-        name, filename = disposition(_text(headers.get(b"content-disposition")))
+        name, filename = disposition(headers.get(b"content-disposition"))
         content_type = _text(headers.get(b"content-type"))
         parts.append(Part(name, filename, content_type.strip() if content_type else None, b"".join(chunks)))
 

@@ -130,7 +130,10 @@ class Channel:
         if isinstance(sender, dict) and isinstance(sender.get("id"), str):
             member = Member(sender["id"], sender.get("name"))
             if await self.store.add_member(conversation.id, member):
-                await self._members_added(conversation.id, bot, sender, [act.account(member.id, member.name)])
+                added = [act.account(member.id, member.name)]
+                if not (await self._members_added(conversation.id, bot, sender, added)).ok:
+                    # the bot never heard of this user: tell it again with the user's next activity
+                    await self.store.remove_member(conversation.id, member.id)
         result = await self.client.deliver(bot.endpoint, act.for_bot(stored.activity, self.public_url))
         if result.error is not None:
             raise ServiceError(result.error, f"{_BOT_FAILURE[result.error]}: {result.detail}")
