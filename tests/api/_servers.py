@@ -1,0 +1,155 @@
+"""Real servers on loopback for the API tests: openline and a recording bot, in one background event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import socket
+import threading
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import msgspec
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+
+def bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound once, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Clock:
+    """Real time plus an offset that tests move forward."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+class LoopThread:
+    """An event loop in a daemon thread that runs ASGI servers until stopped."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.servers: list[tuple[uvicorn.Server, concurrent.futures.Future[Any]]] = []
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def serve(self, app: Any, sock: socket.socket) -> str:
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
+        self.servers.append((server, asyncio.run_coroutine_threadsafe(server.serve(sockets=[sock]), self.loop)))
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        host, port = sock.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        """Shut the servers down gracefully (lifespan shutdown runs), then the loop."""
+        for server, _ in reversed(self.servers):
+            server.should_exit = True
+        for _, done in self.servers:
+            done.result(15)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@dataclass
+class RecordingBot:
+    """A bot that records what it receives and acts on the message text.
+
+    "fail" → 500; "slow" → answers after `slow_seconds`; "silent" → 201 without
+    replying; "typing" → sends a typing activity and an event, then the echo;
+    "card" → a hero card reply; anything else → replies `echo: <text>` through
+    the connector reply route, then answers 201 (like the SDKs, after replying).
+    A conversationUpdate adding someone other than the bot gets `welcome <id>`.
+    """
+
+    slow_seconds: float = 3.0
+    received: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    reply_statuses: list[int] = field(default_factory=list)
+    fail_updates: int = 0  # how many conversationUpdates to answer with 500 next
+    _session: aiohttp.ClientSession | None = None
+
+    def app(self) -> Starlette:
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            self._session = aiohttp.ClientSession()
+            yield
+            await self._session.close()
+
+        return Starlette(routes=[Route("/api/messages", self.messages, methods=["POST"])], lifespan=lifespan)
+
+    def of(self, conversation_id: str, type_: str | None = None) -> list[dict[str, Any]]:
+        return [
+            a
+            for a in self.received
+            if a.get("conversation", {}).get("id") == conversation_id and (type_ is None or a.get("type") == type_)
+        ]
+
+    async def _post(self, activity: dict[str, Any], body: dict[str, Any], reply: bool = True) -> None:
+        assert self._session is not None
+        conv = urllib.parse.quote(activity["conversation"]["id"], safe="")
+        url = f"{activity['serviceUrl']}/v3/conversations/{conv}/activities"
+        if reply:
+            url += "/" + urllib.parse.quote(activity["id"], safe="")
+        message = {"from": activity["recipient"], "recipient": activity["from"], **body}
+        async with self._session.post(url, json=message) as response:
+            await response.read()
+            self.reply_statuses.append(response.status)
+
+    async def messages(self, request: Request) -> Response:
+        activity = msgspec.json.decode(await request.body())
+        self.received.append(activity)
+        self.headers.append(dict(request.headers))
+        if activity.get("type") == "conversationUpdate":
+            if self.fail_updates > 0:
+                self.fail_updates -= 1
+                return Response(status_code=500)
+            for member in activity.get("membersAdded", []):
+                if member["id"] != activity["recipient"]["id"]:
+                    await self._post(activity, {"type": "message", "text": f"welcome {member['id']}"}, reply=False)
+            return Response(status_code=201)
+        text = activity.get("text") or ""
+        if text == "fail":
+            return Response(b'{"error":"bot crashed"}', status_code=500)
+        if text == "slow":
+            await asyncio.sleep(self.slow_seconds)
+        if text == "silent":
+            return Response(status_code=201)
+        if text == "typing":
+            await self._post(activity, {"type": "typing"})
+            await self._post(activity, {"type": "event", "name": "hidden"})
+        if text == "card":
+            card = {"contentType": "application/vnd.microsoft.card.hero", "content": {"title": "A card", "text": "x"}}
+            await self._post(activity, {"type": "message", "attachments": [card]})
+            return Response(status_code=201)
+        await self._post(activity, {"type": "message", "text": f"echo: {text}", "replyToId": activity["id"]})
+        return Response(status_code=201)

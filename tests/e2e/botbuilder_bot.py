@@ -1,0 +1,73 @@
+"""An unchanged-style botbuilder-python echo bot (CloudAdapter, auth disabled), run as a subprocess by the e2e tests."""
+
+# Modelled on the official sample 02.echo-bot (app.py, config.py, bots/echo_bot.py) folded into one file:
+# the same adapter, authentication, error middleware and handlers. Usage: python botbuilder_bot.py --port 3978
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from aiohttp import web
+from aiohttp.web import Request, Response
+from botbuilder.core import ActivityHandler, MessageFactory, TurnContext
+from botbuilder.core.integration import aiohttp_error_middleware
+from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.schema import ChannelAccount
+
+
+class DefaultConfig:
+    """Bot configuration: an empty app id and password turn authentication off (as in the Emulator)."""
+
+    PORT = 3978
+    APP_ID = ""
+    APP_PASSWORD = ""
+    APP_TYPE = "MultiTenant"
+    APP_TENANTID = ""
+
+
+class EchoBot(ActivityHandler):
+    async def on_members_added_activity(self, members_added: list[ChannelAccount], turn_context: TurnContext):
+        for member in members_added:
+            if member.id != turn_context.activity.recipient.id:
+                await turn_context.send_activity(f"Welcome, {member.id}!")
+
+    async def on_message_activity(self, turn_context: TurnContext):
+        return await turn_context.send_activity(MessageFactory.text(f"echo: {turn_context.activity.text}"))
+
+
+CONFIG = DefaultConfig()
+ADAPTER = CloudAdapter(ConfigurationBotFrameworkAuthentication(CONFIG))
+
+
+async def on_error(context: TurnContext, error: Exception):
+    # As in the sample: log the error and tell the user (the channel still gets a 2xx for the turn).
+    print(f"\n [on_turn_error] unhandled error: {error}", file=sys.stderr)
+    traceback.print_exc()
+    await context.send_activity("The bot encountered an error or bug.")
+
+
+ADAPTER.on_turn_error = on_error
+BOT = EchoBot()
+
+
+async def messages(req: Request) -> Response:
+    return await ADAPTER.process(req, BOT)
+
+
+APP = web.Application(middlewares=[aiohttp_error_middleware])
+APP.router.add_post("/api/messages", messages)
+
+
+def _ready(*_args: object, **_kwargs: object) -> None:
+    # web.run_app calls this once the site is listening (instead of its "Running on ..." banner)
+    print("ready", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=CONFIG.PORT)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args()
+    web.run_app(APP, host=args.host, port=args.port, print=_ready)

@@ -1,0 +1,445 @@
+"""Tests for openline.config: value parsers, source precedence, bots and configuration errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openline.config import (
+    ECHO_BOT_ID,
+    ECHO_BOT_NAME,
+    OPTIONS,
+    BotConfig,
+    Config,
+    ConfigError,
+    connect_host,
+    load_config,
+    parse_duration,
+    parse_seconds,
+    parse_size,
+)
+
+
+def _cli(**given: Any) -> dict[str, Any]:
+    """The flags as argparse hands them over: every option present, None when not given."""
+    return {"command": "serve", "config": None, **dict.fromkeys(OPTIONS), **given}
+
+
+def _toml(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "openline.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def _error(cli: dict[str, Any], env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(cli, env={} if env is None else env)
+    return str(info.value)
+
+
+# parse_duration
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("90s", 90),
+        ("30m", 1800),
+        ("24h", 86400),
+        ("7d", 604800),
+        (1800, 1800),
+        ("1800", 1800),
+        (0, 0),
+        ("0", 0),
+        (" 30m ", 1800),
+        ("30 m", 1800),
+        ("30M", 1800),
+        ("1.5h", 5400),
+        (90.0, 90),
+    ],
+)
+def test_parse_duration(value: Any, seconds: int) -> None:
+    assert parse_duration(value) == seconds
+    assert isinstance(parse_duration(value), int)
+
+
+@pytest.mark.parametrize("value", ["", "abc", "-5", -5, "5w", "5 minutes", "1.5.2", "m", True, False, None, [30]])
+def test_parse_duration_rejects(value: Any) -> None:
+    with pytest.raises(ConfigError):
+        parse_duration(value)
+
+
+# parse_seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("1.5", 1.5), (" 0.25 ", 0.25), (2.5, 2.5), (15, 15.0), ("15", 15.0), ("15s", 15.0), ("2m", 120.0)],
+)
+def test_parse_seconds_keeps_fractions(value: Any, seconds: float) -> None:
+    assert parse_seconds(value) == seconds
+    assert isinstance(parse_seconds(value), float)
+
+
+@pytest.mark.parametrize("value", ["", "abc", "-1.5", -1.5, "1,5", True])
+def test_parse_seconds_rejects(value: Any) -> None:
+    with pytest.raises(ConfigError):
+        parse_seconds(value)
+
+
+# parse_size
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [
+        ("256KB", 256 * 1024),
+        ("4MB", 4 * 1024 * 1024),
+        ("256k", 256 * 1024),
+        ("256kb", 256 * 1024),
+        ("4m", 4 * 1024 * 1024),
+        (100, 100),
+        ("100", 100),
+        ("100b", 100),
+        (" 4 MB ", 4 * 1024 * 1024),
+    ],
+)
+def test_parse_size(value: Any, size: int) -> None:
+    assert parse_size(value) == size
+
+
+@pytest.mark.parametrize("value", [0, "0", "0KB", -1, "-1", "1.5MB", "4GB", "4 megabytes", "KB", "", "abc", True, 1.5])
+def test_parse_size_rejects(value: Any) -> None:
+    with pytest.raises(ConfigError):
+        parse_size(value)
+
+
+# connect_host
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("0.0.0.0", "127.0.0.1"),
+        ("", "127.0.0.1"),
+        ("::", "[::1]"),
+        ("::1", "[::1]"),
+        ("[::1]", "[::1]"),
+        ("localhost", "localhost"),
+        ("10.0.0.5", "10.0.0.5"),
+    ],
+)
+def test_connect_host(host: str, expected: str) -> None:
+    assert connect_host(host) == expected
+
+
+# defaults
+
+
+def test_defaults() -> None:
+    config = load_config(_cli(), env={})
+    assert config == Config(
+        public_url="http://127.0.0.1:3000",
+        bots=(BotConfig(ECHO_BOT_ID, ECHO_BOT_NAME, None, ()),),
+    )
+    assert config.host == "127.0.0.1"
+    assert config.port == 3000
+    assert config.token_ttl == 1800
+    assert config.max_message_bytes == 256 * 1024
+    assert config.max_upload_bytes == 4 * 1024 * 1024
+    assert config.data_dir == Path("openline-data")
+
+
+def test_an_empty_cli_mapping_is_all_defaults() -> None:
+    assert load_config({}, env={}) == load_config(_cli(), env={})
+
+
+def test_default_bot_is_the_echo_bot() -> None:
+    (bot,) = load_config(_cli(), env={}).bots
+    assert bot.id == "echobot"
+    assert bot.endpoint is None
+
+
+def test_bot_flag_configures_one_bot_called_bot() -> None:
+    config = load_config(_cli(bot="http://localhost:3978/api/messages/", secret=["s1", "s2"]), env={})
+    assert config.bots == (BotConfig("bot", "Bot", "http://localhost:3978/api/messages", ("s1", "s2")),)
+
+
+def test_secret_without_bot_belongs_to_the_echo_bot() -> None:
+    (bot,) = load_config(_cli(secret=["s1"]), env={}).bots
+    assert (bot.id, bot.endpoint, bot.secrets) == (ECHO_BOT_ID, None, ("s1",))
+
+
+def test_an_empty_secret_list_is_not_given() -> None:
+    (bot,) = load_config(_cli(secret=[]), env={"OPENLINE_SECRET": "from-env"}).bots
+    assert bot.secrets == ("from-env",)
+
+
+# public_url
+
+
+def test_public_url_follows_host_and_port() -> None:
+    assert load_config(_cli(host="192.168.1.2", port="8080"), env={}).public_url == "http://192.168.1.2:8080"
+
+
+def test_public_url_for_a_wildcard_host_uses_loopback() -> None:
+    config = load_config(_cli(host="0.0.0.0", port="8080"), env={})
+    assert config.host == "0.0.0.0"
+    assert config.public_url == "http://127.0.0.1:8080"
+    assert config.local_url == "http://127.0.0.1:8080"
+
+
+def test_public_url_for_an_ipv6_wildcard() -> None:
+    assert load_config(_cli(host="::"), env={}).public_url == "http://[::1]:3000"
+
+
+def test_an_explicit_public_url_wins_and_loses_its_trailing_slash() -> None:
+    config = load_config(_cli(public_url="https://dl.example.com/base/"), env={})
+    assert config.public_url == "https://dl.example.com/base"
+    assert config.local_url == "http://127.0.0.1:3000"
+
+
+# precedence
+
+
+def test_precedence_defaults_toml_env_cli(tmp_path: Path) -> None:
+    path = _toml(tmp_path, 'port = 1000\nhost = "10.0.0.1"\ntoken_ttl = "1h"\nlog_level = "debug"\n')
+    env = {"OPENLINE_PORT": "2000", "OPENLINE_HOST": "10.0.0.2"}
+    config = load_config(_cli(config=path, port="4000"), env=env)
+    assert config.port == 4000  # CLI over env over TOML
+    assert config.host == "10.0.0.2"  # env over TOML
+    assert config.token_ttl == 3600  # TOML over defaults
+    assert config.log_level == "debug"
+    assert config.retention == 86400  # default
+
+
+def test_env_over_toml(tmp_path: Path) -> None:
+    path = _toml(tmp_path, "port = 1000\n")
+    assert load_config(_cli(config=path), env={"OPENLINE_PORT": "2000"}).port == 2000
+
+
+def test_toml_over_defaults(tmp_path: Path) -> None:
+    assert load_config(_cli(config=_toml(tmp_path, "port = 1000\n")), env={}).port == 1000
+
+
+def test_cli_none_is_not_given(tmp_path: Path) -> None:
+    path = _toml(tmp_path, "port = 1000\n")
+    assert load_config(_cli(config=path, port=None), env={}).port == 1000
+
+
+def test_empty_env_values_are_not_given() -> None:
+    assert load_config(_cli(), env={"OPENLINE_PORT": "", "OPENLINE_HOST": ""}).port == 3000
+
+
+def test_env_names_every_option() -> None:
+    env = {
+        "OPENLINE_HOST": "0.0.0.0",
+        "OPENLINE_PORT": "8080",
+        "OPENLINE_PUBLIC_URL": "https://dl.example.com",
+        "OPENLINE_DATA_DIR": "/var/lib/openline",
+        "OPENLINE_STORE": "memory://",
+        "OPENLINE_TOKEN_TTL": "10m",
+        "OPENLINE_RETENTION": "2d",
+        "OPENLINE_CONVERSATION_TTL": "30d",
+        "OPENLINE_BOT_TIMEOUT": "2.5",
+        "OPENLINE_MAX_MESSAGE_BYTES": "64KB",
+        "OPENLINE_MAX_UPLOAD_BYTES": "10MB",
+        "OPENLINE_PAGE_SIZE": "20",
+        "OPENLINE_LOG_LEVEL": "warning",
+    }
+    config = load_config(_cli(), env=env)
+    assert config.host == "0.0.0.0"
+    assert config.port == 8080
+    assert config.public_url == "https://dl.example.com"
+    assert config.data_dir == Path("/var/lib/openline")
+    assert config.store == "memory://"
+    assert config.token_ttl == 600
+    assert config.retention == 2 * 86400
+    assert config.conversation_ttl == 30 * 86400
+    assert config.bot_timeout == 2.5
+    assert config.max_message_bytes == 64 * 1024
+    assert config.max_upload_bytes == 10 * 1024 * 1024
+    assert config.page_size == 20
+    assert config.log_level == "warning"
+
+
+def test_env_secret_is_comma_separated() -> None:
+    (bot,) = load_config(_cli(), env={"OPENLINE_SECRET": "a, b,,c ,"}).bots
+    assert bot.secrets == ("a", "b", "c")
+
+
+def test_env_bot_and_secret() -> None:
+    env = {"OPENLINE_BOT": "http://localhost:3978/api/messages", "OPENLINE_SECRET": "s1,s2"}
+    assert load_config(_cli(), env=env).bots == (
+        BotConfig("bot", "Bot", "http://localhost:3978/api/messages", ("s1", "s2")),
+    )
+
+
+def test_config_file_from_the_environment(tmp_path: Path) -> None:
+    path = _toml(tmp_path, "port = 1234\n")
+    assert load_config(_cli(), env={"OPENLINE_CONFIG": path}).port == 1234
+
+
+def test_toml_keys_may_use_dashes(tmp_path: Path) -> None:
+    path = _toml(tmp_path, 'public-url = "https://x.example"\npage-size = 5\nbot-timeout = 0.5\n')
+    config = load_config(_cli(config=path), env={})
+    assert (config.public_url, config.page_size, config.bot_timeout) == ("https://x.example", 5, 0.5)
+
+
+def test_toml_native_values(tmp_path: Path) -> None:
+    path = _toml(tmp_path, 'token_ttl = 60\nmax_upload_bytes = 1024\nsecret = ["a", "b"]\ndata_dir = "d"\n')
+    config = load_config(_cli(config=path), env={})
+    assert config.token_ttl == 60
+    assert config.max_upload_bytes == 1024
+    assert config.bots[0].secrets == ("a", "b")
+    assert config.data_dir == Path("d")
+
+
+# [[bots]]
+
+
+def test_toml_bots(tmp_path: Path) -> None:
+    path = _toml(
+        tmp_path,
+        """
+[[bots]]
+id = "support"
+name = "Support Bot"
+endpoint = "http://localhost:3978/api/messages"
+secrets = ["s1", "s2"]
+
+[[bots]]
+id = "sales"
+endpoint = "https://sales.example.com/api/messages/"
+secrets = "s3, s4"
+
+[[bots]]
+id = "echo"
+name = "Echo"
+""",
+    )
+    assert load_config(_cli(config=path), env={}).bots == (
+        BotConfig("support", "Support Bot", "http://localhost:3978/api/messages", ("s1", "s2")),
+        BotConfig("sales", "sales", "https://sales.example.com/api/messages", ("s3", "s4")),
+        BotConfig("echo", "Echo", None, ()),
+    )
+
+
+def test_a_toml_bot_without_endpoint_is_the_echo_bot(tmp_path: Path) -> None:
+    path = _toml(tmp_path, '[[bots]]\nid = "mine"\nsecrets = ["x"]\n\n[[bots]]\nid = "empty"\nendpoint = ""\n')
+    bots = load_config(_cli(config=path), env={}).bots
+    assert [(b.id, b.endpoint) for b in bots] == [("mine", None), ("empty", None)]
+
+
+# errors
+
+
+@pytest.mark.parametrize(
+    ("cli", "env"),
+    [
+        ({"bot": "http://localhost:3978/api/messages"}, {}),
+        ({"secret": ["s9"]}, {}),
+        ({}, {"OPENLINE_BOT": "http://localhost:3978/api/messages"}),
+        ({}, {"OPENLINE_SECRET": "s9"}),
+    ],
+)
+def test_bot_or_secret_flags_with_toml_bots_is_an_error(
+    tmp_path: Path, cli: dict[str, Any], env: dict[str, str]
+) -> None:
+    path = _toml(tmp_path, '[[bots]]\nid = "a"\n')
+    assert "[[bots]]" in _error(_cli(config=path, **cli), env)
+
+
+def test_duplicate_bot_ids(tmp_path: Path) -> None:
+    path = _toml(tmp_path, '[[bots]]\nid = "a"\n\n[[bots]]\nid = "a"\nendpoint = "http://x"\n')
+    assert "unique" in _error(_cli(config=path))
+
+
+def test_a_secret_shared_by_two_bots(tmp_path: Path) -> None:
+    path = _toml(tmp_path, '[[bots]]\nid = "a"\nsecrets = ["s"]\n\n[[bots]]\nid = "b"\nsecrets = ["t", "s"]\n')
+    assert "secret" in _error(_cli(config=path))
+
+
+def test_a_secret_repeated_for_one_bot() -> None:
+    assert "secret" in _error(_cli(secret=["s", "s"]))
+
+
+def test_unknown_toml_keys(tmp_path: Path) -> None:
+    message = _error(_cli(config=_toml(tmp_path, "port = 1\nprot = 2\n")))
+    assert "prot" in message
+
+
+def test_unknown_keys_in_a_toml_bot(tmp_path: Path) -> None:
+    message = _error(_cli(config=_toml(tmp_path, '[[bots]]\nid = "a"\nurl = "http://x"\n')))
+    assert "url" in message
+    assert "bots[0]" in message
+
+
+@pytest.mark.parametrize(
+    "bots",
+    [
+        '[[bots]]\nname = "no id"\n',
+        '[[bots]]\nid = ""\n',
+        '[[bots]]\nid = "has space"\n',
+        "[[bots]]\nid = 5\n",
+        '[[bots]]\nid = "a"\nname = 5\n',
+        '[[bots]]\nid = "a"\nendpoint = "not a url"\n',
+        '[[bots]]\nid = "a"\nsecrets = 5\n',
+        'bots = "a"\n',
+        "bots = [1, 2]\n",
+        "bots = []\n",
+    ],
+)
+def test_invalid_toml_bots(tmp_path: Path, bots: str) -> None:
+    _error(_cli(config=_toml(tmp_path, bots)))
+
+
+def test_invalid_toml(tmp_path: Path) -> None:
+    message = _error(_cli(config=_toml(tmp_path, "port = = 3\n[unclosed\n")))
+    assert "TOML" in message
+
+
+def test_a_missing_config_file(tmp_path: Path) -> None:
+    message = _error(_cli(config=str(tmp_path / "nope.toml")))
+    assert "nope.toml" in message
+
+
+@pytest.mark.parametrize("port", ["abc", "0", "65536", "-1", "3000.5"])
+def test_bad_port(port: str) -> None:
+    assert "port" in _error(_cli(port=port))
+
+
+def test_bad_port_from_env_and_toml(tmp_path: Path) -> None:
+    assert "port" in _error(_cli(), {"OPENLINE_PORT": "http"})
+    assert "port" in _error(_cli(config=_toml(tmp_path, "port = 70000\n")))
+
+
+@pytest.mark.parametrize("option", ["public_url", "bot"])
+@pytest.mark.parametrize("url", ["ftp://example.com", "localhost:3978", "example.com/api", "http://", "not a url"])
+def test_bad_url(option: str, url: str) -> None:
+    assert option in _error(_cli(**{option: url}))
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("token_ttl", "forever"),
+        ("retention", "-1d"),
+        ("conversation_ttl", "2 weeks"),
+        ("bot_timeout", "soon"),
+        ("max_message_bytes", "1GB"),
+        ("max_upload_bytes", "lots"),
+        ("page_size", "0"),
+        ("page_size", "10001"),
+        ("page_size", "many"),
+    ],
+)
+def test_bad_values_name_the_option(option: str, value: str) -> None:
+    assert _error(_cli(**{option: value})).startswith(f"{option}: ")
+    assert _error(_cli(), {"OPENLINE_" + option.upper(): value}).startswith(f"{option}: ")
+
+
+def test_a_wrong_toml_type_for_data_dir_is_a_config_error(tmp_path: Path) -> None:
+    assert "data_dir" in _error(_cli(config=_toml(tmp_path, "data_dir = 5\n")))
