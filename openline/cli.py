@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
         if name == "secret":
             serve.add_argument(flag, action="append", metavar="S", help=_HELP[name])
         else:
-            serve.add_argument(flag, metavar=name.split("_")[-1].upper(), help=_HELP[name])
+            metavar = {"bot": "URL", "public_url": "URL", "store": "URL"}.get(name, name.split("_")[-1].upper())
+            serve.add_argument(flag, metavar=metavar, help=_HELP[name])
     return parser
 
 
@@ -64,7 +65,11 @@ def serve(config: Config) -> int:
     from openline.app import build_services, create_app
 
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    services = build_services(config)
+    try:
+        services = build_services(config)
+    except (OSError, ValueError) as e:
+        print(f"openline: cannot start: {e}", file=sys.stderr)
+        return 1
     app = create_app(config, services)
     _banner(config, services.generated_secrets)
     server = uvicorn.Server(

@@ -132,6 +132,13 @@ def _path(value: Any) -> Path:
     return Path(_text(value)) if not isinstance(value, Path) else value
 
 
+def _store(value: Any) -> str:
+    url = _text(value).strip()
+    if url and not (url.startswith("memory:") or re.match(r"^sqlite:(//)?/?\S", url)):
+        raise ConfigError(f"{value!r} is not a store URL: use memory://, sqlite:///PATH, or leave it unset")
+    return url
+
+
 def _url(value: Any) -> str:
     url = str(value).strip().rstrip("/")
     if not re.match(r"^https?://[^/\s]+", url):
@@ -147,7 +154,7 @@ OPTIONS: dict[str, Callable[[Any], Any]] = {
     "bot": _url,
     "secret": _str_list,
     "data_dir": _path,
-    "store": _text,
+    "store": _store,
     "token_ttl": parse_duration,
     "retention": parse_duration,
     "conversation_ttl": parse_duration,

@@ -443,3 +443,13 @@ def test_bad_values_name_the_option(option: str, value: str) -> None:
 
 def test_a_wrong_toml_type_for_data_dir_is_a_config_error(tmp_path: Path) -> None:
     assert "data_dir" in _error(_cli(config=_toml(tmp_path, "data_dir = 5\n")))
+
+
+@pytest.mark.parametrize("url", ["redis://localhost", "sqlite:", "postgres://x", "memoryx"])
+def test_an_unknown_store_url_is_a_config_error(url: str) -> None:
+    assert _error(_cli(store=url)).startswith("store: ")
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite:///tmp/x.sqlite3", "sqlite:relative.db"])
+def test_store_urls(url: str) -> None:
+    assert load_config({"store": url}, env={}).store == url
