@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from openline.protocol.errors import ErrorKind, ServiceError
@@ -28,11 +28,15 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise ServiceError(ErrorKind.TOO_LARGE, f"the body is larger than the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ServiceError(ErrorKind.TOO_LARGE, f"the body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ServiceError(ErrorKind.TOO_LARGE, f"the body is larger than the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # nothing was stored; the answer goes nowhere, but the request ends as a client error, not a crash
+        raise ServiceError(ErrorKind.MALFORMED, "the client disconnected before sending the whole body") from None
     return b"".join(chunks)
 
 
