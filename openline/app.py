@@ -78,7 +78,7 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
         signer=signer,
         bot_client=client,
         channel=Channel(store, bots, client, signer, config.public_url, clock),
-        echo_bot=echobot.EchoBot() if uses_echo else None,
+        echo_bot=echobot.EchoBot(config.public_url) if uses_echo else None,
         clock=clock,
         generated_secrets=generated,
     )

@@ -26,7 +26,7 @@ class DataDir:
         self.path = path
 
     def ensure(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def signing_key(self) -> bytes:
         """The key that signs tokens and file URLs (32 random bytes, kept in `signing.key`)."""

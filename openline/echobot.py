@@ -24,7 +24,9 @@ WELCOME = "Welcome to openline! I am the built-in echo bot: send me a message an
 
 
 class EchoBot:
-    def __init__(self) -> None:
+    def __init__(self, service_url: str) -> None:
+        # the only serviceUrl it replies to: its endpoint is public, and must not post anywhere a caller names
+        self.service_url = service_url.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
 
     def routes(self) -> list[Route]:
@@ -44,8 +46,10 @@ class EchoBot:
             activity = msgspec.json.decode(await request.body())
         except (msgspec.DecodeError, UnicodeDecodeError):
             return Response(status_code=400)
-        if not isinstance(activity, dict) or "serviceUrl" not in activity or "conversation" not in activity:
+        if not isinstance(activity, dict) or not isinstance(activity.get("conversation"), dict):
             return Response(status_code=400)
+        if str(activity.get("serviceUrl", "")).rstrip("/") != self.service_url:
+            return Response(status_code=403)
         kind = activity.get("type")
         try:
             if kind == "conversationUpdate":
@@ -70,7 +74,7 @@ class EchoBot:
     async def _send(self, activity: dict[str, Any], reply: dict[str, Any], reply_to: str | None) -> None:
         assert self._session is not None
         conversation = urllib.parse.quote(activity["conversation"]["id"], safe="")
-        url = f"{activity['serviceUrl'].rstrip('/')}/v3/conversations/{conversation}/activities"
+        url = f"{self.service_url}/v3/conversations/{conversation}/activities"
         if reply_to:
             url += "/" + urllib.parse.quote(reply_to, safe="")
         reply = {k: v for k, v in reply.items() if v is not None}

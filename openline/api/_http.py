@@ -46,6 +46,8 @@ def decode_json(body: bytes, what: str = "the body") -> Any:
         raise ServiceError(ErrorKind.MALFORMED, f"{what} is empty; a JSON object is expected")
     try:
         return _decode(body)
+    except RecursionError:
+        raise ServiceError(ErrorKind.MALFORMED, f"{what} is nested too deeply") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as e:
         raise ServiceError(ErrorKind.MALFORMED, f"{what} is not valid JSON: {e}") from None
 

@@ -13,8 +13,6 @@ from starlette.routing import Route
 
 from openline.api._http import decode_json, json_response, read_body
 from openline.config import Config
-from openline.protocol.errors import ErrorKind, ServiceError
-from openline.protocol.ids import sequence_of
 from openline.service.channel import Channel
 
 
@@ -50,9 +48,5 @@ class ConnectorApi:
 
     async def activity_members(self, request: Request) -> Response:
         """The members of the conversation the activity belongs to (404 for an activity it never had)."""
-        conversation_id = request.path_params["conversation_id"]
-        activity_id = request.path_params["activity_id"]
-        members = await self.channel.members(conversation_id)
-        if sequence_of(conversation_id, activity_id) is None:
-            raise ServiceError(ErrorKind.NOT_FOUND, f"activity {activity_id!r} is not in this conversation")
-        return json_response(members)
+        params = request.path_params
+        return json_response(await self.channel.activity_members(params["conversation_id"], params["activity_id"]))

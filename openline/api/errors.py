@@ -20,12 +20,11 @@ from openline.protocol.errors import ErrorKind, ServiceError, connector_error, k
 log = logging.getLogger("openline.api")
 
 
-def error_response(path: str, kind: ErrorKind, message: str) -> Response:
+def error_response(path: str, kind: ErrorKind, message: str, headers: dict[str, str] | None = None) -> Response:
     if path.startswith(("/api/", "/attachments/")) or path == "/api":
         status, body = v1_error(kind, message)
     else:
         status, body = connector_error(kind, message)
-    headers = {"Allow": "GET, POST"} if status == 405 else None
     return json_response(body, status, headers)
 
 
@@ -41,7 +40,7 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
         ErrorKind.NOT_FOUND: f"no such resource: {request.method} {request.url.path}",
         ErrorKind.METHOD_NOT_ALLOWED: f"{request.method} is not allowed on {request.url.path}",
     }.get(kind, str(exc.detail))
-    return error_response(request.url.path, kind, message)
+    return error_response(request.url.path, kind, message, dict(exc.headers) if exc.headers else None)
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:

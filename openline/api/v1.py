@@ -19,7 +19,14 @@ from openline.config import Config
 from openline.protocol import v1
 from openline.protocol.errors import ErrorKind, ServiceError
 from openline.protocol.ids import InvalidWatermark, new_conversation_id, new_user_id, parse_watermark
-from openline.protocol.multipart import Part, boundary_of, disposition, parse_multipart
+from openline.protocol.multipart import (
+    Part,
+    boundary_of,
+    clean_filename,
+    clean_media_type,
+    disposition,
+    parse_multipart,
+)
 from openline.service.channel import Channel, Upload
 
 _JSON_TYPES = ("", "application/json", "text/json")
@@ -128,12 +135,12 @@ class V1Api:
             if not body:
                 raise ServiceError(ErrorKind.MISSING, "the upload has no file: send the file as the body")
             _, filename = disposition(request.headers.get("content-disposition"))
-            uploads.append(Upload(filename or "file", media_type(request) or "application/octet-stream", body))
+            uploads.append(Upload(clean_filename(filename), clean_media_type(media_type(request)), body))
         if not uploads:
             raise ServiceError(ErrorKind.MISSING, "the upload has no file part")
         user_id = v1.client_user_id(message) or (request.query_params.get("userId") or "").strip() or new_user_id()
         activity = v1.message_to_activity(message if message is not None else {}, user_id, self.channel.public_url)
-        files = self.channel.store_uploads(conversation, activity, uploads)
+        files = self.channel.attach_uploads(conversation, activity, uploads)
         await self.channel.post_from_client(conversation, activity, files)
         return Response(status_code=204)
 
@@ -146,7 +153,11 @@ def _decode_message(body: bytes, content_type: str) -> Any:
         except (UnicodeDecodeError, ValueError):
             raise ServiceError(ErrorKind.MALFORMED, "the form body cannot be parsed") from None
         return {key: values[-1] for key, values in fields.items()}
-    if content_type in _JSON_TYPES or content_type.endswith("+json") or content_type.startswith("application/x-www"):
+    if (
+        content_type in _JSON_TYPES
+        or content_type.endswith("+json")
+        or content_type == "application/x-www-form-urlencoded"
+    ):
         return decode_json(body)
     raise ServiceError(ErrorKind.UNSUPPORTED_MEDIA, f"{content_type} is not supported: send application/json")
 
@@ -156,5 +167,4 @@ def _is_message_part(part: Part) -> bool:
 
 
 def _upload_of(part: Part) -> Upload:
-    content_type = (part.content_type or "application/octet-stream").split(";", 1)[0].strip()
-    return Upload(part.filename or part.name or "file", content_type or "application/octet-stream", part.data)
+    return Upload(clean_filename(part.filename or part.name), clean_media_type(part.content_type), part.data)

@@ -63,6 +63,30 @@ def from_client(activity: Activity, conversation_id: str, bot: Account, *, user:
     return activity
 
 
+# fields clients and the 1.1 projection read, with the JSON type each must have when present
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "text": str,
+    "attachments": list,
+    "entities": list,
+    "channelData": dict,
+    "suggestedActions": dict,
+    "recipient": dict,
+    "replyToId": str,
+    "locale": str,
+}
+
+
+def check_fields(activity: Activity) -> None:
+    """Refuse (MALFORMED) an activity whose well-known fields have the wrong JSON type."""
+    for name, expected in _FIELD_TYPES.items():
+        value = activity.get(name)
+        if value is not None and not isinstance(value, expected):
+            raise ServiceError(ErrorKind.MALFORMED, f"'{name}' has the wrong type")
+    for i, attachment in enumerate(activity.get("attachments") or ()):
+        if not isinstance(attachment, dict):
+            raise ServiceError(ErrorKind.MALFORMED, f"attachments[{i}] must be an object")
+
+
 def from_bot(activity: Any, conversation_id: str, bot: Account, reply_to_id: str | None) -> Activity:
     """Validate and stamp an activity a bot sent through the connector API (in place).
 
@@ -74,6 +98,7 @@ def from_bot(activity: Any, conversation_id: str, bot: Account, reply_to_id: str
     type_ = activity.get("type")
     if not isinstance(type_, str) or not type_:
         raise ServiceError(ErrorKind.MISSING, "the activity has no 'type'")
+    check_fields(activity)
     sender = activity.get("from")
     name = sender.get("name") if isinstance(sender, dict) else None
     activity["from"] = account(bot["id"], name if isinstance(name, str) and name else bot.get("name"), "bot")

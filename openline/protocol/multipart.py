@@ -8,6 +8,7 @@ type and data of every part. Pure: bytes in, parts out.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
@@ -49,6 +50,24 @@ def disposition(header: str | bytes | None) -> tuple[str | None, str | None]:
             raw = header.encode("utf-8")
     _, params = parse_options_header(raw)
     return _text(params.get(b"name")), _text(params.get(b"filename"))
+
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MEDIA_TYPE = re.compile(rf"{_TOKEN}/{_TOKEN}")
+_UNSAFE_IN_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def clean_media_type(value: str | None) -> str:
+    """A media type safe to store and serve back (`type/subtype`, lower case), else application/octet-stream."""
+    media_type = (value or "").split(";", 1)[0].strip().lower()
+    return media_type if _MEDIA_TYPE.fullmatch(media_type) else "application/octet-stream"
+
+
+def clean_filename(value: str | None) -> str:
+    """A file name safe in a URL path segment and a header: the last path component, no control characters."""
+    name = re.split(r"[/\\]", value or "")[-1]
+    name = _UNSAFE_IN_NAME.sub("", name).strip()
+    return name[:200] if name.strip(".") else "file"
 
 
 def boundary_of(content_type: str) -> bytes | None:

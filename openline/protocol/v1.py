@@ -107,14 +107,6 @@ def message_to_activity(message: Any, user_id: str, base_url: str) -> Activity:
     return activity
 
 
-def file_attachment(url: str, content_type: str, name: str | None) -> dict[str, Any]:
-    """The activity attachment for an uploaded file served at `url`."""
-    entry: dict[str, Any] = {"contentType": content_type, "contentUrl": url}
-    if name:
-        entry["name"] = name
-    return entry
-
-
 def _card_text(cards: Iterable[Mapping[str, Any]]) -> str:
     lines: list[str] = []
     for card in cards:
@@ -132,7 +124,8 @@ def activity_to_message(conversation_id: str, seq: int, activity: Mapping[str, A
     images: list[str] = []
     files: list[dict[str, str]] = []
     cards: list[Mapping[str, Any]] = []
-    for att in activity.get("attachments") or ():
+    raw_attachments = activity.get("attachments")
+    for att in raw_attachments if isinstance(raw_attachments, list) else ():
         if not isinstance(att, Mapping):
             continue
         url = att.get("contentUrl")
@@ -155,7 +148,7 @@ def activity_to_message(conversation_id: str, seq: int, activity: Mapping[str, A
         "attachments": files,
     }
     channel_data = activity.get("channelData")
-    if channel_data is not None:
+    if isinstance(channel_data, Mapping):
         message["channelData"] = channel_data
     elif cards or activity.get("suggestedActions"):
         rich: dict[str, Any] = {}

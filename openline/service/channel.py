@@ -9,6 +9,7 @@ holds a lock while the bot is being called: the bot's replies arrive through
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from openline.auth.credentials import Principal
 from openline.auth.signing import UrlSigner
 from openline.protocol import activity as act
 from openline.protocol.errors import ErrorKind, ServiceError
-from openline.protocol.ids import random_id
+from openline.protocol.ids import random_id, sequence_of
 from openline.service.delivery import BotClient, DeliveryResult
 from openline.storage.base import (
     Conversation,
@@ -76,6 +77,7 @@ class Channel:
         self.signer = signer
         self.public_url = public_url.rstrip("/")
         self.clock = clock
+        self._announcing: dict[tuple[str, str], asyncio.Future[None]] = {}
 
     def bot(self, bot_id: str) -> Bot:
         bot = self.bots.get(bot_id)
@@ -128,18 +130,39 @@ class Channel:
             raise _not_found(conversation.id) from None
         sender = stored.activity.get("from")
         if isinstance(sender, dict) and isinstance(sender.get("id"), str):
-            member = Member(sender["id"], sender.get("name"))
-            if await self.store.add_member(conversation.id, member):
-                added = [act.account(member.id, member.name)]
-                if not (await self._members_added(conversation.id, bot, sender, added)).ok:
-                    # the bot never heard of this user: tell it again with the user's next activity
-                    await self.store.remove_member(conversation.id, member.id)
+            await self._announce(conversation.id, bot, sender)
         result = await self.client.deliver(bot.endpoint, act.for_bot(stored.activity, self.public_url))
         if result.error is not None:
-            raise ServiceError(result.error, f"{_BOT_FAILURE[result.error]}: {result.detail}")
+            # the detail (the bot's body, its address) is logged, not shown to the client
+            status = f" (HTTP {result.status})" if result.status else ""
+            raise ServiceError(result.error, _BOT_FAILURE[result.error] + status)
         return stored
 
-    def store_uploads(
+    async def _announce(self, conversation_id: str, bot: Bot, sender: act.Account) -> None:
+        """Tell the bot a user joined, before that user's first activity reaches it.
+
+        Concurrent first activities of one user wait for the one announcement in
+        flight (in this process). If the bot does not take it, the member is
+        forgotten so that the user's next activity announces it again.
+        """
+        key = (conversation_id, sender["id"])
+        pending = self._announcing.get(key)
+        if pending is not None:
+            await asyncio.shield(pending)
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._announcing[key] = done
+        try:
+            member = Member(sender["id"], sender.get("name"))
+            if await self.store.add_member(conversation_id, member):
+                added = [act.account(member.id, member.name)]
+                if not (await self._members_added(conversation_id, bot, sender, added)).ok:
+                    await self.store.remove_member(conversation_id, member.id)
+        finally:
+            del self._announcing[key]
+            done.set_result(None)
+
+    def attach_uploads(
         self, conversation: Conversation, activity: act.Activity, uploads: Sequence[Upload]
     ) -> list[StoredFile]:
         """Give each upload an id and a signed URL, add it to the activity's attachments, return the files to store."""
@@ -182,6 +205,14 @@ class Channel:
         except UnknownConversation:
             raise _not_found(conversation_id) from None
         return [act.account(m.id, m.name, "bot" if m.id == conversation.bot_id else "user") for m in members]
+
+    async def activity_members(self, conversation_id: str, activity_id: str) -> list[act.Account]:
+        """The members of the conversation an activity belongs to; NOT_FOUND for an activity it never had."""
+        conversation = await self.store.get_conversation(conversation_id)
+        seq = sequence_of(conversation_id, activity_id)
+        if conversation is not None and (seq is None or not 1 <= seq <= conversation.last_seq):
+            raise ServiceError(ErrorKind.NOT_FOUND, f"activity {activity_id!r} is not in this conversation")
+        return await self.members(conversation_id)
 
     async def _members_added(
         self,

@@ -31,7 +31,6 @@ class DeliveryResult:
     duration: float  # seconds
     error: ErrorKind | None = None
     detail: str = ""
-    body: bytes = b""
 
     @property
     def ok(self) -> bool:
@@ -70,7 +69,7 @@ class BotClient:
             return self._failed(activity, started, None, ErrorKind.BOT_UNREACHABLE, detail)
         duration = time.perf_counter() - started
         if 200 <= status < 300:
-            return DeliveryResult(status, duration, body=body)
+            return DeliveryResult(status, duration)
         snippet = body[:200].decode("utf-8", "replace")
         return self._failed(activity, started, status, ErrorKind.BOT_REJECTED, f"HTTP {status} {snippet}".strip())
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -154,7 +155,10 @@ class SqliteStore:
             raise
 
     def _open_writer(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.path.exists():
+            # conversations and files are private: SQLite gives its -wal and -shm files the database's mode
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         conn = _connect(self.path)
         try:
             with _transaction(conn):

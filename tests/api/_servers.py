@@ -96,6 +96,7 @@ class RecordingBot:
     headers: list[dict[str, str]] = field(default_factory=list)
     reply_statuses: list[int] = field(default_factory=list)
     fail_updates: int = 0  # how many conversationUpdates to answer with 500 next
+    update_delay: float = 0.0  # seconds to wait before answering a conversationUpdate
     _session: aiohttp.ClientSession | None = None
 
     def app(self) -> Starlette:
@@ -130,6 +131,7 @@ class RecordingBot:
         self.received.append(activity)
         self.headers.append(dict(request.headers))
         if activity.get("type") == "conversationUpdate":
+            await asyncio.sleep(self.update_delay)
             if self.fail_updates > 0:
                 self.fail_updates -= 1
                 return Response(status_code=500)

@@ -22,6 +22,7 @@ def test_unknown_routes_answer_in_the_api_shape(service: Service) -> None:
     assert r.status_code == 404 and r.json()["error"]["code"] == "NotFound" and r.json()["error"]["statusCode"] == 404
     r = service.http.delete("/api/conversations", headers=service.auth(REC_SECRET))
     assert r.status_code == 405 and r.json()["error"]["code"] == "NotSupported"
+    assert r.headers["allow"] == "POST"
     r = service.http.get("/v3/nothing")
     assert r.status_code == 404 and r.json() == {"error": {"code": "NotFound", "message": r.json()["error"]["message"]}}
 
@@ -59,3 +60,17 @@ def test_cors_preflight_and_error_responses(service: Service) -> None:
     assert "authorization" in r.headers["access-control-allow-headers"].lower()
     r = service.http.post("/api/conversations", headers={"Origin": "https://app.example"})
     assert r.status_code == 401 and r.headers["access-control-allow-origin"] == "*"
+
+
+def test_the_echo_bot_only_answers_this_service(service: Service) -> None:
+    activity = {
+        "type": "message",
+        "id": "x|1",
+        "serviceUrl": "http://127.0.0.1:9/elsewhere",
+        "conversation": {"id": "x"},
+        "from": {"id": "u"},
+        "recipient": {"id": "echobot"},
+        "text": "relay this",
+    }
+    assert service.http.post("/echobot/api/messages", json=activity).status_code == 403
+    assert service.http.post("/echobot/api/messages", content=b"[1]").status_code == 400

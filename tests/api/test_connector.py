@@ -61,6 +61,7 @@ def test_members(service: Service) -> None:
     r = service.http.get(f"/v3/conversations/{conv}/activities/{conv}%7C0000001/members")
     assert r.status_code == 200 and r.json() == expected
     _error(service.http.get(f"/v3/conversations/{conv}/activities/elsewhere%7C0000001/members"), 404, "NotFound")
+    _error(service.http.get(f"/v3/conversations/{conv}/activities/{conv}%7C0000999/members"), 404, "NotFound")
 
 
 def test_connector_errors(service: Service) -> None:
@@ -70,4 +71,7 @@ def test_connector_errors(service: Service) -> None:
     _error(service.http.post(f"/v3/conversations/{conv}/activities", content=b"{oops"), 400, "BadArgument")
     _error(service.http.post(f"/v3/conversations/{conv}/activities", json=["x"]), 400, "BadArgument")
     _error(service.http.post(f"/v3/conversations/{conv}/activities", json={"text": "no type"}), 400, "MissingProperty")
+    for bad in ({"attachments": 5}, {"attachments": {"a": 1}}, {"attachments": [1]}, {"text": 7}, {"channelData": "x"}):
+        r = service.http.post(f"/v3/conversations/{conv}/activities", json={"type": "message", **bad})
+        _error(r, 400, "BadArgument")
     assert service.messages(conv)["messages"] == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import time
 
@@ -260,7 +261,8 @@ def test_a_rejecting_bot_is_500_service_error_and_the_message_stays(service: Ser
     conv = service.start()["conversationId"]
     r = service.send(conv, {"from": "u", "text": "fail"})
     _error(r, 500, "ServiceError")
-    assert "rejected" in r.json()["error"]["message"]
+    assert "rejected" in r.json()["error"]["message"] and "HTTP 500" in r.json()["error"]["message"]
+    assert "crashed" not in r.text, "the bot's own error body is logged, not shown to clients"
     assert [m["text"] for m in service.messages(conv)["messages"]] == ["fail", "welcome u"]
 
 
@@ -269,6 +271,7 @@ def test_an_unreachable_bot_is_500_service_error(service: Service) -> None:
     r = service.send(conv, {"from": "u", "text": "hello?"}, secret=DOWN_SECRET)
     _error(r, 500, "ServiceError")
     assert "could not be reached" in r.json()["error"]["message"]
+    assert "127.0.0.1" not in r.text, "the bot's address is not shown to clients"
     assert [m["text"] for m in service.messages(conv, secret=DOWN_SECRET)["messages"]] == ["hello?"]
 
 
@@ -301,3 +304,27 @@ def test_a_user_the_bot_did_not_hear_about_is_announced_again(service: Service) 
     assert len(updates) == 2
     texts = [m["text"] for m in service.messages(conv)["messages"]]
     assert texts == ["first", "echo: first", "second", "welcome late", "echo: second"]
+
+
+def test_concurrent_first_messages_wait_for_the_user_to_be_announced(service: Service) -> None:
+    conv = service.start()["conversationId"]
+    service.bot.update_delay = 0.3
+    try:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            sends = [pool.submit(service.send, conv, {"from": "racer", "text": f"r{i}"}) for i in range(4)]
+            assert [f.result().status_code for f in sends] == [204] * 4
+    finally:
+        service.bot.update_delay = 0.0
+    kinds = [a["type"] for a in service.bot.of(conv) if a.get("from", {}).get("id") == "racer"]
+    assert kinds == ["conversationUpdate"] + ["message"] * 4
+
+
+def test_deeply_nested_json_is_400(service: Service) -> None:
+    conv = service.start()["conversationId"]
+    body = b'{"from": "u", "channelData": {"a": ' + b"[" * 1500 + b"]" * 1500 + b"}}"
+    r = service.http.post(
+        f"/api/conversations/{conv}/messages",
+        headers={**service.auth(REC_SECRET), "Content-Type": "application/json"},
+        content=body,
+    )
+    _error(r, 400, "MalformedData")

@@ -162,3 +162,23 @@ def test_a_signed_link_to_a_missing_file_is_404(service: Service) -> None:
     conv = service.start()["conversationId"]
     url = service.services.signer.file_url(service.url, conv, "nosuchfile", "x.txt", int(service.clock()) + 60)
     _error(httpx.get(url), 404, "NotFound")
+
+
+def test_hostile_file_names_and_types_are_stored_safely(service: Service) -> None:
+    conv = service.start()["conversationId"]
+    files = [
+        ("file", ("../../etc/passwd", b"one", "text/plain\r\nX-Evil: 1")),
+        ("file", ("..", b"two", "image/png\u20ac")),
+        ("file", ("dir\\name.txt", b"three", "text/plain; charset=utf-8")),
+    ]
+    assert _upload(service, conv, {"userId": "u"}, files=files).status_code == 204
+    attachments = service.bot.of(conv, "message")[0]["attachments"]
+    assert [(a["name"], a["contentType"]) for a in attachments] == [
+        ("passwd", "text/plain"),  # the injected line is a header of the part, not of the file's type
+        ("file", "application/octet-stream"),
+        ("name.txt", "text/plain"),
+    ]
+    for attachment, data in zip(attachments, [b"one", b"two", b"three"], strict=True):
+        r = httpx.get(attachment["contentUrl"])
+        assert r.status_code == 200 and r.content == data
+        assert "x-evil" not in r.headers

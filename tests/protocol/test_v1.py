@@ -218,22 +218,6 @@ def test_message_to_activity_without_images_or_attachments_has_no_attachments() 
     assert "attachments" not in activity
 
 
-# file_attachment
-
-
-def test_file_attachment() -> None:
-    assert v1.file_attachment("http://x/f", "text/plain", "a.txt") == {
-        "contentType": "text/plain",
-        "contentUrl": "http://x/f",
-        "name": "a.txt",
-    }
-    assert v1.file_attachment("http://x/f", "text/plain", None) == {
-        "contentType": "text/plain",
-        "contentUrl": "http://x/f",
-    }
-    assert "name" not in v1.file_attachment("http://x/f", "text/plain", "")
-
-
 # activity_to_message
 
 

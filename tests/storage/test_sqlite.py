@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -132,3 +134,20 @@ def test_acknowledged_appends_survive_sigkill(tmp_path: Path, run: Run) -> None:
     assert len(stored) >= acknowledged
     assert [s.seq for s in stored] == list(range(1, len(stored) + 1))
     assert [s.activity["text"] for s in stored] == [f"m{s.seq}" for s in stored]
+
+
+def test_database_files_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "private" / "db.sqlite3"
+    store = SqliteStore(path, 100.0, 1000.0)
+    asyncio.run(_open_write_close(store))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+async def _open_write_close(store: SqliteStore) -> None:
+    await store.open()
+    try:
+        await store.create_conversation("c", "b", 1.0)
+        await store.append("c", {"type": "message"}, 1.0)
+    finally:
+        await store.close()
