@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from openline.storage.base import (
     UnknownConversation,
 )
 
+_ANNOUNCED_CACHE = 65536
 _BOT_FAILURE = {
     ErrorKind.BOT_REJECTED: "the bot rejected the activity",
     ErrorKind.BOT_UNREACHABLE: "the bot could not be reached",
@@ -78,6 +80,8 @@ class Channel:
         self.public_url = public_url.rstrip("/")
         self.clock = clock
         self._announcing: dict[tuple[str, str], asyncio.Future[None]] = {}
+        # members this process knows the bot was told of: their activities skip the store's member write
+        self._announced: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     def bot(self, bot_id: str) -> Bot:
         bot = self.bots.get(bot_id)
@@ -146,6 +150,9 @@ class Channel:
         forgotten so that the user's next activity announces it again.
         """
         key = (conversation_id, sender["id"])
+        if key in self._announced:
+            self._announced.move_to_end(key)
+            return
         pending = self._announcing.get(key)
         if pending is not None:
             await asyncio.shield(pending)
@@ -158,6 +165,10 @@ class Channel:
                 added = [act.account(member.id, member.name)]
                 if not (await self._members_added(conversation_id, bot, sender, added)).ok:
                     await self.store.remove_member(conversation_id, member.id)
+                    return
+            self._announced[key] = None
+            if len(self._announced) > _ANNOUNCED_CACHE:
+                self._announced.popitem(last=False)
         finally:
             del self._announcing[key]
             done.set_result(None)

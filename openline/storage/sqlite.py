@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import msgspec
 
-from openline.protocol.activity import assign_position, next_timestamp_ms
+from openline.protocol.activity import assign_position
 from openline.storage.base import (
     Conversation,
     ConversationStore,
@@ -281,16 +281,15 @@ class SqliteStore:
     ) -> tuple[int, int]:
         conn = self._w
         with _transaction(conn):
+            # one statement takes the next position; its timestamp is protocol.activity.next_timestamp_ms in SQL
             rows = conn.execute(
-                "UPDATE conversations SET last_seq = last_seq + 1, last_active = ? WHERE id = ?"
-                " RETURNING last_seq, last_ts_ms",
-                (now, conversation_id),
+                "UPDATE conversations SET last_seq = last_seq + 1, last_active = ?,"
+                " last_ts_ms = max(?, last_ts_ms + 1) WHERE id = ? RETURNING last_seq, last_ts_ms",
+                (now, int(now * 1000), conversation_id),
             ).fetchall()  # fetch everything: the statement must be finished before COMMIT
             if not rows:
                 raise UnknownConversation(conversation_id)
-            seq, last_ts_ms = rows[0]
-            ts_ms = next_timestamp_ms(int(now * 1000), last_ts_ms)
-            conn.execute("UPDATE conversations SET last_ts_ms = ? WHERE id = ?", (ts_ms, conversation_id))
+            seq, ts_ms = rows[0]
             # an encoding error rolls the whole transaction back, so no sequence number is skipped
             body = msgspec.json.encode(assign_position(dict(activity), conversation_id, seq, ts_ms))
             conn.execute(
