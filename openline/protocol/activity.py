@@ -46,6 +46,15 @@ def account(id_: str, name: str | None = None, role: str | None = None) -> Accou
     return acc
 
 
+def _take_over(activity: Activity, conversation_id: str) -> None:
+    """Replace what the channel owns: the sender's id, timestamp, serviceUrl, channelId and conversation."""
+    activity.pop("id", None)
+    activity.pop("timestamp", None)
+    activity.pop("serviceUrl", None)
+    activity["channelId"] = CHANNEL_ID
+    activity["conversation"] = {"id": conversation_id}
+
+
 def from_client(activity: Activity, conversation_id: str, bot: Account, *, user: Account | None = None) -> Activity:
     """Stamp the channel-owned fields of an activity a client sent (in place).
 
@@ -54,11 +63,7 @@ def from_client(activity: Activity, conversation_id: str, bot: Account, *, user:
     """
     if user is not None:
         activity["from"] = user
-    activity.pop("id", None)
-    activity.pop("timestamp", None)
-    activity.pop("serviceUrl", None)
-    activity["channelId"] = CHANNEL_ID
-    activity["conversation"] = {"id": conversation_id}
+    _take_over(activity, conversation_id)
     activity["recipient"] = bot
     return activity
 
@@ -102,11 +107,7 @@ def from_bot(activity: Any, conversation_id: str, bot: Account, reply_to_id: str
     sender = activity.get("from")
     name = sender.get("name") if isinstance(sender, dict) else None
     activity["from"] = account(bot["id"], name if isinstance(name, str) and name else bot.get("name"), "bot")
-    activity.pop("id", None)
-    activity.pop("timestamp", None)
-    activity.pop("serviceUrl", None)
-    activity["channelId"] = CHANNEL_ID
-    activity["conversation"] = {"id": conversation_id}
+    _take_over(activity, conversation_id)
     if reply_to_id and not activity.get("replyToId"):
         activity["replyToId"] = reply_to_id
     return activity
