@@ -49,4 +49,4 @@ class ConnectorApi:
     async def activity_members(self, request: Request) -> Response:
         """The members of the conversation the activity belongs to (404 for an activity it never had)."""
         params = request.path_params
-        return json_response(await self.channel.activity_members(params["conversation_id"], params["activity_id"]))
+        return json_response(await self.channel.members(params["conversation_id"], params["activity_id"]))

@@ -206,24 +206,24 @@ class Channel:
         except UnknownConversation:
             raise _not_found(conversation.id) from None
 
-    async def members(self, conversation_id: str) -> list[act.Account]:
-        """The conversation's members as ChannelAccounts (the bot first)."""
+    async def members(self, conversation_id: str, activity_id: str | None = None) -> list[act.Account]:
+        """The conversation's members as ChannelAccounts (the bot first).
+
+        With `activity_id`, the members of the conversation that activity belongs
+        to: NOT_FOUND for an activity the conversation never had.
+        """
         conversation = await self.store.get_conversation(conversation_id)
         if conversation is None:
             raise _not_found(conversation_id)
+        if activity_id is not None:
+            seq = sequence_of(conversation_id, activity_id)
+            if seq is None or not 1 <= seq <= conversation.last_seq:
+                raise ServiceError(ErrorKind.NOT_FOUND, f"activity {activity_id!r} is not in this conversation")
         try:
             members = await self.store.members(conversation_id)
         except UnknownConversation:
             raise _not_found(conversation_id) from None
         return [act.account(m.id, m.name, "bot" if m.id == conversation.bot_id else "user") for m in members]
-
-    async def activity_members(self, conversation_id: str, activity_id: str) -> list[act.Account]:
-        """The members of the conversation an activity belongs to; NOT_FOUND for an activity it never had."""
-        conversation = await self.store.get_conversation(conversation_id)
-        seq = sequence_of(conversation_id, activity_id)
-        if conversation is not None and (seq is None or not 1 <= seq <= conversation.last_seq):
-            raise ServiceError(ErrorKind.NOT_FOUND, f"activity {activity_id!r} is not in this conversation")
-        return await self.members(conversation_id)
 
     async def _members_added(
         self,
