@@ -96,14 +96,13 @@ class V1Api:
                 f"watermark {after} is ahead of the conversation (its last is {conversation.last_seq})",
             )
         limit = self.config.page_size
-        page = await self.channel.read(conversation, after, limit)
-        body = v1.message_set(conversation.id, ((s.seq, s.activity) for s in page), after)
-        # a page of activities 1.1 does not show (events, typing) must not end a client's paging early
-        while not body["messages"] and len(page) == limit:
-            after = int(body["watermark"])
+        while True:
             page = await self.channel.read(conversation, after, limit)
             body = v1.message_set(conversation.id, ((s.seq, s.activity) for s in page), after)
-        return json_response(body)
+            # a page of activities 1.1 does not show (events, typing) must not end a client's paging early
+            if body["messages"] or len(page) < limit:
+                return json_response(body)
+            after = page[-1].seq
 
     async def post_message(self, request: Request) -> Response:
         """Send one message; answers 204 once the bot accepted it (500 ServiceError if it did not)."""
