@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from openline.storage import parse_store_url
+
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message says which and why."""
@@ -134,8 +136,10 @@ def _path(value: Any) -> Path:
 
 def _store(value: Any) -> str:
     url = _text(value).strip()
-    if url and not (url.startswith("memory:") or re.match(r"^sqlite:(//)?/?\S", url)):
-        raise ConfigError(f"{value!r} is not a store URL: use memory://, sqlite:///PATH, or leave it unset")
+    try:
+        parse_store_url(url)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     return url
 
 

@@ -7,21 +7,29 @@ from pathlib import Path
 from openline.storage.base import ConversationStore
 
 
-def open_store(url: str | None, data_dir: Path, retention: float, conversation_ttl: float) -> ConversationStore:
-    """The store for a `--store` URL: None means SQLite in `data_dir`; `memory://`; `sqlite:///path`."""
-    if url is None or url == "":
-        from openline.storage.sqlite import SqliteStore
+def parse_store_url(url: str | None) -> tuple[str, Path | None]:
+    """The backend ("sqlite" or "memory") and SQLite path a `--store` URL names; ValueError for anything else.
 
-        return SqliteStore(data_dir / "openline.sqlite3", retention, conversation_ttl)
+    None or "" means SQLite in the data directory (path None); `memory://`; `sqlite:///path`.
+    """
+    if not url:
+        return "sqlite", None
     if url.startswith("memory:"):
+        return "memory", None
+    if url.startswith("sqlite:"):
+        path = url.removeprefix("sqlite:").removeprefix("//")
+        if path.strip():
+            return "sqlite", Path(path)
+    raise ValueError(f"{url!r} is not a store URL: use memory://, sqlite:///PATH, or leave it unset")
+
+
+def open_store(url: str | None, data_dir: Path, retention: float, conversation_ttl: float) -> ConversationStore:
+    """The store a `--store` URL names (see `parse_store_url`)."""
+    kind, path = parse_store_url(url)
+    if kind == "memory":
         from openline.storage.memory import MemoryStore
 
         return MemoryStore(retention, conversation_ttl)
-    if url.startswith("sqlite:"):
-        from openline.storage.sqlite import SqliteStore
+    from openline.storage.sqlite import SqliteStore
 
-        path = url.removeprefix("sqlite:").removeprefix("//")
-        if not path:
-            raise ValueError("sqlite store URL needs a path: sqlite:///var/lib/openline/db.sqlite3")
-        return SqliteStore(Path(path), retention, conversation_ttl)
-    raise ValueError(f"unknown store URL {url!r}: use memory://, sqlite:///PATH, or leave it unset")
+    return SqliteStore(path or data_dir / "openline.sqlite3", retention, conversation_ttl)
