@@ -162,7 +162,7 @@ def _decode_message(body: bytes, content_type: str) -> Any:
 
 
 def _is_message_part(part: Part) -> bool:
-    return (part.content_type or "").split(";", 1)[0].strip().lower() == v1.MESSAGE_PART_TYPE
+    return clean_media_type(part.content_type) == v1.MESSAGE_PART_TYPE
 
 
 def _upload_of(part: Part) -> Upload:
