@@ -89,24 +89,19 @@ def parse_size(value: Any) -> int:
     return int(match.group(1)) * _SIZES[match.group(2)]
 
 
-def _port(value: Any) -> int:
-    try:
-        port = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{value!r} is not a port number") from None
-    if not 0 < port < 65536:
-        raise ConfigError(f"{value!r} is not a port number (1-65535)")
-    return port
+def _whole_number(what: str, low: int, high: int) -> Callable[[Any], int]:
+    """A parser of whole numbers from `low` to `high` (inclusive)."""
 
+    def parse(value: Any) -> int:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = low - 1
+        if not low <= number <= high:
+            raise ConfigError(f"{value!r} is not a {what} ({low}-{high})")
+        return number
 
-def _page_size(value: Any) -> int:
-    try:
-        size = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{value!r} is not a page size") from None
-    if not 1 <= size <= 10000:
-        raise ConfigError("page_size must be between 1 and 10000")
-    return size
+    return parse
 
 
 def _log_level(value: Any) -> str:
@@ -153,7 +148,7 @@ def _url(value: Any) -> str:
 # name -> parser; the name is the flag (--name-with-dashes), the env var (OPENLINE_NAME) and the TOML key
 OPTIONS: dict[str, Callable[[Any], Any]] = {
     "host": _text,
-    "port": _port,
+    "port": _whole_number("port number", 1, 65535),
     "public_url": _url,
     "bot": _url,
     "secret": _str_list,
@@ -165,7 +160,7 @@ OPTIONS: dict[str, Callable[[Any], Any]] = {
     "bot_timeout": parse_seconds,
     "max_message_bytes": parse_size,
     "max_upload_bytes": parse_size,
-    "page_size": _page_size,
+    "page_size": _whole_number("page size", 1, 10000),
     "log_level": _log_level,
 }
 
