@@ -33,7 +33,8 @@ from openline.protocol.errors import ServiceError
 from openline.service.channel import Bot, Channel
 from openline.service.delivery import BotClient
 from openline.storage import open_store
-from openline.storage.base import ConversationStore
+from openline.storage.base import Broker, ConversationStore
+from openline.storage.local_broker import LocalBroker
 
 log = logging.getLogger("openline")
 CORS_HEADERS = ["authorization", "content-type", "accept", "x-ms-bot-agent", "x-requested-with"]
@@ -43,6 +44,7 @@ CORS_HEADERS = ["authorization", "content-type", "accept", "x-ms-bot-agent", "x-
 class Services:
     config: Config
     store: ConversationStore
+    broker: Broker
     auth: Authenticator
     signer: UrlSigner
     bot_client: BotClient
@@ -69,15 +71,17 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
     uses_echo = any(b.endpoint is None for b in config.bots)
     bots = {b.id: Bot(b.id, b.name, b.endpoint or config.local_url + echobot.PATH) for b in config.bots}
     store = open_store(config.store, config.data_dir, config.retention, config.conversation_ttl)
+    broker = LocalBroker()
     signer = UrlSigner(key)
     client = BotClient(config.bot_timeout)
     return Services(
         config=config,
         store=store,
+        broker=broker,
         auth=Authenticator(secrets, TokenAuthority(key, config.token_ttl, clock)),
         signer=signer,
         bot_client=client,
-        channel=Channel(store, bots, client, signer, config.public_url, clock),
+        channel=Channel(store, broker, bots, client, signer, config.public_url, clock),
         echo_bot=echobot.EchoBot(config.public_url) if uses_echo else None,
         clock=clock,
         generated_secrets=generated,

@@ -34,8 +34,8 @@ class ConnectorApi:
         # bots may inline content (cards, data: URLs), so their limit is the upload limit
         body = await read_body(request, self.config.max_upload_bytes)
         activity = decode_json(body, "the activity")
-        stored = await self.channel.post_from_bot(request.path_params["conversation_id"], activity, reply_to_id)
-        return json_response({"id": stored.activity["id"]})
+        activity_id = await self.channel.post_from_bot(request.path_params["conversation_id"], activity, reply_to_id)
+        return json_response({"id": activity_id})
 
     async def send_to_conversation(self, request: Request) -> Response:
         return await self._post(request, None)

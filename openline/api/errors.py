@@ -1,8 +1,8 @@
 """Turning failures into responses in the error shape of the API the request was for.
 
 One place decides the shape by path: `/api/...` and file downloads answer in the
-1.1 `ErrorMessage` shape; the connector API (`/v3/...`) and everything else in
-the connector's `ErrorResponse` shape. Unknown routes and wrong methods get the
+1.1 `ErrorMessage` shape; Direct Line 3.0 (`/v3/directline/...`), the connector
+API (`/v3/...`) and everything else in the `ErrorResponse` shape they share. Unknown routes and wrong methods get the
 same treatment, and an unexpected exception becomes a 500 in that shape too.
 """
 
@@ -15,22 +15,28 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from openline.api._http import json_response
-from openline.protocol.errors import ErrorKind, ServiceError, connector_error, kind_of_status, v1_error
+from openline.protocol.errors import ErrorKind, ServiceError, kind_of_status, v1_error, v3_error
 
 log = logging.getLogger("openline.api")
 
 
-def error_response(path: str, kind: ErrorKind, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    path: str,
+    kind: ErrorKind,
+    message: str,
+    headers: dict[str, str] | None = None,
+    inner_status: int | None = None,
+) -> Response:
     if path.startswith(("/api/", "/attachments/")) or path == "/api":
         status, body = v1_error(kind, message)
     else:
-        status, body = connector_error(kind, message)
+        status, body = v3_error(kind, message, inner_status)
     return json_response(body, status, headers)
 
 
 async def on_service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
-    return error_response(request.url.path, exc.kind, exc.message)
+    return error_response(request.url.path, exc.kind, exc.message, inner_status=exc.inner_status)
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:

@@ -19,6 +19,8 @@ from openline.protocol.errors import ErrorKind, ServiceError
 
 ISSUER = "openline"
 AUDIENCE = "openline:directline"
+STREAM_AUDIENCE = "openline:stream"  # the `t` of a stream URL: opens that conversation's WebSocket, nothing else
+STREAM_TTL = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,29 +48,42 @@ class TokenAuthority:
         self._clock = clock
 
     def issue(self, bot_id: str, conversation_id: str, user: dict[str, str] | None = None) -> IssuedToken:
+        return self._issue(AUDIENCE, self.ttl, bot_id, conversation_id, user)
+
+    def issue_stream(self, bot_id: str, conversation_id: str) -> IssuedToken:
+        """A short-lived credential for a stream URL (the client must connect within STREAM_TTL seconds)."""
+        return self._issue(STREAM_AUDIENCE, STREAM_TTL, bot_id, conversation_id, None)
+
+    def _issue(
+        self, audience: str, ttl: int, bot_id: str, conversation_id: str, user: dict[str, str] | None
+    ) -> IssuedToken:
         now = int(self._clock())
         claims: dict[str, Any] = {
             "iss": ISSUER,
-            "aud": AUDIENCE,
+            "aud": audience,
             "bot": bot_id,
             "conv": conversation_id,
             "iat": now,
             "nbf": now,
-            "exp": now + self.ttl,
+            "exp": now + ttl,
             "jti": secrets.token_urlsafe(12),
         }
         if user:
             claims["user"] = user
-        return IssuedToken(jwt.encode(claims, self._key, algorithm="HS256"), self.ttl)
+        return IssuedToken(jwt.encode(claims, self._key, algorithm="HS256"), ttl)
 
-    def verify(self, token: str) -> TokenClaims:
-        """The claims of a valid token; raises FORBIDDEN, or TOKEN_EXPIRED once it has expired."""
+    def verify(self, token: str, audience: str = AUDIENCE) -> TokenClaims:
+        """The claims of a valid token; raises FORBIDDEN, or TOKEN_EXPIRED once it has expired.
+
+        A stream token is only valid with `audience=STREAM_AUDIENCE`, and a
+        conversation token only without: neither can stand in for the other.
+        """
         try:
             claims = jwt.decode(
                 token,
                 self._key,
                 algorithms=["HS256"],
-                audience=AUDIENCE,
+                audience=audience,
                 issuer=ISSUER,
                 # time is checked below against the authority's clock, not PyJWT's
                 options={

@@ -16,6 +16,8 @@ Activity = dict[str, Any]
 Account = dict[str, Any]
 
 CHANNEL_ID = "directline"
+# activity types that are pushed to streams but never stored (no sequence, no watermark)
+EPHEMERAL_TYPES = frozenset({"typing"})
 
 
 def format_timestamp(ms: int) -> str:
@@ -34,6 +36,25 @@ def assign_position(activity: Activity, conversation_id: str, seq: int, ts_ms: i
     activity["id"] = activity_id(conversation_id, seq)
     activity["timestamp"] = format_timestamp(ts_ms)
     return activity
+
+
+def assign_ephemeral(activity: Activity, conversation_id: str, token: str, ts_ms: int) -> Activity:
+    """Give an unstored activity an id (`conv|t...`, never a sequence number) and a timestamp (in place)."""
+    activity["id"] = f"{conversation_id}|t{token}"
+    activity["timestamp"] = format_timestamp(ts_ms)
+    return activity
+
+
+def deletion(conversation_id: str, activity_id: str, bot: Account, ts_ms: int) -> Activity:
+    """What streams are told when the bot deletes an activity: a `messageDelete` with the deleted id."""
+    return {
+        "type": "messageDelete",
+        "id": activity_id,
+        "timestamp": format_timestamp(ts_ms),
+        "channelId": CHANNEL_ID,
+        "conversation": {"id": conversation_id},
+        "from": bot,
+    }
 
 
 def account(id_: str, name: str | None = None, role: str | None = None) -> Account:
@@ -58,11 +79,17 @@ def _take_over(activity: Activity, conversation_id: str) -> None:
 def from_client(activity: Activity, conversation_id: str, bot: Account, *, user: Account | None = None) -> Activity:
     """Stamp the channel-owned fields of an activity a client sent (in place).
 
-    `user` overrides `from` (a user-bound credential, or a user the channel chose).
+    `user` (a user-bound credential) forces the sender's id, and its name when
+    the client gave none; the rest of the client's `from` (role ...) is kept.
     The client's id, timestamp, channelId, conversation and recipient are replaced.
     """
     if user is not None:
-        activity["from"] = user
+        sender = activity.get("from")
+        sender = dict(sender) if isinstance(sender, dict) else {}
+        sender["id"] = user["id"]
+        if user.get("name") and not sender.get("name"):
+            sender["name"] = user["name"]
+        activity["from"] = sender
     _take_over(activity, conversation_id)
     activity["recipient"] = bot
     return activity

@@ -31,10 +31,11 @@ class ErrorKind(enum.Enum):
 class ServiceError(Exception):
     """A failure with a kind every API knows how to answer."""
 
-    def __init__(self, kind: ErrorKind, message: str) -> None:
+    def __init__(self, kind: ErrorKind, message: str, inner_status: int | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
+        self.inner_status = inner_status  # the status a peer (the bot) answered, when it caused the failure
 
 
 # Direct Line 1.1: codes from the Swagger's ErrorMessage enum; every bot failure is
@@ -56,8 +57,8 @@ _V1: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.INTERNAL: (500, "Internal"),
 }
 
-# The Bot Connector API the bot calls: ErrorResponse {"error": {"code", "message"}}.
-_CONNECTOR: dict[ErrorKind, tuple[int, str]] = {
+# Direct Line 3.0 and the Bot Connector API the bot calls: ErrorResponse {"error": {"code", "message"}}.
+_V3: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.MALFORMED: (400, "BadArgument"),
     ErrorKind.MISSING: (400, "MissingProperty"),
     ErrorKind.UNAUTHORIZED: (401, "Unauthorized"),
@@ -69,7 +70,7 @@ _CONNECTOR: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.UNSUPPORTED_MEDIA: (415, "BadArgument"),
     ErrorKind.BAD_WATERMARK: (400, "BadArgument"),
     ErrorKind.BOT_REJECTED: (502, "BotRejectedActivity"),
-    ErrorKind.BOT_UNREACHABLE: (502, "BotRejectedActivity"),
+    ErrorKind.BOT_UNREACHABLE: (502, "BotUnavailable"),
     ErrorKind.BOT_TIMEOUT: (504, "BotTimeout"),
     ErrorKind.INTERNAL: (500, "InternalError"),
 }
@@ -81,10 +82,17 @@ def v1_error(kind: ErrorKind, message: str) -> tuple[int, dict[str, Any]]:
     return status, {"error": {"code": code, "message": message, "statusCode": status}}
 
 
-def connector_error(kind: ErrorKind, message: str) -> tuple[int, dict[str, Any]]:
-    """Status and `ErrorResponse` body of the Bot Connector API."""
-    status, code = _CONNECTOR[kind]
-    return status, {"error": {"code": code, "message": message}}
+def v3_error(kind: ErrorKind, message: str, inner_status: int | None = None) -> tuple[int, dict[str, Any]]:
+    """Status and `ErrorResponse` body of Direct Line 3.0 and the Bot Connector API.
+
+    `inner_status`, the bot's own status when it caused the failure, becomes
+    `innerHttpError.statusCode` (the bot's body is logged, never shown).
+    """
+    status, code = _V3[kind]
+    error: dict[str, Any] = {"code": code, "message": message}
+    if inner_status is not None:
+        error["innerHttpError"] = {"statusCode": inner_status}
+    return status, {"error": error}
 
 
 def kind_of_status(status: int) -> ErrorKind:

@@ -1,10 +1,13 @@
 """The rules of a Direct Line conversation, shared by every client API and the connector API.
 
 Start a conversation (telling the bot it joined), accept a client's activity
-(stored first, then the bot hears of a new user, then the activity itself),
-accept a bot's activity, read history, attach uploaded files. Nothing here
-holds a lock while the bot is being called: the bot's replies arrive through
-`post_from_bot` while `post_from_client` is still waiting for the bot's answer.
+(stored and pushed to streams first, then the bot hears of a new user, then
+the activity itself), accept a bot's activity, replace or remove one, read
+history, attach uploaded files. Every stored activity is published to the
+conversation's streams right after it is committed; `typing` is never stored,
+only published. Nothing here holds a lock while the bot is being called: the
+bot's replies arrive through `post_from_bot` while `post_from_client` is still
+waiting for the bot's answer.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from openline.protocol.errors import ErrorKind, ServiceError
 from openline.protocol.ids import random_id, sequence_of
 from openline.service.delivery import BotClient, DeliveryResult
 from openline.storage.base import (
+    Broker,
     Conversation,
     ConversationStore,
+    Event,
     Member,
     StoredActivity,
     StoredFile,
@@ -59,6 +64,14 @@ class Upload:
     data: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """The outcome of a client's post: the activity's id; `repeated` when a retry found the first one."""
+
+    id: str
+    repeated: bool = False
+
+
 def _not_found(conversation_id: str) -> ServiceError:
     return ServiceError(ErrorKind.NOT_FOUND, f"conversation {conversation_id!r} does not exist or has expired")
 
@@ -67,6 +80,7 @@ class Channel:
     def __init__(
         self,
         store: ConversationStore,
+        broker: Broker,
         bots: Mapping[str, Bot],
         client: BotClient,
         signer: UrlSigner,
@@ -74,6 +88,7 @@ class Channel:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.broker = broker
         self.bots = bots
         self.client = client
         self.signer = signer
@@ -119,30 +134,66 @@ class Channel:
         return conversation
 
     async def post_from_client(
-        self, conversation: Conversation, activity: act.Activity, files: Sequence[StoredFile] = ()
-    ) -> StoredActivity:
-        """Store a client's activity, then deliver it to the bot and wait for the bot's answer.
+        self,
+        conversation: Conversation,
+        activity: act.Activity,
+        files: Sequence[StoredFile] = (),
+        *,
+        user: act.Account | None = None,
+        client_key: str | None = None,
+    ) -> Posted:
+        """Store a client's activity and push it to streams, then deliver it to the bot and wait for its answer.
 
         The activity is committed before the bot is called, so it stays in the
-        conversation when the bot fails; the failure is raised afterwards.
+        conversation when the bot fails; the failure is raised afterwards. With
+        `user` (a user-bound token) the sender's id is forced to that user's.
+        A `client_key` already stored in the conversation returns the first
+        activity's id, and the bot is not called again. `typing` is not stored:
+        it is pushed to streams with an id of its own, then delivered.
         """
         bot = self.bot(conversation.bot_id)
-        act.from_client(activity, conversation.id, bot.account)
-        try:
-            stored = await self.store.append(conversation.id, activity, self.clock(), files)
-        except UnknownConversation:
-            raise _not_found(conversation.id) from None
-        sender = stored.activity.get("from")
+        act.from_client(activity, conversation.id, bot.account, user=user)
+        if activity.get("type") in act.EPHEMERAL_TYPES:
+            activity_id = await self._publish_ephemeral(conversation.id, activity)
+        else:
+            stored = await self._append(conversation.id, activity, files, client_key)
+            if stored.repeated:
+                return Posted(stored.activity["id"], repeated=True)
+            activity_id = stored.activity["id"]
+        sender = activity.get("from")
         if isinstance(sender, dict) and isinstance(sender.get("id"), str):
-            await self._announce(conversation.id, bot, sender)
-        result = await self.client.deliver(bot.endpoint, act.for_bot(stored.activity, self.public_url))
+            locale = activity.get("locale")
+            await self._announce(conversation.id, bot, sender, locale if isinstance(locale, str) else None)
+        result = await self.client.deliver(bot.endpoint, act.for_bot(activity, self.public_url))
         if result.error is not None:
             # the detail (the bot's body, its address) is logged, not shown to the client
             status = f" (HTTP {result.status})" if result.status else ""
-            raise ServiceError(result.error, _BOT_FAILURE[result.error] + status)
+            raise ServiceError(result.error, _BOT_FAILURE[result.error] + status, result.status)
+        return Posted(activity_id)
+
+    async def _append(
+        self,
+        conversation_id: str,
+        activity: act.Activity,
+        files: Sequence[StoredFile] = (),
+        client_key: str | None = None,
+    ) -> StoredActivity:
+        """Append and publish, as one step: nothing is awaited between the commit and the publish."""
+        try:
+            stored = await self.store.append(conversation_id, activity, self.clock(), files, client_key)
+        except UnknownConversation:
+            raise _not_found(conversation_id) from None
+        if not stored.repeated:
+            await self.broker.publish(conversation_id, Event(stored.seq, stored.activity))
         return stored
 
-    async def _announce(self, conversation_id: str, bot: Bot, sender: act.Account) -> None:
+    async def _publish_ephemeral(self, conversation_id: str, activity: act.Activity) -> str:
+        """Give an unstored activity (typing) an id and a timestamp, and push it to the streams."""
+        act.assign_ephemeral(activity, conversation_id, random_id(12), int(self.clock() * 1000))
+        await self.broker.publish(conversation_id, Event(None, activity))
+        return str(activity["id"])
+
+    async def _announce(self, conversation_id: str, bot: Bot, sender: act.Account, locale: str | None = None) -> None:
         """Tell the bot a user joined, before that user's first activity reaches it.
 
         Concurrent first activities of one user wait for the one announcement in
@@ -163,7 +214,7 @@ class Channel:
             member = Member(sender["id"], sender.get("name"))
             if await self.store.add_member(conversation_id, member):
                 added = [act.account(member.id, member.name)]
-                if not (await self._members_added(conversation_id, bot, sender, added)).ok:
+                if not (await self._members_added(conversation_id, bot, sender, added, locale)).ok:
                     await self.store.remove_member(conversation_id, member.id)
                     return
             self._announced[key] = None
@@ -188,17 +239,53 @@ class Channel:
             files.append(StoredFile(file_id, conversation.id, upload.name, upload.content_type, upload.data, now))
         return files
 
-    async def post_from_bot(self, conversation_id: str, activity: Any, reply_to_id: str | None) -> StoredActivity:
-        """Store an activity the bot sent through the connector API."""
+    async def _bot_conversation(self, conversation_id: str) -> tuple[Conversation, Bot]:
         conversation = await self.store.get_conversation(conversation_id)
         if conversation is None:
             raise _not_found(conversation_id)
-        bot = self.bot(conversation.bot_id)
+        return conversation, self.bot(conversation.bot_id)
+
+    async def post_from_bot(self, conversation_id: str, activity: Any, reply_to_id: str | None) -> str:
+        """Store an activity the bot sent through the connector API (typing: push only); its id."""
+        _, bot = await self._bot_conversation(conversation_id)
         act.from_bot(activity, conversation_id, bot.account, reply_to_id)
+        if activity.get("type") in act.EPHEMERAL_TYPES:
+            return await self._publish_ephemeral(conversation_id, activity)
+        stored = await self._append(conversation_id, activity)
+        return str(stored.activity["id"])
+
+    def _position(self, conversation_id: str, activity_id: str) -> int:
+        seq = sequence_of(conversation_id, activity_id)
+        if seq is None:
+            raise ServiceError(ErrorKind.NOT_FOUND, f"activity {activity_id!r} is not in this conversation")
+        return seq
+
+    async def replace_from_bot(self, conversation_id: str, activity_id: str, activity: Any) -> str:
+        """Replace a stored activity with the bot's new version (same id and timestamp), and tell the streams."""
+        _, bot = await self._bot_conversation(conversation_id)
+        seq = self._position(conversation_id, activity_id)
+        act.from_bot(activity, conversation_id, bot.account, None)
         try:
-            return await self.store.append(conversation_id, activity, self.clock())
+            replaced = await self.store.replace(conversation_id, seq, activity, self.clock())
         except UnknownConversation:
             raise _not_found(conversation_id) from None
+        if replaced is None:
+            raise ServiceError(ErrorKind.NOT_FOUND, f"activity {activity_id!r} is not in this conversation")
+        await self.broker.publish(conversation_id, Event(None, replaced.activity))
+        return activity_id
+
+    async def delete_from_bot(self, conversation_id: str, activity_id: str) -> None:
+        """Remove a stored activity, and tell the streams with a `messageDelete` carrying its id."""
+        _, bot = await self._bot_conversation(conversation_id)
+        seq = self._position(conversation_id, activity_id)
+        try:
+            deleted = await self.store.delete(conversation_id, seq)
+        except UnknownConversation:
+            raise _not_found(conversation_id) from None
+        if not deleted:
+            raise ServiceError(ErrorKind.NOT_FOUND, f"activity {activity_id!r} is not in this conversation")
+        tombstone = act.deletion(conversation_id, activity_id, bot.account, int(self.clock() * 1000))
+        await self.broker.publish(conversation_id, Event(None, tombstone))
 
     async def read(self, conversation: Conversation, after_seq: int, limit: int) -> list[StoredActivity]:
         try:

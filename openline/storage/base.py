@@ -39,6 +39,7 @@ class Member:
 class StoredActivity:
     seq: int
     activity: dict[str, Any]
+    repeated: bool = False  # `append` found the client key already stored: this is the first activity, unchanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,12 @@ class ConversationStore(Protocol):
         """The members in the order they were added. Raises UnknownConversation."""
 
     async def append(
-        self, conversation_id: str, activity: dict[str, Any], now: float, files: Sequence[StoredFile] = ()
+        self,
+        conversation_id: str,
+        activity: dict[str, Any],
+        now: float,
+        files: Sequence[StoredFile] = (),
+        client_key: str | None = None,
     ) -> StoredActivity:
         """Store an activity at the end of the conversation and return it with its place.
 
@@ -105,7 +111,34 @@ class ConversationStore(Protocol):
         marks the conversation active at `now`. The activity dict is modified in
         place. When this returns, the write is durable for the backend's promise
         (SQLite: committed). Raises UnknownConversation.
+
+        `client_key` (a client's own id for the activity) makes the append
+        idempotent: when an activity with that key is still stored in the
+        conversation, nothing is written and that activity is returned with
+        `repeated=True` (the caller's dict is left alone).
         """
+
+    async def replace(
+        self, conversation_id: str, seq: int, activity: dict[str, Any], now: float
+    ) -> StoredActivity | None:
+        """Replace the body of the stored activity at `seq`, keeping its `id` and `timestamp`.
+
+        The new body is stamped with the old position (in place) and returned;
+        None when there is no such activity (never stored, deleted, or past the
+        retention). The sequence does not move. Raises UnknownConversation.
+        """
+
+    async def delete(self, conversation_id: str, seq: int) -> bool:
+        """Remove the activity at `seq` (its number is not reused); True when it was there.
+
+        Raises UnknownConversation.
+        """
+
+    async def conversations(self, bot_id: str, after_id: str, limit: int) -> list[Conversation]:
+        """Up to `limit` conversations of `bot_id` whose id sorts after `after_id` ("" for the first), by id."""
+
+    async def add_file(self, file: StoredFile) -> None:
+        """Store a file on its own (not with an activity); kept for the retention. Raises UnknownConversation."""
 
     async def read(self, conversation_id: str, after_seq: int, limit: int, now: float) -> list[StoredActivity]:
         """Up to `limit` activities with `seq > after_seq`, in sequence order.
@@ -119,3 +152,41 @@ class ConversationStore(Protocol):
 
     async def sweep(self, now: float) -> int:
         """Delete what retention has expired at `now`; return how many items went."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something stream readers of a conversation are told.
+
+    `seq` is the position of an activity just appended; None for what has no
+    position: ephemeral activities (typing), and replacements or removals of
+    stored ones (the activity then carries the id it replaces).
+    """
+
+    seq: int | None
+    activity: dict[str, Any]
+
+
+class Subscription(Protocol):
+    lagged: bool  # set when events were dropped because the reader fell behind; re-read the store
+
+    async def get(self) -> Event:
+        """The next event (waits for one)."""
+
+    def close(self) -> None:
+        """Stop receiving; idempotent."""
+
+
+class Broker(Protocol):
+    """Fans events out to the open streams of a conversation.
+
+    Delivery is best effort and ordered per publisher: a reader that falls
+    behind loses events and sees `lagged`. Readers never rely on the broker
+    alone: they re-read the store from their watermark, so nothing is missed.
+    """
+
+    async def publish(self, conversation_id: str, event: Event) -> None:
+        """Tell every current subscriber of the conversation (none: nothing happens)."""
+
+    def subscribe(self, conversation_id: str) -> Subscription:
+        """Start receiving the conversation's events published from now on."""

@@ -32,6 +32,12 @@ class _Record:
     activities: list[tuple[int, float, dict[str, Any]]] = field(default_factory=list)
     next_seq: int = 1
     files: dict[str, StoredFile] = field(default_factory=dict)
+    client_keys: dict[str, int] = field(default_factory=dict)  # client key -> seq
+
+    def find(self, seq: int) -> int | None:
+        """The index in `activities` of the activity at `seq`, if it is stored."""
+        i = bisect.bisect_left(self.activities, seq, key=lambda item: item[0])
+        return i if i < len(self.activities) and self.activities[i][0] == seq else None
 
 
 class MemoryStore:
@@ -83,9 +89,20 @@ class MemoryStore:
         return list(self._record(conversation_id).members.values())
 
     async def append(
-        self, conversation_id: str, activity: dict[str, Any], now: float, files: Sequence[StoredFile] = ()
+        self,
+        conversation_id: str,
+        activity: dict[str, Any],
+        now: float,
+        files: Sequence[StoredFile] = (),
+        client_key: str | None = None,
     ) -> StoredActivity:
         record = self._record(conversation_id)
+        if client_key is not None:
+            known = record.client_keys.get(client_key)
+            i = record.find(known) if known is not None else None
+            if i is not None and record.activities[i][1] >= now - self.retention:
+                return StoredActivity(record.activities[i][0], copy.deepcopy(record.activities[i][2]), repeated=True)
+            record.client_keys[client_key] = record.next_seq
         seq = record.next_seq
         record.next_seq += 1
         record.last_ts_ms = next_timestamp_ms(int(now * 1000), record.last_ts_ms)
@@ -96,6 +113,36 @@ class MemoryStore:
             record.files[f.id] = f
         record.last_active = now
         return StoredActivity(seq, activity)
+
+    async def replace(
+        self, conversation_id: str, seq: int, activity: dict[str, Any], now: float
+    ) -> StoredActivity | None:
+        record = self._record(conversation_id)
+        i = record.find(seq)
+        if i is None or record.activities[i][1] < now - self.retention:
+            return None
+        _, stored_at, old = record.activities[i]
+        activity["id"], activity["timestamp"] = old["id"], old["timestamp"]
+        record.activities[i] = (seq, stored_at, copy.deepcopy(activity))
+        return StoredActivity(seq, activity)
+
+    async def delete(self, conversation_id: str, seq: int) -> bool:
+        record = self._record(conversation_id)
+        i = record.find(seq)
+        if i is None:
+            return False
+        del record.activities[i]
+        return True
+
+    async def conversations(self, bot_id: str, after_id: str, limit: int) -> list[Conversation]:
+        ids = sorted(i for i, r in self._records.items() if r.conversation.bot_id == bot_id and i > after_id)
+        found = [await self.get_conversation(i) for i in ids[: max(limit, 0)]]
+        return [c for c in found if c is not None]
+
+    async def add_file(self, file: StoredFile) -> None:
+        record = self._record(file.conversation_id)
+        record.files[file.id] = file
+        record.last_active = max(record.last_active, file.created_at)
 
     async def read(self, conversation_id: str, after_seq: int, limit: int, now: float) -> list[StoredActivity]:
         record = self._record(conversation_id)
@@ -129,6 +176,8 @@ class MemoryStore:
             keep = [item for item in record.activities if item[1] >= cutoff]
             removed += len(record.activities) - len(keep)
             record.activities = keep
+            kept = {item[0] for item in keep}
+            record.client_keys = {k: seq for k, seq in record.client_keys.items() if seq in kept}
             for file_id, f in list(record.files.items()):
                 if f.created_at < cutoff:
                     del record.files[file_id]

@@ -70,6 +70,13 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX files_created_at ON files (created_at)",
     ),
+    (
+        # a client's own id for an activity (Web Chat's clientActivityID): a retried post finds the first one
+        "ALTER TABLE activities ADD COLUMN client_key TEXT",
+        "CREATE UNIQUE INDEX activities_client_key ON activities (conversation_id, client_key)"
+        " WHERE client_key IS NOT NULL",
+        "CREATE INDEX conversations_bot ON conversations (bot_id, id)",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -269,18 +276,43 @@ class SqliteStore:
     # -- activities and files ---------------------------------------------------------------------
 
     async def append(
-        self, conversation_id: str, activity: dict[str, Any], now: float, files: Sequence[StoredFile] = ()
+        self,
+        conversation_id: str,
+        activity: dict[str, Any],
+        now: float,
+        files: Sequence[StoredFile] = (),
+        client_key: str | None = None,
     ) -> StoredActivity:
-        seq, ts_ms = await self._write(self._append, conversation_id, activity, now, files)
+        seq, ts_ms, first = await self._write(self._append, conversation_id, activity, now, files, client_key)
+        if first is not None:
+            return StoredActivity(seq, msgspec.json.decode(first, type=dict[str, Any]), repeated=True)
         # The caller's dict is changed on the loop's thread, and only once the activity is committed.
         assign_position(activity, conversation_id, seq, ts_ms)
         return StoredActivity(seq, activity)
 
     def _append(
-        self, conversation_id: str, activity: dict[str, Any], now: float, files: Sequence[StoredFile]
-    ) -> tuple[int, int]:
+        self,
+        conversation_id: str,
+        activity: dict[str, Any],
+        now: float,
+        files: Sequence[StoredFile],
+        client_key: str | None,
+    ) -> tuple[int, int, bytes | None]:
+        """(seq, timestamp ms, None) of the new activity, or (seq, 0, body) of the one stored with `client_key`."""
         conn = self._w
         with _transaction(conn):
+            if client_key is not None:
+                row = conn.execute(
+                    "SELECT seq, body FROM activities WHERE conversation_id = ? AND client_key = ? AND stored_at >= ?",
+                    (conversation_id, client_key, now - self.retention),
+                ).fetchone()
+                if row is not None:
+                    return row[0], 0, bytes(row[1])
+                # an expired row still holding the key would block the new one
+                conn.execute(
+                    "UPDATE activities SET client_key = NULL WHERE conversation_id = ? AND client_key = ?",
+                    (conversation_id, client_key),
+                )
             # one statement takes the next position; its timestamp is protocol.activity.next_timestamp_ms in SQL
             rows = conn.execute(
                 "UPDATE conversations SET last_seq = last_seq + 1, last_active = ?,"
@@ -293,15 +325,82 @@ class SqliteStore:
             # an encoding error rolls the whole transaction back, so no sequence number is skipped
             body = msgspec.json.encode(assign_position(dict(activity), conversation_id, seq, ts_ms))
             conn.execute(
-                "INSERT INTO activities (conversation_id, seq, stored_at, body) VALUES (?, ?, ?, ?)",
-                (conversation_id, seq, now, body),
+                "INSERT INTO activities (conversation_id, seq, stored_at, body, client_key) VALUES (?, ?, ?, ?, ?)",
+                (conversation_id, seq, now, body, client_key),
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO files (conversation_id, id, name, content_type, created_at, data)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [(conversation_id, f.id, f.name, f.content_type, f.created_at, bytes(f.data)) for f in files],
             )
-        return seq, ts_ms
+        return seq, ts_ms, None
+
+    async def replace(
+        self, conversation_id: str, seq: int, activity: dict[str, Any], now: float
+    ) -> StoredActivity | None:
+        position = await self._write(self._replace, conversation_id, seq, activity, now)
+        if position is None:
+            return None
+        activity["id"], activity["timestamp"] = position
+        return StoredActivity(seq, activity)
+
+    def _replace(self, conversation_id: str, seq: int, activity: dict[str, Any], now: float) -> tuple[str, str] | None:
+        conn = self._w
+        with _transaction(conn):
+            self._check_exists(conn, conversation_id)
+            row = conn.execute(
+                "SELECT body FROM activities WHERE conversation_id = ? AND seq = ? AND stored_at >= ?",
+                (conversation_id, seq, now - self.retention),
+            ).fetchone()
+            if row is None:
+                return None
+            old = msgspec.json.decode(row[0], type=dict[str, Any])
+            position = (old["id"], old["timestamp"])
+            body = msgspec.json.encode({**activity, "id": position[0], "timestamp": position[1]})
+            conn.execute(
+                "UPDATE activities SET body = ? WHERE conversation_id = ? AND seq = ?", (body, conversation_id, seq)
+            )
+            conn.execute(
+                "UPDATE conversations SET last_active = max(last_active, ?) WHERE id = ?", (now, conversation_id)
+            )
+        return position
+
+    async def delete(self, conversation_id: str, seq: int) -> bool:
+        return await self._write(self._delete, conversation_id, seq)
+
+    def _delete(self, conversation_id: str, seq: int) -> bool:
+        conn = self._w
+        with _transaction(conn):
+            self._check_exists(conn, conversation_id)
+            cur = conn.execute("DELETE FROM activities WHERE conversation_id = ? AND seq = ?", (conversation_id, seq))
+            return cur.rowcount == 1
+
+    async def conversations(self, bot_id: str, after_id: str, limit: int) -> list[Conversation]:
+        return await self._read(self._conversations, bot_id, after_id, limit)
+
+    def _conversations(self, bot_id: str, after_id: str, limit: int) -> list[Conversation]:
+        rows = self._r.execute(
+            "SELECT id, created_at, last_seq FROM conversations WHERE bot_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (bot_id, after_id, max(limit, 0)),
+        ).fetchall()
+        return [Conversation(id_, bot_id, created_at, last_seq) for id_, created_at, last_seq in rows]
+
+    async def add_file(self, file: StoredFile) -> None:
+        await self._write(self._add_file, file)
+
+    def _add_file(self, file: StoredFile) -> None:
+        conn = self._w
+        with _transaction(conn):
+            self._check_exists(conn, file.conversation_id)
+            conn.execute(
+                "INSERT OR REPLACE INTO files (conversation_id, id, name, content_type, created_at, data)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (file.conversation_id, file.id, file.name, file.content_type, file.created_at, bytes(file.data)),
+            )
+            conn.execute(
+                "UPDATE conversations SET last_active = max(last_active, ?) WHERE id = ?",
+                (file.created_at, file.conversation_id),
+            )
 
     async def read(self, conversation_id: str, after_seq: int, limit: int, now: float) -> list[StoredActivity]:
         return await self._read(self._read_activities, conversation_id, after_seq, limit, now)

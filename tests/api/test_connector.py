@@ -64,7 +64,7 @@ def test_members(service: Service) -> None:
     _error(service.http.get(f"/v3/conversations/{conv}/activities/{conv}%7C0000999/members"), 404, "NotFound")
 
 
-def test_connector_errors(service: Service) -> None:
+def test_v3_errors(service: Service) -> None:
     conv = service.start()["conversationId"]
     _error(service.http.post("/v3/conversations/nosuch/activities", json={"type": "message"}), 404, "NotFound")
     _error(service.http.get("/v3/conversations/nosuch/members"), 404, "NotFound")

@@ -142,10 +142,28 @@ def test_from_client_keeps_the_clients_from_without_a_user() -> None:
     assert activity["from"] == {"id": "u1", "name": "Ann"}
 
 
-def test_from_client_user_overrides_from() -> None:
+def test_from_client_user_forces_the_senders_id() -> None:
     user = {"id": "bound-user", "name": "Bound"}
     activity = act.from_client(_client_activity(), "conv", BOT, user=user)
-    assert activity["from"] == user
+    assert activity["from"] == {"id": "bound-user", "name": "Ann"}
+
+
+def test_from_client_user_names_a_sender_without_a_name() -> None:
+    user = {"id": "bound-user", "name": "Bound"}
+    activity = act.from_client({"type": "message", "from": {"id": "x", "role": "user"}}, "conv", BOT, user=user)
+    assert activity["from"] == {"id": "bound-user", "name": "Bound", "role": "user"}
+    assert act.from_client({"type": "message"}, "conv", BOT, user=user)["from"] == user
+
+
+def test_ephemeral_ids_are_never_sequence_ids() -> None:
+    activity = act.assign_ephemeral({"type": "typing"}, "conv", "abc", 1_700_000_000_123)
+    assert activity["id"] == "conv|tabc" and activity["timestamp"] == "2023-11-14T22:13:20.123Z"
+
+
+def test_deletion_names_the_deleted_activity() -> None:
+    tombstone = act.deletion("conv", "conv|0000003", BOT, 0)
+    assert tombstone["type"] == "messageDelete" and tombstone["id"] == "conv|0000003"
+    assert tombstone["conversation"] == {"id": "conv"} and tombstone["from"] == BOT
 
 
 # from_bot

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from openline.protocol.errors import ErrorKind, ServiceError, connector_error, kind_of_status, v1_error
+from openline.protocol.errors import ErrorKind, ServiceError, kind_of_status, v1_error, v3_error
 
 V1_CODES = {
     "MissingProperty",
@@ -38,7 +38,7 @@ def test_every_kind_has_a_v1_rendering_in_the_errormessage_shape(kind: ErrorKind
 
 @pytest.mark.parametrize("kind", list(ErrorKind))
 def test_every_kind_has_a_connector_rendering(kind: ErrorKind) -> None:
-    status, body = connector_error(kind, "what went wrong")
+    status, body = v3_error(kind, "what went wrong")
     assert set(body) == {"error"}
     assert set(body["error"]) == {"code", "message"}
     assert isinstance(body["error"]["code"], str) and body["error"]["code"]
@@ -74,12 +74,12 @@ def test_bot_failures_are_500_service_error_in_v1(kind: ErrorKind) -> None:
 
 @pytest.mark.parametrize("kind", BOT_FAILURES)
 def test_bot_failures_are_gateway_errors_for_the_connector(kind: ErrorKind) -> None:
-    status, _ = connector_error(kind, "m")
+    status, _ = v3_error(kind, "m")
     assert status in (502, 504)
 
 
 def test_connector_token_expired_is_403_token_expired() -> None:
-    assert connector_error(ErrorKind.TOKEN_EXPIRED, "m") == (403, {"error": {"code": "TokenExpired", "message": "m"}})
+    assert v3_error(ErrorKind.TOKEN_EXPIRED, "m") == (403, {"error": {"code": "TokenExpired", "message": "m"}})
 
 
 @pytest.mark.parametrize(
@@ -107,4 +107,4 @@ def test_kind_of_status(status: int, kind: ErrorKind) -> None:
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 413, 415])
 def test_kind_of_status_round_trips_through_the_renderings(status: int) -> None:
     assert v1_error(kind_of_status(status), "m")[0] == status
-    assert connector_error(kind_of_status(status), "m")[0] == status
+    assert v3_error(kind_of_status(status), "m")[0] == status

@@ -358,3 +358,104 @@ def test_remove_member(store: ConversationStore, run: Run) -> None:
     assert run(store.members("c1"))[-1] == Member("u1", "Again")
     with pytest.raises(UnknownConversation):
         run(store.remove_member("nope", "u1"))
+
+
+# -- client keys (idempotent appends) ------------------------------------------------------------------
+
+
+def test_client_key_makes_append_idempotent(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    first = run(store.append(cid, {"type": "message", "text": "a"}, T0, client_key="k1"))
+    again = run(store.append(cid, {"type": "message", "text": "a, retried"}, T0 + 1, client_key="k1"))
+    assert (first.seq, first.repeated) == (1, False)
+    assert (again.seq, again.repeated) == (1, True)
+    assert again.activity == first.activity and again.activity["text"] == "a"
+    other = run(store.append(cid, {"type": "message", "text": "b"}, T0 + 2, client_key="k2"))
+    assert (other.seq, other.repeated) == (2, False)
+    assert run(store.get_conversation(cid)).last_seq == 2
+
+
+def test_client_keys_are_per_conversation(store: ConversationStore, run: Run) -> None:
+    a, b = run(_new(store, "a")), run(_new(store, "b"))
+    run(store.append(a, {"type": "message"}, T0, client_key="k"))
+    assert run(store.append(b, {"type": "message"}, T0, client_key="k")).repeated is False
+
+
+def test_concurrent_appends_with_one_client_key_store_one(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+
+    async def scenario() -> list[Any]:
+        return list(
+            await asyncio.gather(*(store.append(cid, {"type": "message"}, T0, client_key="k") for _ in range(10)))
+        )
+
+    results = run(scenario())
+    assert {r.seq for r in results} == {1}
+    assert sum(not r.repeated for r in results) == 1
+
+
+def test_an_expired_client_key_appends_again(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(store.append(cid, {"type": "message"}, T0, client_key="k"))
+    later = T0 + store.retention + 1
+    assert run(store.append(cid, {"type": "message"}, later, client_key="k")).seq == 2
+    run(store.sweep(later))
+    assert run(store.append(cid, {"type": "message"}, later, client_key="k")).repeated is True
+
+
+# -- replace and delete -----------------------------------------------------------------------------------
+
+
+def test_replace_keeps_the_position(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(_append_texts(store, cid, 2))
+    original = run(store.read(cid, 0, 10, T0))[0].activity
+    replaced = run(store.replace(cid, 1, {"type": "message", "text": "new", "id": "x", "timestamp": "y"}, T0 + 5))
+    assert replaced is not None and replaced.seq == 1
+    assert (replaced.activity["id"], replaced.activity["timestamp"]) == (original["id"], original["timestamp"])
+    page = run(store.read(cid, 0, 10, T0 + 5))
+    assert [a.activity["text"] for a in page] == ["new", "m2"]
+    assert page[0].activity["timestamp"] == original["timestamp"]
+    assert run(store.get_conversation(cid)).last_seq == 2
+
+
+def test_replace_of_nothing_is_none(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    assert run(store.replace(cid, 1, {"type": "message"}, T0)) is None
+    with pytest.raises(UnknownConversation):
+        run(store.replace("nope", 1, {"type": "message"}, T0))
+
+
+def test_delete_leaves_a_hole_the_sequence_skips(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(_append_texts(store, cid, 3))
+    assert run(store.delete(cid, 2)) is True
+    assert run(store.delete(cid, 2)) is False
+    assert [a.seq for a in run(store.read(cid, 0, 10, T0))] == [1, 3]
+    assert run(store.append(cid, {"type": "message"}, T0)).seq == 4
+    with pytest.raises(UnknownConversation):
+        run(store.delete("nope", 1))
+
+
+# -- listing and standalone files ---------------------------------------------------------------------------
+
+
+def test_conversations_of_a_bot_page_by_id(store: ConversationStore, run: Run) -> None:
+    for cid in ("c3", "c1", "c2", "c4"):
+        run(store.create_conversation(cid, "bot", T0))
+    run(store.create_conversation("other", "bot-2", T0))
+    run(_append_texts(store, "c2", 2))
+    first = run(store.conversations("bot", "", 2))
+    assert [c.id for c in first] == ["c1", "c2"] and first[1].last_seq == 2
+    assert [c.id for c in run(store.conversations("bot", "c2", 10))] == ["c3", "c4"]
+    assert run(store.conversations("bot", "c4", 10)) == []
+
+
+def test_add_file_on_its_own(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    f = _file(cid, "f1", T0)
+    run(store.add_file(f))
+    assert run(store.get_file(cid, "f1", T0 + 1)) == f
+    assert run(store.get_file(cid, "f1", T0 + store.retention + 1)) is None
+    with pytest.raises(UnknownConversation):
+        run(store.add_file(_file("nope", "f1", T0)))
