@@ -23,7 +23,9 @@ from openline.api._http import json_response
 from openline.api.attachments import AttachmentsApi
 from openline.api.connector import ConnectorApi
 from openline.api.errors import on_http_exception, on_service_error, on_unexpected
+from openline.api.stream import StreamApi
 from openline.api.v1 import V1Api
+from openline.api.v3 import V3Api
 from openline.auth.credentials import Authenticator
 from openline.auth.signing import UrlSigner
 from openline.auth.tokens import TokenAuthority
@@ -131,7 +133,7 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
             {
                 "service": "openline",
                 "version": __version__,
-                "directline": {"1.1": "/api"},
+                "directline": {"1.1": "/api", "3.0": "/v3/directline"},
                 "bots": [{"id": b.id, "name": b.name} for b in services.channel.bots.values()],
             }
         )
@@ -140,6 +142,10 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
         Route("/", index, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         *V1Api(config, services.auth, services.channel).routes(),
+        *V3Api(config, services.auth, services.channel).routes(),
+        *StreamApi(
+            services.auth.tokens, services.channel, services.broker, config.stream_keepalive, config.page_size
+        ).routes(),
         *ConnectorApi(config, services.channel).routes(),
         *AttachmentsApi(services.store, services.signer, services.clock).routes(),
     ]

@@ -27,6 +27,7 @@ _HELP = {
     "max_message_bytes": "largest message body accepted, e.g. 256KB (default 256KB)",
     "max_upload_bytes": "largest upload accepted, e.g. 4MB (default 4MB)",
     "page_size": "most messages returned by one GET (default 100)",
+    "stream_keepalive": "seconds between the empty keep-alive frames sent on 3.0 streams (default 20)",
     "log_level": "debug, info, warning or error (default info)",
 }
 

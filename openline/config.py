@@ -34,6 +34,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 3000
     public_url: str = ""  # resolved: never empty after load_config
+    public_url_given: bool = False  # set by the user (else stream URLs follow each request's host)
     bots: tuple[BotConfig, ...] = ()
     data_dir: Path = Path("openline-data")
     store: str | None = None
@@ -44,6 +45,7 @@ class Config:
     max_message_bytes: int = 256 * 1024
     max_upload_bytes: int = 4 * 1024 * 1024
     page_size: int = 100
+    stream_keepalive: float = 20.0
     log_level: str = "info"
 
     @property
@@ -104,6 +106,13 @@ def _whole_number(what: str, low: int, high: int) -> Callable[[Any], int]:
     return parse
 
 
+def _keepalive(value: Any) -> float:
+    seconds = parse_seconds(value)
+    if not 0.05 <= seconds <= 3600:
+        raise ConfigError(f"{value!r} is not a keep-alive interval (0.05 s to 1 h)")
+    return seconds
+
+
 def _log_level(value: Any) -> str:
     level = _text(value).lower()
     if level not in ("debug", "info", "warning", "error"):
@@ -161,6 +170,7 @@ OPTIONS: dict[str, Callable[[Any], Any]] = {
     "max_message_bytes": parse_size,
     "max_upload_bytes": parse_size,
     "page_size": _whole_number("page size", 1, 10000),
+    "stream_keepalive": _keepalive,
     "log_level": _log_level,
 }
 
@@ -257,7 +267,7 @@ def load_config(cli: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
     if len(set(all_secrets)) != len(all_secrets):
         raise ConfigError("a secret can belong to one bot only")
 
-    config = Config(bots=tuple(bots), **values)
+    config = Config(bots=tuple(bots), public_url_given=bool(values.get("public_url")), **values)
     if not config.public_url:
         config = replace(config, public_url=config.local_url)
     return config

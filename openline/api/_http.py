@@ -55,3 +55,8 @@ def decode_json(body: bytes, what: str = "the body") -> Any:
 def media_type(request: Request) -> str:
     """The request's media type, lower case, without parameters ('' when absent)."""
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def decode_optional_json(body: bytes, what: str = "the body") -> Any:
+    """Parsed JSON, or None for an empty body (clients that send no body at all)."""
+    return decode_json(body, what) if body.strip() else None

@@ -51,4 +51,6 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(request.url.path, ErrorKind.INTERNAL, "internal error")
+    # this handler runs outside the CORS middleware: without the header a browser client sees status 0
+    headers = {"Access-Control-Allow-Origin": "*"} if "origin" in request.headers else None
+    return error_response(request.url.path, ErrorKind.INTERNAL, "internal error", headers)

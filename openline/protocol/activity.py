@@ -14,6 +14,7 @@ from openline.protocol.ids import activity_id
 
 Activity = dict[str, Any]
 Account = dict[str, Any]
+Attachment = dict[str, Any]
 
 CHANNEL_ID = "directline"
 # activity types that are pushed to streams but never stored (no sequence, no watermark)
@@ -42,6 +43,33 @@ def assign_ephemeral(activity: Activity, conversation_id: str, token: str, ts_ms
     """Give an unstored activity an id (`conv|t...`, never a sequence number) and a timestamp (in place)."""
     activity["id"] = f"{conversation_id}|t{token}"
     activity["timestamp"] = format_timestamp(ts_ms)
+    return activity
+
+
+def attach_files(activity: Activity, files: list[Attachment]) -> Activity:
+    """Attach stored files (`{contentType, contentUrl, name}`) to an activity (in place).
+
+    A file fills the first attachment entry with its `name` that has no
+    `contentUrl` or `content` yet (the client's own entry: it keeps its
+    thumbnail and metadata, and its `contentType` when it gave one); files
+    without such an entry are added after the existing attachments.
+    """
+    attachments = activity.get("attachments")
+    if not isinstance(attachments, list):
+        attachments = activity["attachments"] = []
+    for file in files:
+        for i, entry in enumerate(attachments):
+            if (
+                isinstance(entry, dict)
+                and entry.get("name") == file["name"]
+                and not entry.get("contentUrl")
+                and entry.get("content") is None
+            ):
+                attachments[i] = {**file, **{k: v for k, v in entry.items() if v is not None}}
+                attachments[i]["contentUrl"] = file["contentUrl"]
+                break
+        else:
+            attachments.append(dict(file))
     return activity
 
 

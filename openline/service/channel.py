@@ -227,16 +227,22 @@ class Channel:
     def attach_uploads(
         self, conversation: Conversation, activity: act.Activity, uploads: Sequence[Upload]
     ) -> list[StoredFile]:
-        """Give each upload an id and a signed URL, add it to the activity's attachments, return the files to store."""
+        """Give each upload an id and a signed URL, attach it to the activity, return the files to store.
+
+        An upload whose filename is the `name` of one of the activity's
+        attachments fills that entry (its thumbnail and content type are kept;
+        `contentUrl` becomes the stored file); the others are added at the end.
+        """
         now = self.clock()
         expires = int(now + self.store.retention)
         files: list[StoredFile] = []
-        attachments = activity.setdefault("attachments", [])
+        stored: list[act.Attachment] = []
         for upload in uploads:
             file_id = random_id(16)
             url = self.signer.file_url(self.public_url, conversation.id, file_id, upload.name, expires)
-            attachments.append({"contentType": upload.content_type, "contentUrl": url, "name": upload.name})
+            stored.append({"contentType": upload.content_type, "contentUrl": url, "name": upload.name})
             files.append(StoredFile(file_id, conversation.id, upload.name, upload.content_type, upload.data, now))
+        act.attach_files(activity, stored)
         return files
 
     async def _bot_conversation(self, conversation_id: str) -> tuple[Conversation, Bot]:

@@ -1,0 +1,164 @@
+"""The Direct Line 3.0 WebSocket stream: `/v3/directline/conversations/{id}/stream?watermark=&t=`.
+
+The stream token `t` (short-lived, for this conversation only) is the whole
+credential. On connect the stream subscribes to the conversation's events,
+replays the store after the URL's watermark, then forwards live events
+(`protocol.stream.StreamCursor` decides what to send, skip or re-read). Text
+frames only: ActivitySets and empty keep-alives; frames from the client are
+read and ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import msgspec
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from openline.api.errors import error_response
+from openline.auth.tokens import STREAM_AUDIENCE, TokenAuthority
+from openline.protocol import v3
+from openline.protocol.errors import ErrorKind, ServiceError
+from openline.protocol.ids import InvalidWatermark, parse_watermark
+from openline.protocol.stream import Step, StreamCursor
+from openline.service.channel import Channel
+from openline.storage.base import Broker, Conversation, Subscription
+
+log = logging.getLogger("openline.stream")
+_encode = msgspec.json.Encoder().encode
+
+
+class _Closed(Exception):
+    """The client went away, or the conversation did: the stream ends."""
+
+
+class StreamApi:
+    def __init__(
+        self, tokens: TokenAuthority, channel: Channel, broker: Broker, keepalive: float, page_size: int
+    ) -> None:
+        self.tokens = tokens
+        self.channel = channel
+        self.broker = broker
+        self.keepalive = keepalive
+        self.page_size = page_size
+
+    def routes(self) -> list[WebSocketRoute]:
+        return [WebSocketRoute("/v3/directline/conversations/{conversation_id}/stream", self.stream)]
+
+    async def stream(self, websocket: WebSocket) -> None:
+        try:
+            conversation, after = await self._admit(websocket)
+        except ServiceError as e:
+            await _deny(websocket, e)
+            return
+        await websocket.accept()
+        subscription = self.broker.subscribe(conversation.id)
+        sender = asyncio.create_task(self._send_events(websocket, conversation, after, subscription))
+        receiver = asyncio.create_task(_ignore_client_frames(websocket))
+        try:
+            await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            subscription.close()
+            for task in (sender, receiver):
+                task.cancel()
+            for task in (sender, receiver):
+                with contextlib.suppress(asyncio.CancelledError, _Closed, WebSocketDisconnect):
+                    await task
+            with contextlib.suppress(Exception):
+                await websocket.close()
+
+    async def _admit(self, websocket: WebSocket) -> tuple[Conversation, int]:
+        """The conversation and the watermark to replay from, if the stream token allows it."""
+        conversation_id = websocket.path_params["conversation_id"]
+        token = websocket.query_params.get("t")
+        if not token:
+            raise ServiceError(ErrorKind.UNAUTHORIZED, "the stream URL has no token: get one from the conversation")
+        claims = self.tokens.verify(token, STREAM_AUDIENCE)
+        if claims.conversation_id != conversation_id:
+            raise ServiceError(ErrorKind.FORBIDDEN, "the stream token is not valid for this conversation")
+        conversation = await self.channel.store.get_conversation(conversation_id)
+        if conversation is None or conversation.bot_id != claims.bot_id:
+            raise ServiceError(ErrorKind.NOT_FOUND, f"conversation {conversation_id!r} does not exist or has expired")
+        try:
+            return conversation, parse_watermark(websocket.query_params.get("watermark"))
+        except InvalidWatermark as e:
+            raise ServiceError(ErrorKind.BAD_WATERMARK, str(e)) from None
+
+    async def _send_events(
+        self, websocket: WebSocket, conversation: Conversation, after: int, subscription: Subscription
+    ) -> None:
+        cursor = StreamCursor(after)
+        await self._replay(websocket, conversation, cursor)
+        while True:
+            if subscription.lagged:
+                subscription.lagged = False
+                await self._replay(websocket, conversation, cursor)
+            try:
+                event = await asyncio.wait_for(subscription.get(), self.keepalive)
+            except TimeoutError:
+                await _send(websocket, "")
+                continue
+            step = cursor.step(event.seq)
+            if step is Step.FILL:
+                await self._replay(websocket, conversation, cursor)
+                step = cursor.step(event.seq)
+                if step is Step.FILL:  # the activities before it were removed meanwhile
+                    step = Step.SEND
+            if step is Step.SKIP:
+                continue
+            if step is Step.SEND_UNNUMBERED:
+                if v3.shown_on_stream(event.activity):
+                    await _send_set(websocket, [event.activity], None)
+                continue
+            assert event.seq is not None
+            cursor.advance(event.seq)
+            if v3.shown_on_stream(event.activity):
+                await _send_set(websocket, [event.activity], event.seq)
+
+    async def _replay(self, websocket: WebSocket, conversation: Conversation, cursor: StreamCursor) -> None:
+        """Send what the store holds after the cursor, a page per frame."""
+        while True:
+            try:
+                page = await self.channel.read(conversation, cursor.sent, self.page_size)
+            except ServiceError as e:  # the conversation is gone (retention): end the stream
+                raise _Closed(e.message) from None
+            if not page:
+                return
+            shown = [s.activity for s in page if v3.shown_on_stream(s.activity)]
+            cursor.advance(page[-1].seq)
+            if shown:
+                await _send_set(websocket, shown, page[-1].seq)
+            if len(page) < self.page_size:
+                return
+
+
+async def _send_set(websocket: WebSocket, activities: list[dict[str, Any]], watermark: int | None) -> None:
+    await _send(websocket, _encode(v3.activity_set(activities, watermark)).decode())
+
+
+async def _send(websocket: WebSocket, text: str) -> None:
+    try:
+        await websocket.send_text(text)
+    except (WebSocketDisconnect, RuntimeError, OSError) as e:
+        raise _Closed(str(e)) from None
+
+
+async def _ignore_client_frames(websocket: WebSocket) -> None:
+    """Read (and drop) the client's frames, its empty keep-alives among them, until it disconnects."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+
+
+async def _deny(websocket: WebSocket, error: ServiceError) -> None:
+    """Refuse the upgrade with an HTTP error in the 3.0 shape (a bare 403 close where the server cannot)."""
+    response = error_response(websocket.url.path, error.kind, error.message)
+    try:
+        await websocket.send_denial_response(response)
+    except RuntimeError:
+        await websocket.close(code=1008)
