@@ -23,6 +23,7 @@ PAGE_SIZE = 5
 BOT_TIMEOUT = 1.0
 RETENTION = 3600
 TOKEN_TTL = 600
+KEEPALIVE = 0.3
 
 
 @dataclass
@@ -93,6 +94,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         max_message_bytes=MAX_MESSAGE,
         max_upload_bytes=MAX_UPLOAD,
         page_size=PAGE_SIZE,
+        stream_keepalive=KEEPALIVE,
     )
     clock = Clock()
     services = build_services(config, clock)
