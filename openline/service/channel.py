@@ -22,8 +22,9 @@ from typing import Any
 from openline.auth.credentials import Principal
 from openline.auth.signing import UrlSigner
 from openline.protocol import activity as act
+from openline.protocol import connector as wire
 from openline.protocol.errors import ErrorKind, ServiceError
-from openline.protocol.ids import random_id, sequence_of
+from openline.protocol.ids import new_conversation_id, random_id, sequence_of
 from openline.service.delivery import BotClient, DeliveryResult
 from openline.storage.base import (
     Broker,
@@ -120,7 +121,9 @@ class Channel:
         sender = user or act.account(conversation_id)
         await self._members_added(conversation_id, bot, sender, [act.account(bot.id, bot.name)], locale)
         if user is not None and await self.store.add_member(conversation_id, Member(user["id"], user.get("name"))):
-            await self._members_added(conversation_id, bot, user, [user], locale)
+            if not (await self._members_added(conversation_id, bot, user, [user], locale)).ok:
+                # as in `_announce`: the user's first activity tells the bot again
+                await self.store.remove_member(conversation_id, user["id"])
         return True
 
     async def conversation(self, principal: Principal, conversation_id: str) -> Conversation:
@@ -336,3 +339,152 @@ class Channel:
             locale,
         )
         return await self.client.deliver(bot.endpoint, act.for_bot(update, self.public_url))
+
+    # -- the rest of the Bot Connector API: members, history, bot-created conversations, attachments --
+
+    async def member(self, conversation_id: str, member_id: str) -> act.Account:
+        """One member of the conversation as a ChannelAccount (NOT_FOUND when it is not a member)."""
+        for account in await self.members(conversation_id):
+            if account["id"] == member_id:
+                return account
+        raise ServiceError(ErrorKind.NOT_FOUND, f"{member_id!r} is not a member of this conversation")
+
+    async def paged_members(
+        self, conversation_id: str, page_size: int, offset: int
+    ) -> tuple[list[act.Account], int | None]:
+        """Up to `page_size` members from `offset` (in the order they joined), and the next offset (None: the end)."""
+        members = await self.members(conversation_id)
+        end = offset + page_size
+        return members[offset:end], end if end < len(members) else None
+
+    async def remove_member_from_bot(self, conversation_id: str, member_id: str) -> None:
+        """Forget a member (NOT_FOUND when it is not one); the bot itself cannot be removed (MALFORMED).
+
+        A removed user who posts again joins again: the bot is told of it anew.
+        """
+        conversation, _ = await self._bot_conversation(conversation_id)
+        if member_id == conversation.bot_id:
+            raise ServiceError(ErrorKind.MALFORMED, "the bot cannot be removed from its own conversation")
+        try:
+            removed = await self.store.remove_member(conversation_id, member_id)
+        except UnknownConversation:
+            raise _not_found(conversation_id) from None
+        if not removed:
+            raise ServiceError(ErrorKind.NOT_FOUND, f"{member_id!r} is not a member of this conversation")
+        self._announced.pop((conversation_id, member_id), None)
+
+    async def history_from_bot(self, conversation_id: str, activities: Sequence[Any]) -> str:
+        """Store a transcript the bot sends, in order, each with its own sender; the last stored id ("" if none).
+
+        Every activity is checked before any is stored, so a bad one stores nothing.
+        `typing` is skipped: a transcript is history, not a live indicator.
+        """
+        _, bot = await self._bot_conversation(conversation_id)
+        stamped: list[act.Activity] = []
+        for i, activity in enumerate(activities):
+            try:
+                stamped.append(wire.from_history(activity, conversation_id, bot.account))
+            except ServiceError as e:
+                raise ServiceError(e.kind, f"activities[{i}]: {e.message}") from None
+        last_id = ""
+        for item in stamped:
+            if item.get("type") not in act.EPHEMERAL_TYPES:
+                last_id = str((await self._append(conversation_id, item)).activity["id"])
+        return last_id
+
+    def _creating_bot(self, bot_id: str | None) -> Bot:
+        if bot_id is not None:
+            return self.bot(bot_id)
+        if len(self.bots) != 1:
+            raise ServiceError(ErrorKind.MISSING, "several bots are configured: say which in 'bot.id'")
+        return next(iter(self.bots.values()))
+
+    async def create_from_bot(self, parameters: wire.NewConversation) -> tuple[str, str | None]:
+        """Open a conversation the bot asked for, record its members, store its first activity.
+
+        Returns the new conversation's id and the first activity's id (None
+        without one). The bot is not called: it knows. Clients reach the
+        conversation with the bot's Direct Line secret.
+        """
+        bot = self._creating_bot(parameters.bot_id)
+        conversation_id = new_conversation_id()
+        activity = parameters.activity
+        if activity is not None:
+            act.from_bot(activity, conversation_id, bot.account, None)  # checked before anything is created
+        if not await self.store.create_conversation(conversation_id, bot.id, self.clock()):
+            raise ServiceError(ErrorKind.INTERNAL, "a fresh conversation id was already taken")
+        await self.store.add_member(conversation_id, Member(bot.id, bot.name))
+        for account in parameters.members:
+            name = account.get("name")
+            await self.store.add_member(conversation_id, Member(account["id"], name if isinstance(name, str) else None))
+        if activity is None:
+            return conversation_id, None
+        if activity.get("type") in act.EPHEMERAL_TYPES:
+            return conversation_id, await self._publish_ephemeral(conversation_id, activity)
+        return conversation_id, str((await self._append(conversation_id, activity)).activity["id"])
+
+    async def bot_conversations(
+        self, after: tuple[str, str] | None, limit: int
+    ) -> tuple[list[tuple[str, list[act.Account]]], tuple[str, str] | None]:
+        """A page of every configured bot's conversations (bots by id, then conversations by id), with members.
+
+        `after` is where the previous page stopped: (bot id, last conversation
+        id); the second value returned is where this one stopped (None: the end).
+        """
+        bot_ids = sorted(self.bots)
+        start, after_id = 0, ""
+        if after is not None:
+            if after[0] not in self.bots:
+                raise ServiceError(ErrorKind.MALFORMED, "invalid continuationToken: its bot is not configured")
+            start, after_id = bot_ids.index(after[0]), after[1]
+        page: list[tuple[str, list[act.Account]]] = []
+        for bot_id in bot_ids[start:]:
+            room = limit - len(page)
+            found = await self.store.conversations(bot_id, after_id, room + 1)
+            for conversation in found[:room]:
+                try:
+                    members = await self.store.members(conversation.id)
+                except UnknownConversation:  # expired since it was listed
+                    continue
+                roles = ((m, "bot" if m.id == bot_id else "user") for m in members)
+                page.append((conversation.id, [act.account(m.id, m.name, role) for m, role in roles]))
+            if len(found) > room:
+                return page, (bot_id, found[room - 1].id if room else after_id)
+            after_id = ""
+        return page, None
+
+    async def upload_from_bot(self, conversation_id: str, data: wire.AttachmentData) -> str:
+        """Store a bot's attachment (each view a file of the conversation, kept for the retention); its id."""
+        await self._bot_conversation(conversation_id)
+        key = random_id(22)
+        now = self.clock()
+        try:
+            for view, content in data.views().items():
+                file_id = wire.attachment_file_id(key, view)
+                await self.store.add_file(
+                    StoredFile(file_id, conversation_id, data.name, data.content_type, content, now)
+                )
+        except UnknownConversation:
+            raise _not_found(conversation_id) from None
+        return wire.attachment_id(conversation_id, key)
+
+    async def attachment_view(self, attachment_id: str, view: str) -> StoredFile | None:
+        """One view of a bot's attachment, or None (unknown id or view, or past the retention)."""
+        parsed = wire.parse_attachment_id(attachment_id)
+        if parsed is None or view not in wire.ATTACHMENT_VIEWS:
+            return None
+        conversation_id, key = parsed
+        return await self.store.get_file(conversation_id, wire.attachment_file_id(key, view), self.clock())
+
+    async def attachment_info(self, attachment_id: str) -> dict[str, Any]:
+        """The AttachmentInfo of a bot's attachment: name, type and its views with their sizes (NOT_FOUND)."""
+        views = [(v, await self.attachment_view(attachment_id, v)) for v in wire.ATTACHMENT_VIEWS]
+        found = [(v, f) for v, f in views if f is not None]
+        if not found or found[0][0] != "original":
+            raise ServiceError(ErrorKind.NOT_FOUND, "the attachment does not exist or has expired")
+        original = found[0][1]
+        return {
+            "name": original.name,
+            "type": original.content_type,
+            "views": [{"viewId": v, "size": len(f.data)} for v, f in found],
+        }

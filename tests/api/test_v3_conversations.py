@@ -202,3 +202,13 @@ def test_secret_of_rec_is_a_master_key(service: Service) -> None:
     conv = claims(token)["conv"]
     assert v3.get(f"/conversations/{conv}", credential=REC_SECRET).status_code == 200
     assert v3.activities(conv, credential=token)["watermark"] == "0"
+
+
+def test_a_user_update_the_bot_failed_at_start_is_sent_again_with_the_first_activity(service: Service) -> None:
+    v3 = V3(service)
+    service.bot.fail_updates = 2  # the [bot] and the [user] updates of the start
+    conv = v3.start({"user": {"id": "u-retry"}})["conversationId"]
+    assert service.bot.fail_updates == 0
+    v3.say(conv, "hi", user="u-retry")
+    updates = service.bot.of(conv, "conversationUpdate")
+    assert [[m["id"] for m in u["membersAdded"]] for u in updates] == [["rec"], ["u-retry"], ["u-retry"]]
