@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from openline.auth.signing import UrlSigner
 from openline.protocol.errors import ErrorKind, ServiceError
-from openline.storage.base import ConversationStore
+from openline.storage.base import ConversationStore, StoredFile
 
 
 class AttachmentsApi:
@@ -38,12 +38,17 @@ class AttachmentsApi:
         stored = await self.store.get_file(conversation_id, file_id, now)
         if stored is None:
             raise ServiceError(ErrorKind.NOT_FOUND, "the file does not exist or has expired")
-        inline = stored.content_type.startswith("image/") and stored.content_type != "image/svg+xml"
-        filename = urllib.parse.quote(stored.name, safe="")
-        headers = {
-            "Content-Disposition": f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{filename}",
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "sandbox; default-src 'none'",
-            "Cache-Control": "private, max-age=3600",
-        }
-        return Response(stored.data, 200, headers, media_type=stored.content_type)
+        return file_response(stored)
+
+
+def file_response(stored: StoredFile) -> Response:
+    """A stored file, served so that it cannot run as this origin: only images inline, `nosniff`, a sandbox CSP."""
+    inline = stored.content_type.startswith("image/") and stored.content_type != "image/svg+xml"
+    filename = urllib.parse.quote(stored.name, safe="")
+    headers = {
+        "Content-Disposition": f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{filename}",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+        "Cache-Control": "private, max-age=3600",
+    }
+    return Response(stored.data, 200, headers, media_type=stored.content_type)

@@ -1,19 +1,27 @@
-"""The Bot Connector v3 API bots call on `serviceUrl`: send, reply and members.
+"""The Bot Connector v3 API bots call on `serviceUrl`: activities, members, conversations (and attachments).
 
 Bots post here while the service's own POST to them is still open; nothing
 here waits on that call. Ids in paths arrive URL-encoded (`conv%7C0000001`) and
-are decoded by the server before routing.
+are decoded by the server before routing. Beyond the official Direct Line
+service, activities can be updated (PUT) and deleted; the attachment routes
+live in `connector_attachments.py` and are mounted with these.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from openline.api._http import decode_json, json_response, read_body
+from openline.api.connector_attachments import ConnectorAttachmentsApi
 from openline.config import Config
+from openline.protocol import connector as wire
 from openline.service.channel import Channel
+
+CONVERSATIONS_PAGE = 100
 
 
 class ConnectorApi:
@@ -23,17 +31,33 @@ class ConnectorApi:
 
     def routes(self) -> list[Route]:
         base = "/v3/conversations/{conversation_id}"
+        activity = base + "/activities/{activity_id}"
+        member = base + "/members/{member_id:path}"
         return [
+            Route("/v3/conversations", self.get_conversations, methods=["GET"]),
+            Route("/v3/conversations", self.create_conversation, methods=["POST"]),
             Route(base + "/activities", self.send_to_conversation, methods=["POST"]),
-            Route(base + "/activities/{activity_id}", self.reply_to_activity, methods=["POST"]),
+            # before the reply route, which would take "history" for an activity id
+            Route(base + "/activities/history", self.send_conversation_history, methods=["POST"]),
+            Route(activity, self.reply_to_activity, methods=["POST"]),
+            Route(activity, self.update_activity, methods=["PUT"]),
+            Route(activity, self.delete_activity, methods=["DELETE"]),
+            Route(activity + "/members", self.activity_members, methods=["GET"]),
             Route(base + "/members", self.members, methods=["GET"]),
-            Route(base + "/activities/{activity_id}/members", self.activity_members, methods=["GET"]),
+            Route(base + "/pagedmembers", self.paged_members, methods=["GET"]),
+            Route(member, self.member, methods=["GET"]),
+            Route(member, self.delete_member, methods=["DELETE"]),
+            *ConnectorAttachmentsApi(self.config, self.channel).routes(),
         ]
 
-    async def _post(self, request: Request, reply_to_id: str | None) -> Response:
+    async def _body(self, request: Request, what: str) -> Any:
         # bots may inline content (cards, data: URLs), so their limit is the upload limit
-        body = await read_body(request, self.config.max_upload_bytes)
-        activity = decode_json(body, "the activity")
+        return decode_json(await read_body(request, self.config.max_upload_bytes), what)
+
+    # -- activities ---------------------------------------------------------------------------------
+
+    async def _post(self, request: Request, reply_to_id: str | None) -> Response:
+        activity = await self._body(request, "the activity")
         activity_id = await self.channel.post_from_bot(request.path_params["conversation_id"], activity, reply_to_id)
         return json_response({"id": activity_id})
 
@@ -43,6 +67,27 @@ class ConnectorApi:
     async def reply_to_activity(self, request: Request) -> Response:
         return await self._post(request, request.path_params["activity_id"])
 
+    async def update_activity(self, request: Request) -> Response:
+        """Replace a stored activity (same id and timestamp); streams are told. The official service answers 405."""
+        activity = await self._body(request, "the activity")
+        params = request.path_params
+        activity_id = await self.channel.replace_from_bot(params["conversation_id"], params["activity_id"], activity)
+        return json_response({"id": activity_id})
+
+    async def delete_activity(self, request: Request) -> Response:
+        """Remove a stored activity; streams get a `messageDelete`. The official service answers 405."""
+        params = request.path_params
+        await self.channel.delete_from_bot(params["conversation_id"], params["activity_id"])
+        return Response(status_code=200)
+
+    async def send_conversation_history(self, request: Request) -> Response:
+        """Store a Transcript `{"activities": [...]}`; answers the id of the last activity stored ("" for none)."""
+        activities = wire.history_activities(await self._body(request, "the transcript"))
+        last_id = await self.channel.history_from_bot(request.path_params["conversation_id"], activities)
+        return json_response({"id": last_id})
+
+    # -- members ------------------------------------------------------------------------------------
+
     async def members(self, request: Request) -> Response:
         return json_response(await self.channel.members(request.path_params["conversation_id"]))
 
@@ -50,3 +95,40 @@ class ConnectorApi:
         """The members of the conversation the activity belongs to (404 for an activity it never had)."""
         params = request.path_params
         return json_response(await self.channel.members(params["conversation_id"], params["activity_id"]))
+
+    async def member(self, request: Request) -> Response:
+        params = request.path_params
+        return json_response(await self.channel.member(params["conversation_id"], params["member_id"]))
+
+    async def paged_members(self, request: Request) -> Response:
+        """`?pageSize=` (1-500, default 200) and `?continuationToken=` (from the previous page; null at the end)."""
+        query = request.query_params
+        page_size = wire.parse_page_size(query.get("pageSize"))
+        offset = wire.parse_member_token(query.get("continuationToken"))
+        page, next_offset = await self.channel.paged_members(request.path_params["conversation_id"], page_size, offset)
+        token = wire.member_token(next_offset) if next_offset is not None else None
+        return json_response({"members": page, "continuationToken": token})
+
+    async def delete_member(self, request: Request) -> Response:
+        params = request.path_params
+        await self.channel.remove_member_from_bot(params["conversation_id"], params["member_id"])
+        return Response(status_code=200)
+
+    # -- conversations ------------------------------------------------------------------------------
+
+    async def get_conversations(self, request: Request) -> Response:
+        """Every configured bot's conversations with their members, 100 a page (bots are not authenticated yet)."""
+        after = wire.parse_conversations_token(request.query_params.get("continuationToken"))
+        page, next_after = await self.channel.bot_conversations(after, CONVERSATIONS_PAGE)
+        token = wire.conversations_token(*next_after) if next_after is not None else None
+        conversations = [{"id": conversation_id, "members": members} for conversation_id, members in page]
+        return json_response({"conversations": conversations, "continuationToken": token})
+
+    async def create_conversation(self, request: Request) -> Response:
+        """A conversation the bot starts: 201 ConversationResourceResponse `{id, activityId?, serviceUrl}`."""
+        parameters = wire.parse_conversation_parameters(await self._body(request, "the conversation parameters"))
+        conversation_id, activity_id = await self.channel.create_from_bot(parameters)
+        body = {"id": conversation_id, "serviceUrl": self.channel.public_url}
+        if activity_id is not None:
+            body["activityId"] = activity_id
+        return json_response(body, 201)

@@ -120,10 +120,16 @@ class Channel:
         await self.store.add_member(conversation_id, Member(bot.id, bot.name))
         sender = user or act.account(conversation_id)
         await self._members_added(conversation_id, bot, sender, [act.account(bot.id, bot.name)], locale)
-        if user is not None and await self.store.add_member(conversation_id, Member(user["id"], user.get("name"))):
-            if not (await self._members_added(conversation_id, bot, user, [user], locale)).ok:
-                # as in `_announce`: the user's first activity tells the bot again
-                await self.store.remove_member(conversation_id, user["id"])
+        new_user = user is not None and await self.store.add_member(
+            conversation_id, Member(user["id"], user.get("name"))
+        )
+        if (
+            user is not None
+            and new_user
+            and not (await self._members_added(conversation_id, bot, user, [user], locale)).ok
+        ):
+            # as in `_announce`: the user's first activity tells the bot again
+            await self.store.remove_member(conversation_id, user["id"])
         return True
 
     async def conversation(self, principal: Principal, conversation_id: str) -> Conversation:
