@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _banner(config: Config, generated: list[tuple[str, str]]) -> None:
-    print(f"openline {__version__}: Direct Line 1.1 at {config.public_url}/api", flush=True)
+    print(f"openline {__version__}: Direct Line 3.0 at {config.public_url}/v3/directline", flush=True)
+    print(f"  Direct Line 1.1 at {config.public_url}/api", flush=True)
     for bot in config.bots:
         print(f"  bot {bot.id!r} ({bot.name}) at {bot.endpoint or 'the built-in echo bot'}", flush=True)
     for bot_id, secret in generated:

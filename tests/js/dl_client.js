@@ -1,0 +1,327 @@
+#!/usr/bin/env node
+// Scenario runner for the openline e2e tests: drives the real botframework-directlinejs client under Node.
+//
+// Usage: node dl_client.js SCENARIO.json   (or the scenario JSON on stdin, or as the first argument itself)
+//
+// It makes Node look like a browser to DirectLineJS (global XMLHttpRequest from xhr2, global WebSocket from ws),
+// then uses `new DirectLine({...})` as an app would: subscribes to connectionStatus$ and activity$, posts with
+// postActivity(), and ends with end(). Everything that happens is printed on stdout as one JSON object a line:
+//
+//   {"event":"status","status":2,"name":"Online"}             connectionStatus$ emissions
+//   {"event":"http","method":"POST","url":...,"status":200,"bearer":...,"responseToken":...}
+//                                                             every REST call DLJS made (at XHR loadend); responseToken:
+//                                                             the `token` of the answer (not for activities/upload);
+//                                                             "aborted":true when DLJS cancelled the request
+//   {"event":"ws","state":"open"|"close"|"error"|"keepalive","url":...}   DLJS's WebSockets; keepalive: an empty frame
+//   {"event":"activity","activity":{...}}                     every activity emitted by activity$
+//   {"event":"posted","id":...,"clientActivityID":...}        the id postActivity() emitted
+//   {"event":"token","token":...}                             every change of dl.token after construction
+//   {"event":"scheduler","delay":900000,"mappedTo":2000}      the token-refresh interval was shortened (once)
+//   {"event":"step","index":0,"op":"wait"}                    a step started
+//   {"event":"done","conversationId":...,"watermark":...,"token":...,"streamUrl":...}
+//   {"event":"error","message":...}                           then exit 1 (a failed step) or 2 (a timeout)
+//
+// Scenario (JSON):
+//   domain            "http://127.0.0.1:PORT/v3/directline" (required)
+//   secret | token    the credential (secret wins, as in DLJS)
+//   webSocket         true (default) or false for polling
+//   pollingInterval   ms, polling mode only (DLJS: >= 200, else 1000)
+//   conversationId, watermark   resume an existing conversation (GET /conversations/{id}?watermark=)
+//   userId            passed to dl.setUserId() before connecting
+//   refreshIntervalMs if set, DLJS's hard-coded 15-minute token refresh interval is run every this many ms instead:
+//                     DLJS takes an injectable `scheduler` (its `services`); ours is RxJS's async scheduler whose
+//                     actions turn exactly that one delay (15 * 60 * 1000) into refreshIntervalMs. Nothing else
+//                     changes: DLJS's own refreshTokenLoop() / refreshToken() run and POST /tokens/refresh.
+//   timeoutMs         bound of each step (default 20000)
+//   totalTimeoutMs    bound of the whole run (default 50000)
+//   steps             a list, run in order:
+//     {"op":"wait","activities":[MATCH, ...],"settleMs":N}  until every MATCH (a partial activity: each given
+//                       field equal, objects compared field by field) matches a received activity; then wait
+//                       settleMs more so that late duplicates would show
+//     {"op":"post","activity":{...}}   postActivity(); waits for its id ("retry" or an error fails the run)
+//     {"op":"waitTokenRefresh","count":N}  until N POST /tokens/refresh answered 200 and dl.token holds the last
+//     {"op":"sleep","ms":N}
+//     {"op":"end"}                     dl.end() (also done after the last step if no step did it)
+
+'use strict';
+
+const fs = require('fs');
+const NodeWebSocket = require('ws');
+const XHR2 = require('xhr2');
+const { AsyncAction } = require('rxjs/scheduler/AsyncAction');
+const { AsyncScheduler } = require('rxjs/scheduler/AsyncScheduler');
+
+const DLJS_REFRESH_INTERVAL = 15 * 60 * 1000; // directLine.js: intervalRefreshToken = lifetimeRefreshToken / 2
+const STATUS_NAMES = ['Uninitialized', 'Connecting', 'Online', 'ExpiredToken', 'FailedToConnect', 'Ended'];
+
+let finished = false;
+
+function emit(event) {
+  if (!finished) process.stdout.write(JSON.stringify(event) + '\n');
+}
+
+function finish(code, message) {
+  if (finished) return;
+  if (message !== undefined) {
+    emit({ event: 'error', message });
+    process.stderr.write(`dl_client: ${message}\n`);
+  }
+  finished = true;
+  // stdout is a pipe or a file: flush, then exit even though sockets or timers are still open
+  process.stdout.write('', () => process.exit(code));
+}
+
+class StepTimeout extends Error {}
+
+function readScenario() {
+  const arg = process.argv[2];
+  let text;
+  if (arg === undefined || arg === '-') text = fs.readFileSync(0, 'utf8');
+  else if (arg.trim().startsWith('{')) text = arg;
+  else text = fs.readFileSync(arg, 'utf8');
+  return JSON.parse(text);
+}
+
+// --- the browser globals DLJS expects -------------------------------------------------------------------------
+
+// POST /tokens/refresh answers ({status, token}), in order, for the waitTokenRefresh step
+const refreshLog = [];
+
+class LoggingXMLHttpRequest extends XHR2 {
+  constructor() {
+    super();
+    this.addEventListener('abort', () => {
+      this._logAborted = true;
+    });
+    this.addEventListener('loadend', () => {
+      const event = { event: 'http', method: this._logMethod, url: this._logUrl, status: this.status };
+      event.bearer = this._logBearer;
+      if (this._logAborted) event.aborted = true; // by DLJS itself, e.g. end() during a token refresh
+      // the token a conversation or token call answered with (DLJS adopts it unless it uses a secret)
+      if (!/\/activities(\?|$)|\/upload\?/.test(this._logUrl)) event.responseToken = this._body().token || null;
+      emit(event);
+    });
+  }
+
+  open(method, url, ...rest) {
+    this._logMethod = method;
+    this._logUrl = url;
+    if (/\/tokens\/refresh$/.test(url)) {
+      this.addEventListener('load', () => refreshLog.push({ status: this.status, token: this._body().token || null }));
+    }
+    return super.open(method, url, ...rest);
+  }
+
+  // the response body as an object ({} when it is not JSON); RxJS asks for responseType 'json'
+  _body() {
+    let body = this.response;
+    if (typeof body === 'string') {
+      try {
+        body = JSON.parse(body);
+      } catch (e) {
+        body = null;
+      }
+    }
+    return body && typeof body === 'object' ? body : {};
+  }
+
+  setRequestHeader(name, value) {
+    if (name.toLowerCase() === 'authorization') this._logBearer = String(value).replace(/^Bearer /, '');
+    return super.setRequestHeader(name, value);
+  }
+}
+
+class LoggingWebSocket extends NodeWebSocket {
+  constructor(url, ...rest) {
+    super(url, ...rest);
+    this.addEventListener('open', () => emit({ event: 'ws', state: 'open', url }));
+    this.addEventListener('close', (e) => emit({ event: 'ws', state: 'close', url, code: e.code }));
+    this.addEventListener('error', (e) => emit({ event: 'ws', state: 'error', url, message: String(e.message) }));
+    this.addEventListener('message', (e) => {
+      if (e.data === '') emit({ event: 'ws', state: 'keepalive', url }); // DLJS ignores these: `message.data && ...`
+    });
+  }
+}
+
+global.XMLHttpRequest = LoggingXMLHttpRequest;
+global.WebSocket = LoggingWebSocket;
+
+// required after the globals exist: DLJS looks for WebSocket when a DirectLine is constructed
+const { DirectLine, ConnectionStatus } = require('botframework-directlinejs');
+
+// --- the refresh-interval scheduler -----------------------------------------------------------------------------
+
+function shortRefreshScheduler(refreshIntervalMs) {
+  let reported = false;
+  class ShortRefreshAction extends AsyncAction {
+    requestAsyncId(scheduler, id, delay) {
+      if (delay === DLJS_REFRESH_INTERVAL) {
+        if (!reported) emit({ event: 'scheduler', delay, mappedTo: refreshIntervalMs });
+        reported = true;
+        delay = refreshIntervalMs;
+      }
+      return super.requestAsyncId(scheduler, id, delay);
+    }
+  }
+  return new AsyncScheduler(ShortRefreshAction);
+}
+
+// --- helpers --------------------------------------------------------------------------------------------------
+
+function matches(actual, expected) {
+  if (expected === null || typeof expected !== 'object') return actual === expected;
+  if (actual === null || typeof actual !== 'object') return false;
+  if (Array.isArray(expected)) {
+    return Array.isArray(actual) && actual.length === expected.length && expected.every((e, i) => matches(actual[i], e));
+  }
+  return Object.keys(expected).every((key) => matches(actual[key], expected[key]));
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function until(predicate, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new StepTimeout(`timed out after ${timeoutMs} ms waiting for ${what()}`);
+    await sleep(20);
+  }
+}
+
+// --- the run --------------------------------------------------------------------------------------------------
+
+async function run(scenario) {
+  const stepTimeout = scenario.timeoutMs || 20000;
+  const options = { domain: scenario.domain };
+  for (const key of ['secret', 'token', 'conversationId', 'watermark', 'pollingInterval', 'webSocket']) {
+    if (scenario[key] !== undefined) options[key] = scenario[key];
+  }
+  if (scenario.refreshIntervalMs) options.scheduler = shortRefreshScheduler(scenario.refreshIntervalMs);
+
+  const dl = new DirectLine(options);
+
+  // log every change of dl.token (DLJS assigns it on connect, on reconnect and in its refresh loop)
+  let token = dl.token;
+  Object.defineProperty(dl, 'token', {
+    configurable: true,
+    enumerable: true,
+    get: () => token,
+    set: (value) => {
+      if (value !== token) emit({ event: 'token', token: value });
+      token = value;
+    },
+  });
+
+  if (scenario.userId !== undefined) dl.setUserId(scenario.userId);
+
+  const received = [];
+  let streamError = null;
+  const statusSub = dl.connectionStatus$.subscribe((status) =>
+    emit({ event: 'status', status, name: STATUS_NAMES[status] || String(status) }),
+  );
+  const activitySub = dl.activity$.subscribe(
+    (activity) => {
+      received.push(activity);
+      emit({ event: 'activity', activity });
+    },
+    (error) => {
+      streamError = error;
+      emit({ event: 'activityError', message: String((error && error.message) || error) });
+    },
+    () => emit({ event: 'activityComplete' }),
+  );
+
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    dl.end();
+    activitySub.unsubscribe();
+  };
+
+  const steps = scenario.steps || [];
+  for (let index = 0; index < steps.length; index++) {
+    const step = steps[index];
+    const timeoutMs = step.timeoutMs || stepTimeout;
+    emit({ event: 'step', index, op: step.op });
+    const failed = () => {
+      const status = dl.connectionStatus$.getValue();
+      if (status === ConnectionStatus.FailedToConnect) throw new Error('connection status FailedToConnect');
+      if (streamError && !ended) throw new Error(`activity$ failed: ${(streamError && streamError.message) || streamError}`);
+      return false;
+    };
+    switch (step.op) {
+      case 'wait': {
+        const wanted = step.activities || [];
+        const missing = () => wanted.filter((m) => !received.some((a) => matches(a, m)));
+        const what = () =>
+          `activities ${JSON.stringify(missing())}; received ${received.length}: ` +
+          JSON.stringify(received.map((a) => [a.id, a.type, a.text]));
+        await until(() => failed() || missing().length === 0, timeoutMs, what);
+        if (step.settleMs) await sleep(step.settleMs);
+        break;
+      }
+      case 'post': {
+        const activity = step.activity;
+        const id = await new Promise((resolve, reject) => {
+          const timer = setTimeout(() => reject(new StepTimeout(`postActivity gave no id within ${timeoutMs} ms`)), timeoutMs);
+          dl.postActivity(activity).subscribe(
+            (value) => {
+              clearTimeout(timer);
+              resolve(value);
+            },
+            (error) => {
+              clearTimeout(timer);
+              reject(new Error(`postActivity failed: status ${error && error.status} ${(error && error.message) || error}`));
+            },
+          );
+        });
+        const clientActivityID = activity.channelData && activity.channelData.clientActivityID;
+        emit({ event: 'posted', id, clientActivityID });
+        if (id === 'retry') throw new Error('postActivity emitted "retry" (DLJS: 403, 5xx or a network error)');
+        break;
+      }
+      case 'waitTokenRefresh': {
+        const count = step.count || 1;
+        const refreshed = () => refreshLog.filter((r) => r.status === 200);
+        const done = () => {
+          const ok = refreshed();
+          return ok.length >= count && token === ok[ok.length - 1].token;
+        };
+        const what = () => `${count} token refresh(es); POST /tokens/refresh answers so far: ${JSON.stringify(refreshLog)}`;
+        await until(() => failed() || done(), timeoutMs, what);
+        break;
+      }
+      case 'sleep':
+        await sleep(step.ms || 0);
+        break;
+      case 'end':
+        end();
+        break;
+      default:
+        throw new Error(`unknown step op ${JSON.stringify(step.op)}`);
+    }
+  }
+  end();
+  statusSub.unsubscribe();
+  emit({ event: 'done', conversationId: dl.conversationId, watermark: dl.watermark, token, streamUrl: dl.streamUrl });
+}
+
+function main() {
+  let scenario;
+  try {
+    scenario = readScenario();
+  } catch (e) {
+    finish(1, `cannot read the scenario: ${e.message}`);
+    return;
+  }
+  const total = scenario.totalTimeoutMs || 50000;
+  setTimeout(() => finish(2, `the whole run took longer than ${total} ms`), total);
+  run(scenario).then(
+    () => finish(0),
+    (e) => finish(e instanceof StepTimeout ? 2 : 1, e.message || String(e)),
+  );
+}
+
+main();
