@@ -80,7 +80,7 @@ class StreamApi:
         claims = self.tokens.verify(token, STREAM_AUDIENCE)
         if claims.conversation_id != conversation_id:
             raise ServiceError(ErrorKind.FORBIDDEN, "the stream token is not valid for this conversation")
-        conversation = await self.channel.store.get_conversation(conversation_id)
+        conversation = await self.channel.find(conversation_id)
         if conversation is None or conversation.bot_id != claims.bot_id:
             raise ServiceError(ErrorKind.NOT_FOUND, f"conversation {conversation_id!r} does not exist or has expired")
         try:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from openline.api._http import decode_json, json_response, media_type, read_body
+from openline.api._upload import read_upload
 from openline.auth.credentials import Authenticator, Principal
 from openline.config import Config
 from openline.protocol import v1
@@ -21,13 +22,9 @@ from openline.protocol.errors import ErrorKind, ServiceError
 from openline.protocol.ids import InvalidWatermark, new_conversation_id, new_user_id, parse_watermark
 from openline.protocol.multipart import (
     Part,
-    boundary_of,
-    clean_filename,
     clean_media_type,
-    disposition,
-    parse_multipart,
 )
-from openline.service.channel import Channel, Upload
+from openline.service.channel import Channel
 
 _JSON_TYPES = ("", "application/json", "text/json")
 
@@ -118,25 +115,9 @@ class V1Api:
         """Upload files (raw body, or multipart with an optional message part) and send them as one message."""
         conversation = await self.channel.conversation(self._principal(request), request.path_params["conversation_id"])
         body = await read_body(request, self.config.max_upload_bytes)
-        content_type = request.headers.get("content-type", "")
-        boundary = boundary_of(content_type) if content_type else None
-        message: Any = None
-        uploads: list[Upload] = []
-        if boundary is not None:
-            for part in parse_multipart(body, boundary):
-                if _is_message_part(part):
-                    if message is not None:
-                        raise ServiceError(ErrorKind.MALFORMED, "more than one message part in the upload")
-                    message = decode_json(part.data, "the message part")
-                else:
-                    uploads.append(_upload_of(part))
-        else:
-            if not body:
-                raise ServiceError(ErrorKind.MISSING, "the upload has no file: send the file as the body")
-            _, filename = disposition(request.headers.get("content-disposition"))
-            uploads.append(Upload(clean_filename(filename), clean_media_type(media_type(request)), body))
+        message, uploads = read_upload(request, body, _is_message_part, "message")
         if not uploads:
-            raise ServiceError(ErrorKind.MISSING, "the upload has no file part")
+            raise ServiceError(ErrorKind.MISSING, "the upload has no file: send a file part, or the file as the body")
         user_id = v1.client_user_id(message) or (request.query_params.get("userId") or "").strip() or new_user_id()
         activity = v1.message_to_activity(message if message is not None else {}, user_id, self.channel.public_url)
         files = self.channel.attach_uploads(conversation, activity, uploads)
@@ -163,7 +144,3 @@ def _decode_message(body: bytes, content_type: str) -> Any:
 
 def _is_message_part(part: Part) -> bool:
     return clean_media_type(part.content_type) == v1.MESSAGE_PART_TYPE
-
-
-def _upload_of(part: Part) -> Upload:
-    return Upload(clean_filename(part.filename or part.name), clean_media_type(part.content_type), part.data)

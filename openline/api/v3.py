@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from openline.api._http import decode_json, decode_optional_json, json_response, media_type, read_body
+from openline.api._http import decode_json, decode_optional_json, json_response, read_body
+from openline.api._upload import read_upload
 from openline.auth.credentials import Authenticator, Principal
 from openline.config import Config
 from openline.protocol import activity as act
@@ -21,13 +22,9 @@ from openline.protocol.errors import ErrorKind, ServiceError
 from openline.protocol.ids import InvalidWatermark, format_watermark, new_conversation_id, parse_watermark
 from openline.protocol.multipart import (
     Part,
-    boundary_of,
-    clean_filename,
     clean_media_type,
-    disposition,
-    parse_multipart,
 )
-from openline.service.channel import Channel, Upload
+from openline.service.channel import Channel
 from openline.storage.base import Conversation
 
 BASE = "/v3/directline"
@@ -162,25 +159,7 @@ class V3Api:
         principal = self._principal(request)
         conversation = await self.channel.conversation(principal, request.path_params["conversation_id"])
         body = await read_body(request, self.config.max_upload_bytes)
-        content_type = request.headers.get("content-type", "")
-        boundary = boundary_of(content_type) if content_type else None
-        raw_activity: Any = None
-        uploads: list[Upload] = []
-        if boundary is not None:
-            for part in parse_multipart(body, boundary):
-                if _is_activity_part(part):
-                    if raw_activity is not None:
-                        raise ServiceError(ErrorKind.MALFORMED, "more than one activity part in the upload")
-                    raw_activity = decode_json(part.data, "the activity part")
-                else:
-                    uploads.append(
-                        Upload(
-                            clean_filename(part.filename or part.name), clean_media_type(part.content_type), part.data
-                        )
-                    )
-        elif body:
-            _, filename = disposition(request.headers.get("content-disposition"))
-            uploads.append(Upload(clean_filename(filename), clean_media_type(media_type(request)), body))
+        raw_activity, uploads = read_upload(request, body, _is_activity_part, "activity")
         if not uploads and raw_activity is None:
             raise ServiceError(ErrorKind.MISSING, "the upload has neither a file nor an activity")
         if raw_activity is None:

@@ -132,6 +132,10 @@ class Channel:
             await self.store.remove_member(conversation_id, user["id"])
         return True
 
+    async def find(self, conversation_id: str) -> Conversation | None:
+        """The conversation as it is now, or None (never created, or expired)."""
+        return await self.store.get_conversation(conversation_id)
+
     async def conversation(self, principal: Principal, conversation_id: str) -> Conversation:
         """The conversation, if this caller may use it (FORBIDDEN, NOT_FOUND otherwise)."""
         principal.require_conversation(conversation_id)
