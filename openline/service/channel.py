@@ -120,16 +120,9 @@ class Channel:
         await self.store.add_member(conversation_id, Member(bot.id, bot.name))
         sender = user or act.account(conversation_id)
         await self._members_added(conversation_id, bot, sender, [act.account(bot.id, bot.name)], locale)
-        new_user = user is not None and await self.store.add_member(
-            conversation_id, Member(user["id"], user.get("name"))
-        )
-        if (
-            user is not None
-            and new_user
-            and not (await self._members_added(conversation_id, bot, user, [user], locale)).ok
-        ):
-            # as in `_announce`: the user's first activity tells the bot again
-            await self.store.remove_member(conversation_id, user["id"])
+        if user is not None:
+            # like a user's first activity: a user the bot fails to take is announced again with its next one
+            await self._announce(conversation_id, bot, user, locale)
         return True
 
     async def find(self, conversation_id: str) -> Conversation | None:
