@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+# who sent a stored activity: a Direct Line client (it was delivered to the bot), or the bot
+Origin = Literal["client", "bot"]
 
 
 class UnknownConversation(LookupError):
@@ -40,6 +43,7 @@ class StoredActivity:
     seq: int
     activity: dict[str, Any]
     repeated: bool = False  # `append` found the client key already stored: this is the first activity, unchanged
+    origin: Origin | None = None  # None: stored by an openline that did not record origins (schema < 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,34 @@ class StoredFile:
     content_type: str
     data: bytes
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What a bot's endpoint did with one activity the service sent it (kept for the inspector).
+
+    `activity` is the activity itself when it is not in the conversation's
+    transcript (a `conversationUpdate` the service sent, a `typing`); None for
+    a stored activity, found by `activity_id`.
+    """
+
+    activity_id: str
+    at: float  # when the bot answered (or the delivery failed)
+    status: int | None  # the bot's HTTP status; None when it never answered
+    duration: float  # seconds
+    error: str | None = None  # an `ErrorKind` value; None when the bot accepted the activity
+    detail: str = ""
+    activity: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationSummary:
+    """A conversation as the inspector lists it."""
+
+    conversation: Conversation
+    last_active: float  # when an activity was last appended (the creation time before any)
+    activity_count: int  # activities stored now, within the retention
+    members: list[Member]
 
 
 class ConversationStore(Protocol):
@@ -101,6 +133,7 @@ class ConversationStore(Protocol):
         now: float,
         files: Sequence[StoredFile] = (),
         client_key: str | None = None,
+        origin: Origin = "client",
     ) -> StoredActivity:
         """Store an activity at the end of the conversation and return it with its place.
 
@@ -116,6 +149,9 @@ class ConversationStore(Protocol):
         idempotent: when an activity with that key is still stored in the
         conversation, nothing is written and that activity is returned with
         `repeated=True` (the caller's dict is left alone).
+
+        `origin` is kept with the activity and returned by `read` (the
+        inspector shows which way it went).
         """
 
     async def replace(
@@ -140,6 +176,25 @@ class ConversationStore(Protocol):
     async def add_file(self, file: StoredFile) -> None:
         """Store a file on its own (not with an activity); kept for the retention. Raises UnknownConversation."""
 
+    async def add_delivery(self, conversation_id: str, delivery: Delivery) -> None:
+        """Record what the bot did with an activity; kept for the retention (from `delivery.at`).
+
+        One record per `activity_id`: a second one replaces the first. Does not
+        mark the conversation active. Raises UnknownConversation.
+        """
+
+    async def deliveries(self, conversation_id: str, since: float, now: float) -> list[Delivery]:
+        """The delivery records with `at >= since`, oldest first, leaving out those past the retention at `now`.
+
+        Raises UnknownConversation.
+        """
+
+    async def recent_conversations(self, limit: int, now: float) -> list[ConversationSummary]:
+        """Up to `limit` conversations, the most recently active first (ties: by id)."""
+
+    async def summary(self, conversation_id: str, now: float) -> ConversationSummary | None:
+        """One conversation as `recent_conversations` describes it, or None if it does not exist."""
+
     async def read(self, conversation_id: str, after_seq: int, limit: int, now: float) -> list[StoredActivity]:
         """Up to `limit` activities with `seq > after_seq`, in sequence order.
 
@@ -160,11 +215,14 @@ class Event:
 
     `seq` is the position of an activity just appended; None for what has no
     position: ephemeral activities (typing), and replacements or removals of
-    stored ones (the activity then carries the id it replaces).
+    stored ones (the activity then carries the id it replaces). Inspectors
+    also hear what the bot did with each activity sent to it (`delivery`).
     """
 
     seq: int | None
-    activity: dict[str, Any]
+    activity: dict[str, Any] | None  # None: only a delivery report, for inspectors (streams skip it)
+    origin: Origin = "bot"
+    delivery: Delivery | None = None
 
 
 class Subscription(Protocol):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,10 @@ from openline.protocol.activity import assign_position, next_timestamp_ms
 from openline.storage.base import (
     Conversation,
     ConversationStore,
+    ConversationSummary,
+    Delivery,
     Member,
+    Origin,
     StoredActivity,
     StoredFile,
     UnknownConversation,
@@ -28,16 +32,24 @@ class _Record:
     last_active: float
     last_ts_ms: int = 0
     members: dict[str, Member] = field(default_factory=dict)
-    # (seq, stored-at, activity), in sequence order; the first items are the oldest
-    activities: list[tuple[int, float, dict[str, Any]]] = field(default_factory=list)
+    # (seq, stored-at, activity, origin), in sequence order; the first items are the oldest
+    activities: list[tuple[int, float, dict[str, Any], Origin]] = field(default_factory=list)
     next_seq: int = 1
     files: dict[str, StoredFile] = field(default_factory=dict)
     client_keys: dict[str, int] = field(default_factory=dict)  # client key -> seq
+    deliveries: dict[str, Delivery] = field(default_factory=dict)  # activity id -> its latest record
 
     def find(self, seq: int) -> int | None:
         """The index in `activities` of the activity at `seq`, if it is stored."""
         i = bisect.bisect_left(self.activities, seq, key=lambda item: item[0])
         return i if i < len(self.activities) and self.activities[i][0] == seq else None
+
+
+def _copied(delivery: Delivery) -> Delivery:
+    """`delivery` with its own copy of the activity, so neither the caller nor a reader can rewrite the record."""
+    if delivery.activity is None:
+        return delivery
+    return dataclasses.replace(delivery, activity=copy.deepcopy(delivery.activity))
 
 
 class MemoryStore:
@@ -95,24 +107,26 @@ class MemoryStore:
         now: float,
         files: Sequence[StoredFile] = (),
         client_key: str | None = None,
+        origin: Origin = "client",
     ) -> StoredActivity:
         record = self._record(conversation_id)
         if client_key is not None:
             known = record.client_keys.get(client_key)
             i = record.find(known) if known is not None else None
             if i is not None and record.activities[i][1] >= now - self.retention:
-                return StoredActivity(record.activities[i][0], copy.deepcopy(record.activities[i][2]), repeated=True)
+                first_seq, _, first, first_origin = record.activities[i]
+                return StoredActivity(first_seq, copy.deepcopy(first), repeated=True, origin=first_origin)
             record.client_keys[client_key] = record.next_seq
         seq = record.next_seq
         record.next_seq += 1
         record.last_ts_ms = next_timestamp_ms(int(now * 1000), record.last_ts_ms)
         assign_position(activity, conversation_id, seq, record.last_ts_ms)
         # a private copy, so later changes to the caller's dict do not rewrite history
-        record.activities.append((seq, now, copy.deepcopy(activity)))
+        record.activities.append((seq, now, copy.deepcopy(activity), origin))
         for f in files:
             record.files[f.id] = f
         record.last_active = now
-        return StoredActivity(seq, activity)
+        return StoredActivity(seq, activity, origin=origin)
 
     async def replace(
         self, conversation_id: str, seq: int, activity: dict[str, Any], now: float
@@ -121,10 +135,10 @@ class MemoryStore:
         i = record.find(seq)
         if i is None or record.activities[i][1] < now - self.retention:
             return None
-        _, stored_at, old = record.activities[i]
+        _, stored_at, old, origin = record.activities[i]
         activity["id"], activity["timestamp"] = old["id"], old["timestamp"]
-        record.activities[i] = (seq, stored_at, copy.deepcopy(activity))
-        return StoredActivity(seq, activity)
+        record.activities[i] = (seq, stored_at, copy.deepcopy(activity), origin)
+        return StoredActivity(seq, activity, origin=origin)
 
     async def delete(self, conversation_id: str, seq: int) -> bool:
         record = self._record(conversation_id)
@@ -144,17 +158,44 @@ class MemoryStore:
         record.files[file.id] = file
         record.last_active = max(record.last_active, file.created_at)
 
+    async def add_delivery(self, conversation_id: str, delivery: Delivery) -> None:
+        self._record(conversation_id).deliveries[delivery.activity_id] = _copied(delivery)
+
+    async def deliveries(self, conversation_id: str, since: float, now: float) -> list[Delivery]:
+        record = self._record(conversation_id)
+        start = max(since, now - self.retention)
+        found = sorted((d for d in record.deliveries.values() if d.at >= start), key=lambda d: (d.at, d.activity_id))
+        return [_copied(d) for d in found]
+
+    def _summary(self, record: _Record, now: float) -> ConversationSummary:
+        cutoff = now - self.retention
+        conversation = record.conversation
+        return ConversationSummary(
+            Conversation(conversation.id, conversation.bot_id, conversation.created_at, record.next_seq - 1),
+            record.last_active,
+            sum(1 for item in record.activities if item[1] >= cutoff),
+            list(record.members.values()),
+        )
+
+    async def recent_conversations(self, limit: int, now: float) -> list[ConversationSummary]:
+        records = sorted(self._records.values(), key=lambda r: (-r.last_active, r.conversation.id))
+        return [self._summary(r, now) for r in records[: max(limit, 0)]]
+
+    async def summary(self, conversation_id: str, now: float) -> ConversationSummary | None:
+        record = self._records.get(conversation_id)
+        return self._summary(record, now) if record is not None else None
+
     async def read(self, conversation_id: str, after_seq: int, limit: int, now: float) -> list[StoredActivity]:
         record = self._record(conversation_id)
         cutoff = now - self.retention
         out: list[StoredActivity] = []
         # a sweep can leave holes (timestamps are not ordered by `now`), so search by seq
         start = bisect.bisect_right(record.activities, after_seq, key=lambda item: item[0])
-        for seq, stored_at, activity in record.activities[start:]:
+        for seq, stored_at, activity, origin in record.activities[start:]:
             if len(out) >= limit:
                 break
             if stored_at >= cutoff:
-                out.append(StoredActivity(seq, copy.deepcopy(activity)))
+                out.append(StoredActivity(seq, copy.deepcopy(activity), origin=origin))
         return out
 
     async def get_file(self, conversation_id: str, file_id: str, now: float) -> StoredFile | None:
@@ -170,7 +211,7 @@ class MemoryStore:
         for conversation_id in list(self._records):
             record = self._records[conversation_id]
             if record.last_active < now - self.conversation_ttl:
-                removed += 1 + len(record.activities) + len(record.files)
+                removed += 1 + len(record.activities) + len(record.files) + len(record.deliveries)
                 del self._records[conversation_id]
                 continue
             keep = [item for item in record.activities if item[1] >= cutoff]
@@ -181,6 +222,10 @@ class MemoryStore:
             for file_id, f in list(record.files.items()):
                 if f.created_at < cutoff:
                     del record.files[file_id]
+                    removed += 1
+            for activity_id, d in list(record.deliveries.items()):
+                if d.at < cutoff:
+                    del record.deliveries[activity_id]
                     removed += 1
         return removed
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import msgspec
 
@@ -21,7 +21,10 @@ from openline.protocol.activity import assign_position
 from openline.storage.base import (
     Conversation,
     ConversationStore,
+    ConversationSummary,
+    Delivery,
     Member,
+    Origin,
     StoredActivity,
     StoredFile,
     UnknownConversation,
@@ -77,6 +80,20 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " WHERE client_key IS NOT NULL",
         "CREATE INDEX conversations_bot ON conversations (bot_id, id)",
     ),
+    (
+        # who sent each activity, for the inspector; NULL in rows stored before (read as origin None)
+        "ALTER TABLE activities ADD COLUMN origin TEXT",
+        # what the bot did with each activity sent to it; the body is the whole `Delivery` as JSON
+        """CREATE TABLE deliveries (
+            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            activity_id TEXT NOT NULL,
+            at REAL NOT NULL,
+            body BLOB NOT NULL,
+            PRIMARY KEY (conversation_id, activity_id)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX deliveries_at ON deliveries (at)",
+        "CREATE INDEX deliveries_conversation_at ON deliveries (conversation_id, at)",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -112,6 +129,11 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _origin(value: str | None) -> Origin | None:
+    """An `origin` column as stored: "client", "bot", or NULL for rows written before schema version 3."""
+    return cast("Origin | None", value)
 
 
 class SqliteStore:
@@ -282,13 +304,17 @@ class SqliteStore:
         now: float,
         files: Sequence[StoredFile] = (),
         client_key: str | None = None,
+        origin: Origin = "client",
     ) -> StoredActivity:
-        seq, ts_ms, first = await self._write(self._append, conversation_id, activity, now, files, client_key)
+        seq, ts_ms, first = await self._write(self._append, conversation_id, activity, now, files, client_key, origin)
         if first is not None:
-            return StoredActivity(seq, msgspec.json.decode(first, type=dict[str, Any]), repeated=True)
+            body, first_origin = first
+            return StoredActivity(
+                seq, msgspec.json.decode(body, type=dict[str, Any]), repeated=True, origin=first_origin
+            )
         # The caller's dict is changed on the loop's thread, and only once the activity is committed.
         assign_position(activity, conversation_id, seq, ts_ms)
-        return StoredActivity(seq, activity)
+        return StoredActivity(seq, activity, origin=origin)
 
     def _append(
         self,
@@ -297,17 +323,19 @@ class SqliteStore:
         now: float,
         files: Sequence[StoredFile],
         client_key: str | None,
-    ) -> tuple[int, int, bytes | None]:
-        """(seq, timestamp ms, None) of the new activity, or (seq, 0, body) of the one stored with `client_key`."""
+        origin: Origin,
+    ) -> tuple[int, int, tuple[bytes, Origin | None] | None]:
+        """(seq, timestamp ms, None) of the new activity, or (seq, 0, (body, origin)) of the one with `client_key`."""
         conn = self._w
         with _transaction(conn):
             if client_key is not None:
                 row = conn.execute(
-                    "SELECT seq, body FROM activities WHERE conversation_id = ? AND client_key = ? AND stored_at >= ?",
+                    "SELECT seq, body, origin FROM activities"
+                    " WHERE conversation_id = ? AND client_key = ? AND stored_at >= ?",
                     (conversation_id, client_key, now - self.retention),
                 ).fetchone()
                 if row is not None:
-                    return row[0], 0, bytes(row[1])
+                    return row[0], 0, (bytes(row[1]), _origin(row[2]))
                 # an expired row still holding the key would block the new one
                 conn.execute(
                     "UPDATE activities SET client_key = NULL WHERE conversation_id = ? AND client_key = ?",
@@ -325,8 +353,9 @@ class SqliteStore:
             # an encoding error rolls the whole transaction back, so no sequence number is skipped
             body = msgspec.json.encode(assign_position(dict(activity), conversation_id, seq, ts_ms))
             conn.execute(
-                "INSERT INTO activities (conversation_id, seq, stored_at, body, client_key) VALUES (?, ?, ?, ?, ?)",
-                (conversation_id, seq, now, body, client_key),
+                "INSERT INTO activities (conversation_id, seq, stored_at, body, client_key, origin)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (conversation_id, seq, now, body, client_key, origin),
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO files (conversation_id, id, name, content_type, created_at, data)"
@@ -338,18 +367,21 @@ class SqliteStore:
     async def replace(
         self, conversation_id: str, seq: int, activity: dict[str, Any], now: float
     ) -> StoredActivity | None:
-        position = await self._write(self._replace, conversation_id, seq, activity, now)
-        if position is None:
+        found = await self._write(self._replace, conversation_id, seq, activity, now)
+        if found is None:
             return None
-        activity["id"], activity["timestamp"] = position
-        return StoredActivity(seq, activity)
+        activity["id"], activity["timestamp"], origin = found
+        return StoredActivity(seq, activity, origin=origin)
 
-    def _replace(self, conversation_id: str, seq: int, activity: dict[str, Any], now: float) -> tuple[str, str] | None:
+    def _replace(
+        self, conversation_id: str, seq: int, activity: dict[str, Any], now: float
+    ) -> tuple[str, str, Origin | None] | None:
+        """The stored activity's (id, timestamp, origin), or None when there is none to replace."""
         conn = self._w
         with _transaction(conn):
             self._check_exists(conn, conversation_id)
             row = conn.execute(
-                "SELECT body FROM activities WHERE conversation_id = ? AND seq = ? AND stored_at >= ?",
+                "SELECT body, origin FROM activities WHERE conversation_id = ? AND seq = ? AND stored_at >= ?",
                 (conversation_id, seq, now - self.retention),
             ).fetchone()
             if row is None:
@@ -363,7 +395,7 @@ class SqliteStore:
             conn.execute(
                 "UPDATE conversations SET last_active = max(last_active, ?) WHERE id = ?", (now, conversation_id)
             )
-        return position
+        return position[0], position[1], _origin(row[1])
 
     async def delete(self, conversation_id: str, seq: int) -> bool:
         return await self._write(self._delete, conversation_id, seq)
@@ -410,11 +442,14 @@ class SqliteStore:
         with _transaction(conn, "DEFERRED"):
             self._check_exists(conn, conversation_id)
             rows = conn.execute(
-                "SELECT seq, body FROM activities WHERE conversation_id = ? AND seq > ? AND stored_at >= ?"
+                "SELECT seq, body, origin FROM activities WHERE conversation_id = ? AND seq > ? AND stored_at >= ?"
                 " ORDER BY seq LIMIT ?",
                 (conversation_id, after_seq, now - self.retention, max(limit, 0)),
             ).fetchall()
-        return [StoredActivity(seq, msgspec.json.decode(body, type=dict[str, Any])) for seq, body in rows]
+        return [
+            StoredActivity(seq, msgspec.json.decode(body, type=dict[str, Any]), origin=_origin(origin))
+            for seq, body, origin in rows
+        ]
 
     async def get_file(self, conversation_id: str, file_id: str, now: float) -> StoredFile | None:
         return await self._read(self._get_file, conversation_id, file_id, now)
@@ -430,6 +465,89 @@ class SqliteStore:
         name, content_type, data, created_at = row
         return StoredFile(file_id, conversation_id, name, content_type, bytes(data), created_at)
 
+    # -- deliveries and the inspector's listing ----------------------------------------------------
+
+    async def add_delivery(self, conversation_id: str, delivery: Delivery) -> None:
+        await self._write(self._add_delivery, conversation_id, delivery)
+
+    def _add_delivery(self, conversation_id: str, delivery: Delivery) -> None:
+        conn = self._w
+        with _transaction(conn):
+            self._check_exists(conn, conversation_id)
+            conn.execute(
+                "INSERT OR REPLACE INTO deliveries (conversation_id, activity_id, at, body) VALUES (?, ?, ?, ?)",
+                (conversation_id, delivery.activity_id, delivery.at, msgspec.json.encode(delivery)),
+            )
+
+    async def deliveries(self, conversation_id: str, since: float, now: float) -> list[Delivery]:
+        return await self._read(self._deliveries, conversation_id, since, now)
+
+    def _deliveries(self, conversation_id: str, since: float, now: float) -> list[Delivery]:
+        conn = self._r
+        with _transaction(conn, "DEFERRED"):
+            self._check_exists(conn, conversation_id)
+            rows = conn.execute(
+                "SELECT body FROM deliveries WHERE conversation_id = ? AND at >= ? ORDER BY at, activity_id",
+                (conversation_id, max(since, now - self.retention)),
+            ).fetchall()
+        return [msgspec.json.decode(body, type=Delivery) for (body,) in rows]
+
+    async def recent_conversations(self, limit: int, now: float) -> list[ConversationSummary]:
+        return await self._read(self._recent_conversations, limit, now)
+
+    def _recent_conversations(self, limit: int, now: float) -> list[ConversationSummary]:
+        conn = self._r
+        with _transaction(conn, "DEFERRED"):  # one snapshot for both queries
+            # ordered by the conversations_last_active index
+            rows = conn.execute(
+                "SELECT id, bot_id, created_at, last_seq, last_active,"
+                " (SELECT count(*) FROM activities WHERE conversation_id = conversations.id AND stored_at >= ?)"
+                " FROM conversations ORDER BY last_active DESC, id LIMIT ?",
+                (now - self.retention, max(limit, 0)),
+            ).fetchall()
+            members = conn.execute(
+                "SELECT conversation_id, member_id, name FROM members WHERE conversation_id IN"
+                " (SELECT id FROM conversations ORDER BY last_active DESC, id LIMIT ?) ORDER BY position",
+                (max(limit, 0),),
+            ).fetchall()
+        return self._summaries(rows, members)
+
+    async def summary(self, conversation_id: str, now: float) -> ConversationSummary | None:
+        return await self._read(self._summary, conversation_id, now)
+
+    def _summary(self, conversation_id: str, now: float) -> ConversationSummary | None:
+        conn = self._r
+        with _transaction(conn, "DEFERRED"):  # one snapshot for both queries
+            rows = conn.execute(
+                "SELECT id, bot_id, created_at, last_seq, last_active,"
+                " (SELECT count(*) FROM activities WHERE conversation_id = conversations.id AND stored_at >= ?)"
+                " FROM conversations WHERE id = ?",
+                (now - self.retention, conversation_id),
+            ).fetchall()
+            members = conn.execute(
+                "SELECT conversation_id, member_id, name FROM members WHERE conversation_id = ? ORDER BY position",
+                (conversation_id,),
+            ).fetchall()
+        found = self._summaries(rows, members)
+        return found[0] if found else None
+
+    @staticmethod
+    def _summaries(rows: list[Any], members: list[Any]) -> list[ConversationSummary]:
+        """Summaries of `rows` (id, bot_id, created_at, last_seq, last_active, activity count), in their order.
+
+        `members` holds (conversation_id, member_id, name) rows in the order the members were added.
+        """
+        by_conversation: dict[str, list[Member]] = {row[0]: [] for row in rows}
+        for conversation_id, member_id, name in members:
+            if conversation_id in by_conversation:
+                by_conversation[conversation_id].append(Member(member_id, name))
+        return [
+            ConversationSummary(
+                Conversation(id_, bot_id, created_at, last_seq), last_active, count, by_conversation[id_]
+            )
+            for id_, bot_id, created_at, last_seq, last_active, count in rows
+        ]
+
     # -- retention --------------------------------------------------------------------------------
 
     async def sweep(self, now: float) -> int:
@@ -442,7 +560,7 @@ class SqliteStore:
     def _sweep_batch(self, now: float) -> int | None:
         """Delete one batch of expired rows; the count of items deleted, or None when nothing is left.
 
-        Counts activities, files and conversations (not members), like `MemoryStore`.
+        Counts activities, files, deliveries and conversations (not members), like `MemoryStore`.
         """
         conn = self._w
         cutoff = now - self.retention
@@ -456,6 +574,13 @@ class SqliteStore:
                 return n
             n = conn.execute(
                 "DELETE FROM files WHERE rowid IN (SELECT rowid FROM files WHERE created_at < ? LIMIT ?)",
+                (cutoff, _SWEEP_BATCH),
+            ).rowcount
+            if n:
+                return n
+            n = conn.execute(
+                "DELETE FROM deliveries WHERE (conversation_id, activity_id) IN"
+                " (SELECT conversation_id, activity_id FROM deliveries WHERE at < ? LIMIT ?)",
                 (cutoff, _SWEEP_BATCH),
             ).rowcount
             if n:
@@ -479,6 +604,13 @@ class SqliteStore:
             n = conn.execute(
                 "DELETE FROM files WHERE rowid IN (SELECT rowid FROM files WHERE conversation_id = ? LIMIT ?)",
                 (conversation_id, _SWEEP_BATCH),
+            ).rowcount
+            if n:
+                return n
+            n = conn.execute(
+                "DELETE FROM deliveries WHERE conversation_id = ? AND activity_id IN"
+                " (SELECT activity_id FROM deliveries WHERE conversation_id = ? LIMIT ?)",
+                (conversation_id, conversation_id, _SWEEP_BATCH),
             ).rowcount
             if n:
                 return n

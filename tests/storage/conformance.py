@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from openline.storage.base import ConversationStore, Member, StoredFile, UnknownConversation
+from openline.storage.base import (
+    ConversationStore,
+    ConversationSummary,
+    Delivery,
+    Member,
+    StoredFile,
+    UnknownConversation,
+)
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 
@@ -459,3 +466,167 @@ def test_add_file_on_its_own(store: ConversationStore, run: Run) -> None:
     assert run(store.get_file(cid, "f1", T0 + store.retention + 1)) is None
     with pytest.raises(UnknownConversation):
         run(store.add_file(_file("nope", "f1", T0)))
+
+
+# -- origins ------------------------------------------------------------------------------------------------
+
+
+def test_origin_round_trips(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    assert run(store.append(cid, {"type": "message"}, T0)).origin == "client"  # the default
+    assert run(store.append(cid, {"type": "message"}, T0, origin="bot")).origin == "bot"
+    assert run(store.append(cid, {"type": "message"}, T0, origin="client")).origin == "client"
+    assert [(a.seq, a.origin) for a in run(store.read(cid, 0, 10, T0))] == [(1, "client"), (2, "bot"), (3, "client")]
+
+
+def test_repeated_append_returns_the_first_origin(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(store.append(cid, {"type": "message"}, T0, client_key="k", origin="bot"))
+    again = run(store.append(cid, {"type": "message"}, T0 + 1, client_key="k", origin="client"))
+    assert (again.seq, again.repeated, again.origin) == (1, True, "bot")
+
+
+def test_replace_keeps_the_origin(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(store.append(cid, {"type": "message", "text": "a"}, T0, origin="bot"))
+    replaced = run(store.replace(cid, 1, {"type": "message", "text": "b"}, T0 + 1))
+    assert replaced is not None and replaced.origin == "bot"
+    assert [(a.activity["text"], a.origin) for a in run(store.read(cid, 0, 10, T0 + 1))] == [("b", "bot")]
+
+
+# -- deliveries -----------------------------------------------------------------------------------------------
+
+
+def _delivery(activity_id: str, at: float, status: int | None = 200, **kw: Any) -> Delivery:
+    return Delivery(activity_id, at, status, 0.25, **kw)
+
+
+def test_deliveries_round_trip_oldest_first(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    failed = _delivery("c1|0000002", T0 + 2, None, error="BotUnreachable", detail="connection refused \u2014 é")
+    typing = _delivery("typing-1", T0 + 1, 202, activity={"type": "typing", "from": {"id": "u1"}, "n": [1, None]})
+    accepted = _delivery("c1|0000001", T0 + 3)
+    for d in (failed, typing, accepted):
+        run(store.add_delivery(cid, d))
+    assert run(store.deliveries(cid, 0, T0 + 3)) == [typing, failed, accepted]
+    # `since` is inclusive
+    assert run(store.deliveries(cid, T0 + 2, T0 + 3)) == [failed, accepted]
+    assert run(store.deliveries(cid, T0 + 3.5, T0 + 3)) == []
+
+
+def test_a_second_delivery_of_an_activity_replaces_the_first(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(store.add_delivery(cid, _delivery("a1", T0, None, error="Timeout")))
+    run(store.add_delivery(cid, _delivery("a2", T0 + 1)))
+    retried = _delivery("a1", T0 + 5, 200)
+    run(store.add_delivery(cid, retried))
+    assert run(store.deliveries(cid, 0, T0 + 5)) == [_delivery("a2", T0 + 1), retried]
+
+
+def test_deliveries_are_per_conversation_and_copies(store: ConversationStore, run: Run) -> None:
+    a, b = run(_new(store, "a")), run(_new(store, "b"))
+    activity: dict[str, Any] = {"type": "typing", "nested": {"x": 1}}
+    run(store.add_delivery(a, _delivery("t1", T0, activity=activity)))
+    activity["nested"]["x"] = 2
+    assert run(store.deliveries(b, 0, T0)) == []
+    first = run(store.deliveries(a, 0, T0))[0]
+    assert first.activity == {"type": "typing", "nested": {"x": 1}}
+    assert first.activity is not None
+    first.activity["nested"]["x"] = 3
+    assert run(store.deliveries(a, 0, T0))[0].activity == {"type": "typing", "nested": {"x": 1}}
+
+
+def test_deliveries_of_an_unknown_conversation_raise(store: ConversationStore, run: Run) -> None:
+    with pytest.raises(UnknownConversation):
+        run(store.add_delivery("nope", _delivery("a1", T0)))
+    with pytest.raises(UnknownConversation):
+        run(store.deliveries("nope", 0, T0))
+    assert run(store.get_conversation("nope")) is None
+
+
+def test_expired_deliveries_are_left_out_then_swept(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    old, new = _delivery("old", T0), _delivery("new", T0 + 50)
+    run(store.add_delivery(cid, old))
+    run(store.add_delivery(cid, new))
+    assert run(store.deliveries(cid, 0, T0 + store.retention)) == [old, new]  # the edge is kept, like activities
+    later = T0 + store.retention + 10
+    assert run(store.deliveries(cid, 0, later)) == [new]
+    assert run(store.sweep(later)) == 1
+    # gone, even for a reader whose clock says it would still be kept
+    assert run(store.deliveries(cid, 0, T0 + 1)) == [new]
+    assert run(store.sweep(later)) == 0
+
+
+def test_a_delivery_does_not_keep_the_conversation_alive(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(store.add_delivery(cid, _delivery("a1", T0 + store.conversation_ttl)))
+    summary = run(store.summary(cid, T0))
+    assert summary is not None and summary.last_active == T0
+    later = T0 + store.conversation_ttl + 1
+    assert run(store.sweep(later)) > 0
+    assert run(store.get_conversation(cid)) is None
+    # deleting the conversation deleted its deliveries
+    assert run(store.create_conversation(cid, "bot", later))
+    assert run(store.deliveries(cid, 0, later)) == []
+
+
+# -- the inspector's listing ------------------------------------------------------------------------------------
+
+
+def test_recent_conversations_most_recently_active_first(store: ConversationStore, run: Run) -> None:
+    for cid, created in (("c1", T0), ("c2", T0 + 1), ("c3", T0 + 2), ("c4", T0 + 2), ("c0", T0 + 2)):
+        run(store.create_conversation(cid, "bot" if cid != "c4" else "bot-2", created))
+    run(store.append("c1", {"type": "message"}, T0 + 5))
+    recent = run(store.recent_conversations(10, T0 + 5))
+    assert [(s.conversation.id, s.last_active) for s in recent] == [
+        ("c1", T0 + 5),
+        ("c0", T0 + 2),  # ties: by id
+        ("c3", T0 + 2),
+        ("c4", T0 + 2),
+        ("c2", T0 + 1),
+    ]
+    assert recent[0].conversation == run(store.get_conversation("c1"))
+    assert recent[3].conversation.bot_id == "bot-2"
+    assert [s.conversation.id for s in run(store.recent_conversations(2, T0 + 5))] == ["c1", "c0"]
+    assert run(store.recent_conversations(0, T0 + 5)) == []
+
+
+def test_recent_conversations_of_an_empty_store(store: ConversationStore, run: Run) -> None:
+    assert run(store.recent_conversations(10, T0)) == []
+
+
+def test_summary_counts_activities_stored_now(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(store.add_member(cid, Member("u2", "Zed")))
+    run(store.add_member(cid, Member("u1")))
+    run(store.append(cid, {"type": "message"}, T0))  # expires first
+    run(_append_texts(store, cid, 3, T0 + 50))
+    assert run(store.delete(cid, 3))
+    expected = ConversationSummary(
+        run(store.get_conversation(cid)), T0 + 50, 3, [Member("u2", "Zed"), Member("u1", None)]
+    )
+    assert run(store.summary(cid, T0 + 50)) == expected
+    assert run(store.recent_conversations(10, T0 + 50)) == [expected]
+    later = T0 + store.retention + 10  # the first activity is past the retention, not yet swept
+    assert run(store.summary(cid, later)).activity_count == 2  # type: ignore[union-attr]
+    run(store.sweep(later))
+    assert [s.activity_count for s in run(store.recent_conversations(10, later))] == [2]
+    assert run(store.summary(cid, later)).conversation.last_seq == 4  # type: ignore[union-attr]
+
+
+def test_summaries_keep_members_apart(store: ConversationStore, run: Run) -> None:
+    a, b = run(_new(store, "a")), run(_new(store, "b", T0 + 1))
+    run(store.add_member(a, Member("u1")))
+    run(store.add_member(b, Member("u3")))
+    run(store.add_member(a, Member("u2", "Two")))
+    assert [(s.conversation.id, s.members) for s in run(store.recent_conversations(10, T0 + 1))] == [
+        ("b", [Member("u3")]),
+        ("a", [Member("u1"), Member("u2", "Two")]),
+    ]
+    assert run(store.summary(b, T0 + 1)).members == [Member("u3")]  # type: ignore[union-attr]
+    assert [s.members for s in run(store.recent_conversations(1, T0 + 1))] == [[Member("u3")]]
+
+
+def test_summary_of_an_unknown_conversation_is_none(store: ConversationStore, run: Run) -> None:
+    assert run(store.summary("nope", T0)) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import os
 import signal
 import sqlite3
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from openline.storage.base import Member, StoredFile
-from openline.storage.sqlite import SCHEMA_VERSION, SqliteStore
+from openline.storage.base import Delivery, Member, StoredFile
+from openline.storage.sqlite import _MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from tests.storage.conformance import T0, Run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,6 +78,44 @@ def test_refuses_a_newer_schema(tmp_path: Path, run: Run) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(RuntimeError, match="schema version"):
         run(SqliteStore(path, 100, 1000).open())
+
+
+def test_a_version_2_database_is_migrated(tmp_path: Path, run: Run) -> None:
+    path = tmp_path / "db.sqlite3"
+    body = b'{"type":"message","text":"old","id":"c1|0000001","timestamp":"2023-11-14T22:13:20.000Z"}'
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        for statement in itertools.chain.from_iterable(_MIGRATIONS[:2]):
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 2")
+        conn.execute(
+            "INSERT INTO conversations (id, bot_id, created_at, last_active, last_seq, last_ts_ms)"
+            " VALUES ('c1', 'bot', ?, ?, 1, ?)",
+            (T0, T0, int(T0 * 1000)),
+        )
+        conn.execute(
+            "INSERT INTO activities (conversation_id, seq, stored_at, body, client_key) VALUES ('c1', 1, ?, ?, 'k')",
+            (T0, body),
+        )
+
+    store = SqliteStore(path, 100, 1000)
+    run(store.open())
+    try:
+        (old,) = run(store.read("c1", 0, 10, T0))
+        assert (old.seq, old.activity["text"], old.origin) == (1, "old", None)
+        again = run(store.append("c1", {"type": "message"}, T0 + 1, client_key="k", origin="bot"))
+        assert (again.seq, again.repeated, again.origin) == (1, True, None)
+        replaced = run(store.replace("c1", 1, {"type": "message", "text": "edited"}, T0 + 1))
+        assert replaced is not None and replaced.origin is None
+        assert run(store.append("c1", {"type": "message"}, T0 + 2, origin="bot")).seq == 2
+        assert [(a.seq, a.origin) for a in run(store.read("c1", 0, 10, T0 + 2))] == [(1, None), (2, "bot")]
+        run(store.add_delivery("c1", Delivery("c1|0000002", T0 + 3, 200, 0.5)))
+        assert run(store.deliveries("c1", 0, T0 + 3)) == [Delivery("c1|0000002", T0 + 3, 200, 0.5)]
+        summary = run(store.summary("c1", T0 + 3))
+        assert summary is not None and (summary.last_active, summary.activity_count) == (T0 + 2, 2)
+    finally:
+        run(store.close())
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_closed_store_refuses_calls(tmp_path: Path, run: Run) -> None:
