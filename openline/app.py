@@ -19,13 +19,16 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openline import __version__, echobot
-from openline.api._http import json_response
+from openline.api._http import PRIVATE_PATHS, json_response
+from openline.api.admin import AdminApi
 from openline.api.attachments import AttachmentsApi
 from openline.api.connector import ConnectorApi
 from openline.api.errors import on_http_exception, on_service_error, on_unexpected
 from openline.api.stream import StreamApi
 from openline.api.v1 import V1Api
 from openline.api.v3 import V3Api
+from openline.api.web import WebPages
+from openline.auth.admin import AdminAuth
 from openline.auth.credentials import Authenticator
 from openline.auth.signing import UrlSigner
 from openline.auth.tokens import TokenAuthority
@@ -34,6 +37,7 @@ from openline.datadir import DataDir
 from openline.protocol.errors import ServiceError
 from openline.service.channel import Bot, Channel
 from openline.service.delivery import BotClient
+from openline.service.inspector import Inspector
 from openline.storage import open_store
 from openline.storage.base import Broker, ConversationStore
 from openline.storage.local_broker import LocalBroker
@@ -51,10 +55,13 @@ class Services:
     signer: UrlSigner
     bot_client: BotClient
     channel: Channel
+    inspector: Inspector
+    admin: AdminAuth
     echo_bot: echobot.EchoBot | None
     clock: Callable[[], float]
     # secrets generated on this start (bot id, secret), to be shown once
     generated_secrets: list[tuple[str, str]] = field(default_factory=list)
+    generated_admin_secret: str | None = None  # likewise
 
 
 def build_services(config: Config, clock: Callable[[], float] = time.time) -> Services:
@@ -70,6 +77,7 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
             secrets[bot.id].append(secret)
             if created:
                 generated.append((bot.id, secret))
+    admin_secret, admin_created = (config.admin_secret, False) if config.admin_secret else data.admin_secret()
     uses_echo = any(b.endpoint is None for b in config.bots)
     bots = {b.id: Bot(b.id, b.name, b.endpoint or config.local_url + echobot.PATH) for b in config.bots}
     store = open_store(config.store, config.data_dir, config.retention, config.conversation_ttl)
@@ -84,10 +92,31 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
         signer=signer,
         bot_client=client,
         channel=Channel(store, broker, bots, client, signer, config.public_url, clock),
+        inspector=Inspector(store, broker, bots, clock),
+        admin=AdminAuth(admin_secret, key, clock),
         echo_bot=echobot.EchoBot(config.public_url) if uses_echo else None,
         clock=clock,
         generated_secrets=generated,
+        generated_admin_secret=admin_secret if admin_created else None,
     )
+
+
+class PublicCors:
+    """CORS for the public APIs (any origin), none for PRIVATE_PATHS."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"],
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=CORS_HEADERS,
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        private = scope["type"] == "http" and scope.get("path", "").startswith(PRIVATE_PATHS)
+        await (self.app if private else self.cors)(scope, receive, send)
 
 
 class StripTrailingSlash:
@@ -138,8 +167,14 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
             }
         )
 
+    bots = services.channel.bots
     routes: list[BaseRoute] = [
-        Route("/", index, methods=["GET"]),
+        *WebPages(config, services.auth.tokens, services.admin, bots, index).routes(),
+        *AdminApi(
+            services.admin,
+            services.inspector,
+            [{"id": b.id, "name": b.name, "endpoint": b.endpoint} for b in bots.values()],
+        ).routes(),
         Route("/healthz", healthz, methods=["GET"]),
         *V1Api(config, services.auth, services.channel).routes(),
         *V3Api(config, services.auth, services.channel).routes(),
@@ -174,13 +209,7 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
         routes=routes,
         middleware=[
             Middleware(StripTrailingSlash),
-            Middleware(
-                CORSMiddleware,
-                allow_origins=["*"],
-                allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-                allow_headers=CORS_HEADERS,
-                max_age=600,
-            ),
+            Middleware(PublicCors),
         ],
         exception_handlers={
             ServiceError: on_service_error,

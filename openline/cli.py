@@ -28,6 +28,10 @@ _HELP = {
     "max_upload_bytes": "largest upload accepted, e.g. 4MB (default 4MB)",
     "page_size": "most messages returned by one GET (default 100)",
     "stream_keepalive": "seconds between the empty keep-alive frames sent on 3.0 streams (default 20)",
+    "web_page": "serve the Web Chat page at / (default: on when listening on loopback only)",
+    "webchat_url": "where the page loads Web Chat's script from (default: the official CDN)",
+    "webchat_file": "a local copy of Web Chat's webchat.js to serve instead (for machines without internet)",
+    "admin_secret": "the credential of /inspect and /admin (default: generated, kept in the data dir)",
     "log_level": "debug, info, warning or error (default info)",
 }
 
@@ -47,20 +51,29 @@ def _parser() -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         if name == "secret":
             serve.add_argument(flag, action="append", metavar="S", help=_HELP[name])
+        elif name == "web_page":
+            serve.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=_HELP[name])
         else:
-            metavar = {"bot": "URL", "public_url": "URL", "store": "URL"}.get(name, name.split("_")[-1].upper())
+            metavars = {"bot": "URL", "public_url": "URL", "store": "URL", "webchat_file": "PATH"}
+            metavar = metavars.get(name, name.split("_")[-1].upper())
             serve.add_argument(flag, metavar=metavar, help=_HELP[name])
     return parser
 
 
-def _banner(config: Config, generated: list[tuple[str, str]]) -> None:
+def _banner(config: Config, generated: list[tuple[str, str]], admin_secret: str | None) -> None:
     print(f"openline {__version__}: Direct Line 3.0 at {config.public_url}/v3/directline", flush=True)
     print(f"  Direct Line 1.1 at {config.public_url}/api", flush=True)
+    if config.web_page:
+        print(f"  chat with the bot at {config.public_url}/", flush=True)
+    print(f"  conversations inspector at {config.public_url}/inspect", flush=True)
     for bot in config.bots:
         print(f"  bot {bot.id!r} ({bot.name}) at {bot.endpoint or 'the built-in echo bot'}", flush=True)
     for bot_id, secret in generated:
         print(f"  generated Direct Line secret for {bot_id!r} (shown once; kept in {config.data_dir}/secrets.json):")
         print(f"    {secret}", flush=True)
+    if admin_secret is not None:
+        print(f"  generated admin secret for /inspect (shown once; kept in {config.data_dir}/admin.secret):")
+        print(f"    {admin_secret}", flush=True)
 
 
 def serve(config: Config) -> int:
@@ -73,7 +86,7 @@ def serve(config: Config) -> int:
         print(f"openline: cannot start: {e}", file=sys.stderr)
         return 1
     app = create_app(config, services)
-    _banner(config, services.generated_secrets)
+    _banner(config, services.generated_secrets, services.generated_admin_secret)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

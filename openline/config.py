@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -19,6 +20,7 @@ class ConfigError(ValueError):
 
 ECHO_BOT_ID = "echobot"
 ECHO_BOT_NAME = "Echo Bot"
+WEBCHAT_CDN = "https://cdn.botframework.com/botframework-webchat/latest/webchat.js"
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,10 @@ class Config:
     max_upload_bytes: int = 4 * 1024 * 1024
     page_size: int = 100
     stream_keepalive: float = 20.0
+    web_page: bool | None = None  # None: on when listening on loopback only (resolved by load_config)
+    webchat_url: str = WEBCHAT_CDN
+    webchat_file: Path | None = None  # a local webchat.js, served instead of webchat_url
+    admin_secret: str | None = None  # None: generated and kept in the data dir
     log_level: str = "info"
 
     @property
@@ -113,6 +119,40 @@ def _keepalive(value: Any) -> float:
     return seconds
 
 
+def parse_bool(value: Any) -> bool:
+    """True or False from a boolean, or from "true"/"false", "yes"/"no", "on"/"off", "1"/"0"."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ConfigError(f"{value!r} is not true or false")
+
+
+def _script_url(value: Any) -> str:
+    url = _text(value).strip()
+    # a path must not start with // or /\ : browsers read those as another host
+    if not re.match(r"^(https?://[^/\s]+\S*|/(?![/\\])\S*)$", url):
+        raise ConfigError(f"{value!r} is not an http(s) URL or a path on this service")
+    return url
+
+
+def _script_file(value: Any) -> Path:
+    path = _path(value)
+    if not path.is_file():
+        raise ConfigError(f"{str(path)!r} is not a readable file")
+    return path
+
+
+def _admin_secret(value: Any) -> str:
+    secret = _text(value)
+    if len(secret) < 16 or any(c.isspace() for c in secret):
+        raise ConfigError("the admin secret must be at least 16 characters, without spaces")
+    return secret
+
+
 def _log_level(value: Any) -> str:
     level = _text(value).lower()
     if level not in ("debug", "info", "warning", "error"):
@@ -171,8 +211,22 @@ OPTIONS: dict[str, Callable[[Any], Any]] = {
     "max_upload_bytes": parse_size,
     "page_size": _whole_number("page size", 1, 10000),
     "stream_keepalive": _keepalive,
+    "web_page": parse_bool,
+    "webchat_url": _script_url,
+    "webchat_file": _script_file,
+    "admin_secret": _admin_secret,
     "log_level": _log_level,
 }
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address to listen on) is reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def connect_host(host: str) -> str:
@@ -270,4 +324,6 @@ def load_config(cli: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
     config = Config(bots=tuple(bots), public_url_given=bool(values.get("public_url")), **values)
     if not config.public_url:
         config = replace(config, public_url=config.local_url)
+    if config.web_page is None:
+        config = replace(config, web_page=is_loopback(config.host))
     return config

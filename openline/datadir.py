@@ -1,4 +1,4 @@
-"""The data directory's own files: the token signing key and generated Direct Line secrets.
+"""The data directory's own files: the token signing key, generated Direct Line secrets and the admin secret.
 
 Both are created on first start, readable by the owner only, and reused after.
 """
@@ -48,3 +48,14 @@ class DataDir:
         known[bot_id] = secrets.token_urlsafe(36)
         _write_private(path, json.dumps(known, indent=2).encode())
         return known[bot_id], True
+
+    def admin_secret(self) -> tuple[str, bool]:
+        """The generated credential of /inspect and /admin (kept in `admin.secret`); True when created just now."""
+        path = self.path / "admin.secret"
+        if path.exists():
+            secret = path.read_text().strip()
+            if secret:
+                return secret, False
+        secret = secrets.token_urlsafe(24)
+        _write_private(path, secret.encode())
+        return secret, True

@@ -7,15 +7,19 @@ from typing import Any
 
 import pytest
 
+from openline.cli import _parser
 from openline.config import (
     ECHO_BOT_ID,
     ECHO_BOT_NAME,
     OPTIONS,
+    WEBCHAT_CDN,
     BotConfig,
     Config,
     ConfigError,
     connect_host,
+    is_loopback,
     load_config,
+    parse_bool,
     parse_duration,
     parse_seconds,
     parse_size,
@@ -143,6 +147,7 @@ def test_defaults() -> None:
     assert config == Config(
         public_url="http://127.0.0.1:3000",
         bots=(BotConfig(ECHO_BOT_ID, ECHO_BOT_NAME, None, ()),),
+        web_page=True,  # resolved: the default host is loopback
     )
     assert config.host == "127.0.0.1"
     assert config.port == 3000
@@ -150,6 +155,9 @@ def test_defaults() -> None:
     assert config.max_message_bytes == 256 * 1024
     assert config.max_upload_bytes == 4 * 1024 * 1024
     assert config.data_dir == Path("openline-data")
+    assert config.webchat_url == WEBCHAT_CDN
+    assert config.webchat_file is None
+    assert config.admin_secret is None
 
 
 def test_an_empty_cli_mapping_is_all_defaults() -> None:
@@ -453,3 +461,180 @@ def test_an_unknown_store_url_is_a_config_error(url: str) -> None:
 @pytest.mark.parametrize("url", ["memory://", "sqlite:///tmp/x.sqlite3", "sqlite:relative.db"])
 def test_store_urls(url: str) -> None:
     assert load_config({"store": url}, env={}).store == url
+
+
+# parse_bool
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        (False, False),
+        ("true", True),
+        ("TRUE", True),
+        (" yes ", True),
+        ("on", True),
+        ("1", True),
+        ("false", False),
+        ("No", False),
+        ("off", False),
+        ("0", False),
+    ],
+)
+def test_parse_bool(value: Any, expected: bool) -> None:
+    assert parse_bool(value) is expected
+
+
+@pytest.mark.parametrize("value", ["", "maybe", "2", "y", "enabled", None])
+def test_parse_bool_rejects(value: Any) -> None:
+    with pytest.raises(ConfigError):
+        parse_bool(value)
+
+
+# web_page
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost", "LOCALHOST"])
+def test_the_web_page_is_on_by_default_on_loopback(host: str) -> None:
+    assert is_loopback(host)
+    assert load_config(_cli(host=host), env={}).web_page is True
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "", "192.168.1.2", "10.0.0.5", "fe80::1", "example.com"])
+def test_the_web_page_is_off_by_default_on_other_addresses(host: str) -> None:
+    assert not is_loopback(host)
+    assert load_config(_cli(host=host), env={}).web_page is False
+
+
+def test_the_web_page_follows_the_host_from_env_and_toml(tmp_path: Path) -> None:
+    assert load_config(_cli(), env={"OPENLINE_HOST": "0.0.0.0"}).web_page is False
+    assert load_config(_cli(config=_toml(tmp_path, 'host = "192.168.1.2"\n')), env={}).web_page is False
+
+
+@pytest.mark.parametrize(("host", "given"), [("127.0.0.1", False), ("0.0.0.0", True), ("::1", False)])
+def test_the_web_page_flag_wins_over_the_host(host: str, given: bool) -> None:
+    assert load_config(_cli(host=host, web_page=given), env={}).web_page is given
+
+
+@pytest.mark.parametrize(("args", "expected"), [(["--web-page"], True), (["--no-web-page"], False), ([], True)])
+def test_the_web_page_flags_as_parsed(args: list[str], expected: bool) -> None:
+    parsed = vars(_parser().parse_args(["serve", *args]))
+    assert load_config(parsed, env={}).web_page is expected
+    # on a wildcard address the page is off unless asked for
+    parsed = vars(_parser().parse_args(["serve", "--host", "0.0.0.0", *args]))
+    assert load_config(parsed, env={}).web_page is (expected if args else False)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("false", False), ("off", False), ("true", True), ("1", True)])
+def test_the_web_page_from_env(value: str, expected: bool) -> None:
+    assert load_config(_cli(), env={"OPENLINE_WEB_PAGE": value}).web_page is expected
+    assert load_config(_cli(), env={"OPENLINE_WEB_PAGE": value, "OPENLINE_HOST": "0.0.0.0"}).web_page is expected
+
+
+def test_an_empty_web_page_env_is_not_given() -> None:
+    assert load_config(_cli(host="0.0.0.0"), env={"OPENLINE_WEB_PAGE": ""}).web_page is False
+
+
+@pytest.mark.parametrize(("text", "expected"), [("web_page = false", False), ('web-page = "yes"', True)])
+def test_the_web_page_from_toml(tmp_path: Path, text: str, expected: bool) -> None:
+    path = _toml(tmp_path, f'host = "0.0.0.0"\n{text}\n' if expected else f"{text}\n")
+    assert load_config(_cli(config=path), env={}).web_page is expected
+
+
+def test_web_page_precedence(tmp_path: Path) -> None:
+    path = _toml(tmp_path, "web_page = false\n")
+    assert load_config(_cli(config=path), env={"OPENLINE_WEB_PAGE": "true"}).web_page is True
+    assert load_config(_cli(config=path, web_page=False), env={"OPENLINE_WEB_PAGE": "true"}).web_page is False
+
+
+@pytest.mark.parametrize("value", ["maybe", "2"])
+def test_a_bad_web_page_value_names_the_option(value: str) -> None:
+    assert _error(_cli(web_page=value)).startswith("web_page: ")
+    assert _error(_cli(), {"OPENLINE_WEB_PAGE": value}).startswith("web_page: ")
+
+
+# webchat_url and webchat_file
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://cdn.example.com/webchat.js",
+        "http://localhost:8080/webchat.js",
+        "https://cdn.example.com/botframework-webchat@4.18.0/dist/webchat.js?v=1",
+        "/assets/webchat.js",
+        "/",
+    ],
+)
+def test_webchat_url(url: str) -> None:
+    assert load_config(_cli(webchat_url=url), env={}).webchat_url == url
+    assert load_config(_cli(), env={"OPENLINE_WEBCHAT_URL": f" {url} "}).webchat_url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://cdn.example.com/webchat.js",
+        "javascript:alert(1)",
+        "data:text/javascript,alert(1)",
+        "webchat.js",
+        "cdn.example.com/webchat.js",
+        "https://",
+        "https:///webchat.js",
+        "https://cdn.example.com/web chat.js",
+        "/assets/web chat.js",
+        "",
+        "//cdn.example.com/webchat.js",  # browsers read these two as another host
+        "/\\cdn.example.com/webchat.js",
+    ],
+)
+def test_bad_webchat_urls(url: str) -> None:
+    assert _error(_cli(webchat_url=url)).startswith("webchat_url: ")
+
+
+def test_webchat_url_from_toml_must_be_a_string(tmp_path: Path) -> None:
+    assert _error(_cli(config=_toml(tmp_path, "webchat_url = 5\n"))).startswith("webchat_url: ")
+
+
+def test_webchat_file_must_exist(tmp_path: Path) -> None:
+    script = tmp_path / "webchat.js"
+    script.write_text("window.WebChat = {};\n", encoding="utf-8")
+    assert load_config(_cli(webchat_file=str(script)), env={}).webchat_file == script
+    assert load_config(_cli(), env={"OPENLINE_WEBCHAT_FILE": str(script)}).webchat_file == script
+    toml = _toml(tmp_path, f"webchat_file = {str(script)!r}\n")
+    assert load_config(_cli(config=toml), env={}).webchat_file == script
+    missing = tmp_path / "nope.js"
+    message = _error(_cli(webchat_file=str(missing)))
+    assert message.startswith("webchat_file: ") and "nope.js" in message
+    assert _error(_cli(webchat_file=str(tmp_path))).startswith("webchat_file: "), "a directory is not a file"
+    assert _error(_cli(config=_toml(tmp_path, "webchat_file = 5\n"))).startswith("webchat_file: ")
+
+
+# admin_secret
+
+
+@pytest.mark.parametrize("secret", ["0123456789abcdef", "a-much-longer-admin-secret_with.symbols!", "é" * 16])
+def test_admin_secret(secret: str) -> None:
+    assert load_config(_cli(admin_secret=secret), env={}).admin_secret == secret
+    assert load_config(_cli(), env={"OPENLINE_ADMIN_SECRET": secret}).admin_secret == secret
+
+
+def test_admin_secret_from_toml(tmp_path: Path) -> None:
+    path = _toml(tmp_path, 'admin-secret = "from-the-config-file"\n')
+    assert load_config(_cli(config=path), env={}).admin_secret == "from-the-config-file"
+
+
+@pytest.mark.parametrize(
+    "secret", ["0123456789abcde", "short", "has a space in it ok", "tab\tin-the-secret-here", "newline-at-end-xx\n"]
+)
+def test_bad_admin_secrets(secret: str) -> None:
+    message = _error(_cli(admin_secret=secret))
+    assert message.startswith("admin_secret: ")
+    assert secret not in message, "the error does not repeat the secret"
+    assert _error(_cli(), {"OPENLINE_ADMIN_SECRET": secret}).startswith("admin_secret: ")
+
+
+def test_admin_secret_from_toml_must_be_a_string(tmp_path: Path) -> None:
+    message = _error(_cli(config=_toml(tmp_path, "admin_secret = 12345678901234567890\n")))
+    assert message.startswith("admin_secret: ")

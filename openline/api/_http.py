@@ -10,6 +10,9 @@ from starlette.responses import Response
 
 from openline.protocol.errors import ErrorKind, ServiceError
 
+# pages and APIs for this service's own pages only: never any CORS header, so other sites cannot read them
+PRIVATE_PATHS = ("/admin", "/inspect", "/web/")
+
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 

@@ -11,15 +11,14 @@ read and ignored.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 import msgspec
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
-from openline.api.errors import error_response
+from openline.api._ws import FeedClosed, deny, run_feed, send_text
 from openline.auth.tokens import STREAM_AUDIENCE, TokenAuthority
 from openline.protocol import v3
 from openline.protocol.errors import ErrorKind, ServiceError
@@ -30,10 +29,6 @@ from openline.storage.base import Broker, Conversation, Subscription
 
 log = logging.getLogger("openline.stream")
 _encode = msgspec.json.Encoder().encode
-
-
-class _Closed(Exception):
-    """The client went away, or the conversation did: the stream ends."""
 
 
 class StreamApi:
@@ -53,23 +48,14 @@ class StreamApi:
         try:
             conversation, after = await self._admit(websocket)
         except ServiceError as e:
-            await _deny(websocket, e)
+            await deny(websocket, e)
             return
         await websocket.accept()
         subscription = self.broker.subscribe(conversation.id)
-        sender = asyncio.create_task(self._send_events(websocket, conversation, after, subscription))
-        receiver = asyncio.create_task(_ignore_client_frames(websocket))
         try:
-            await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            await run_feed(websocket, self._send_events(websocket, conversation, after, subscription))
         finally:
             subscription.close()
-            for task in (sender, receiver):
-                task.cancel()
-            for task in (sender, receiver):
-                with contextlib.suppress(asyncio.CancelledError, _Closed, WebSocketDisconnect):
-                    await task
-            with contextlib.suppress(Exception):
-                await websocket.close()
 
     async def _admit(self, websocket: WebSocket) -> tuple[Conversation, int]:
         """The conversation and the watermark to replay from, if the stream token allows it."""
@@ -102,6 +88,8 @@ class StreamApi:
             except TimeoutError:
                 await _send(websocket, "")
                 continue
+            if event.activity is None:  # a delivery report, for inspectors only
+                continue
             step = cursor.step(event.seq)
             if step is Step.FILL:
                 await self._replay(websocket, conversation, cursor)
@@ -125,7 +113,7 @@ class StreamApi:
             try:
                 page = await self.channel.read(conversation, cursor.sent, self.page_size)
             except ServiceError as e:  # the conversation is gone (retention): end the stream
-                raise _Closed(e.message) from None
+                raise FeedClosed(e.message) from None
             if not page:
                 return
             shown = [s.activity for s in page if v3.shown_on_stream(s.activity)]
@@ -141,24 +129,4 @@ async def _send_set(websocket: WebSocket, activities: list[dict[str, Any]], wate
 
 
 async def _send(websocket: WebSocket, text: str) -> None:
-    try:
-        await websocket.send_text(text)
-    except (WebSocketDisconnect, RuntimeError, OSError) as e:
-        raise _Closed(str(e)) from None
-
-
-async def _ignore_client_frames(websocket: WebSocket) -> None:
-    """Read (and drop) the client's frames, its empty keep-alives among them, until it disconnects."""
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-
-
-async def _deny(websocket: WebSocket, error: ServiceError) -> None:
-    """Refuse the upgrade with an HTTP error in the 3.0 shape (a bare 403 close where the server cannot)."""
-    response = error_response(websocket.url.path, error.kind, error.message)
-    try:
-        await websocket.send_denial_response(response)
-    except RuntimeError:
-        await websocket.close(code=1008)
+    await send_text(websocket, text)

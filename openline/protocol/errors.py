@@ -95,6 +95,14 @@ def v3_error(kind: ErrorKind, message: str, inner_status: int | None = None) -> 
     return status, {"error": error}
 
 
+def v3_code(kind_value: str) -> str:
+    """The 3.0 error code of an `ErrorKind` value (kept as text in delivery records); the value if unknown."""
+    try:
+        return _V3[ErrorKind(kind_value)][1]
+    except ValueError:
+        return kind_value
+
+
 def kind_of_status(status: int) -> ErrorKind:
     """The kind of a framework-level HTTP error (unknown route, wrong method, ...)."""
     return {

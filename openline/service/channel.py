@@ -5,7 +5,8 @@ Start a conversation (telling the bot it joined), accept a client's activity
 the activity itself), accept a bot's activity, replace or remove one, read
 history, attach uploaded files. Every stored activity is published to the
 conversation's streams right after it is committed; `typing` is never stored,
-only published. Nothing here holds a lock while the bot is being called: the
+only published. What the bot did with each activity sent to it is recorded
+and published for inspectors. Nothing here holds a lock while the bot is being called: the
 bot's replies arrive through `post_from_bot` while `post_from_client` is still
 waiting for the bot's answer.
 """
@@ -13,6 +14,7 @@ waiting for the bot's answer.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -30,13 +32,16 @@ from openline.storage.base import (
     Broker,
     Conversation,
     ConversationStore,
+    Delivery,
     Event,
     Member,
+    Origin,
     StoredActivity,
     StoredFile,
     UnknownConversation,
 )
 
+log = logging.getLogger("openline.channel")
 _ANNOUNCED_CACHE = 65536
 _BOT_FAILURE = {
     ErrorKind.BOT_REJECTED: "the bot rejected the activity",
@@ -159,10 +164,11 @@ class Channel:
         """
         bot = self.bot(conversation.bot_id)
         act.from_client(activity, conversation.id, bot.account, user=user)
-        if activity.get("type") in act.EPHEMERAL_TYPES:
-            activity_id = await self._publish_ephemeral(conversation.id, activity)
+        ephemeral = activity.get("type") in act.EPHEMERAL_TYPES
+        if ephemeral:
+            activity_id = await self._publish_ephemeral(conversation.id, activity, "client")
         else:
-            stored = await self._append(conversation.id, activity, files, client_key)
+            stored = await self._append(conversation.id, activity, files, client_key, "client")
             if stored.repeated:
                 return Posted(stored.activity["id"], repeated=True)
             activity_id = stored.activity["id"]
@@ -170,7 +176,7 @@ class Channel:
         if isinstance(sender, dict) and isinstance(sender.get("id"), str):
             locale = activity.get("locale")
             await self._announce(conversation.id, bot, sender, locale if isinstance(locale, str) else None)
-        result = await self.client.deliver(bot.endpoint, act.for_bot(activity, self.public_url))
+        result = await self._deliver(conversation.id, bot, activity, stored=not ephemeral)
         if result.error is not None:
             # the detail (the bot's body, its address) is logged, not shown to the client
             status = f" (HTTP {result.status})" if result.status else ""
@@ -183,21 +189,48 @@ class Channel:
         activity: act.Activity,
         files: Sequence[StoredFile] = (),
         client_key: str | None = None,
+        origin: Origin = "bot",
     ) -> StoredActivity:
         """Append and publish, as one step: nothing is awaited between the commit and the publish."""
         try:
-            stored = await self.store.append(conversation_id, activity, self.clock(), files, client_key)
+            stored = await self.store.append(conversation_id, activity, self.clock(), files, client_key, origin)
         except UnknownConversation:
             raise _not_found(conversation_id) from None
         if not stored.repeated:
-            await self.broker.publish(conversation_id, Event(stored.seq, stored.activity))
+            await self.broker.publish(conversation_id, Event(stored.seq, stored.activity, origin))
         return stored
 
-    async def _publish_ephemeral(self, conversation_id: str, activity: act.Activity) -> str:
+    async def _publish_ephemeral(self, conversation_id: str, activity: act.Activity, origin: Origin) -> str:
         """Give an unstored activity (typing) an id and a timestamp, and push it to the streams."""
         act.assign_ephemeral(activity, conversation_id, random_id(12), int(self.clock() * 1000))
-        await self.broker.publish(conversation_id, Event(None, activity))
+        await self.broker.publish(conversation_id, Event(None, activity, origin))
         return str(activity["id"])
+
+    async def _deliver(self, conversation_id: str, bot: Bot, activity: act.Activity, *, stored: bool) -> DeliveryResult:
+        """POST an activity to the bot; record and publish what came of it (for inspectors).
+
+        A record that cannot be written is logged and dropped: the activity and
+        the bot's answer stand, and the caller's answer does not depend on it.
+        """
+        sent = act.for_bot(activity, self.public_url)
+        result = await self.client.deliver(bot.endpoint, sent)
+        delivery = Delivery(
+            str(activity.get("id", "")),
+            self.clock(),
+            result.status,
+            result.duration,
+            result.error.value if result.error is not None else None,
+            result.detail,
+            None if stored else sent,
+        )
+        try:
+            await self.store.add_delivery(conversation_id, delivery)
+        except UnknownConversation:
+            pass  # expired while the bot was busy: nothing left to describe
+        except Exception:
+            log.exception("could not record the delivery of %s in %s", delivery.activity_id, conversation_id)
+        await self.broker.publish(conversation_id, Event(None, None, "client", delivery))
+        return result
 
     async def _announce(self, conversation_id: str, bot: Bot, sender: act.Account, locale: str | None = None) -> None:
         """Tell the bot a user joined, before that user's first activity reaches it.
@@ -262,7 +295,7 @@ class Channel:
         _, bot = await self._bot_conversation(conversation_id)
         act.from_bot(activity, conversation_id, bot.account, reply_to_id)
         if activity.get("type") in act.EPHEMERAL_TYPES:
-            return await self._publish_ephemeral(conversation_id, activity)
+            return await self._publish_ephemeral(conversation_id, activity, "bot")
         stored = await self._append(conversation_id, activity)
         return str(stored.activity["id"])
 
@@ -341,7 +374,7 @@ class Channel:
             added,
             locale,
         )
-        return await self.client.deliver(bot.endpoint, act.for_bot(update, self.public_url))
+        return await self._deliver(conversation_id, bot, update, stored=False)
 
     # -- the rest of the Bot Connector API: members, history, bot-created conversations, attachments --
 
@@ -423,7 +456,7 @@ class Channel:
         if activity is None:
             return conversation_id, None
         if activity.get("type") in act.EPHEMERAL_TYPES:
-            return conversation_id, await self._publish_ephemeral(conversation_id, activity)
+            return conversation_id, await self._publish_ephemeral(conversation_id, activity, "bot")
         return conversation_id, str((await self._append(conversation_id, activity)).activity["id"])
 
     async def bot_conversations(

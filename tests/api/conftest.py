@@ -17,6 +17,7 @@ from tests.api._servers import Clock, LoopThread, RecordingBot, bound_socket, cl
 ECHO_SECRET = "echo-secret-0123456789"
 REC_SECRET = "rec-secret-0123456789"
 DOWN_SECRET = "down-secret-0123456789"
+ADMIN_SECRET = "admin-secret-0123456789"
 MAX_MESSAGE = 4096
 MAX_UPLOAD = 64 * 1024
 PAGE_SIZE = 5
@@ -95,6 +96,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         max_upload_bytes=MAX_UPLOAD,
         page_size=PAGE_SIZE,
         stream_keepalive=KEEPALIVE,
+        web_page=True,
+        admin_secret=ADMIN_SECRET,
     )
     clock = Clock()
     services = build_services(config, clock)

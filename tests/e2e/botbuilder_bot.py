@@ -9,6 +9,7 @@ import argparse
 import sys
 import traceback
 
+import aiohttp
 from aiohttp import web
 from aiohttp.web import Request, Response
 from botbuilder.core import ActivityHandler, MessageFactory, TurnContext
@@ -34,7 +35,18 @@ class EchoBot(ActivityHandler):
                 await turn_context.send_activity(f"Welcome, {member.id}!")
 
     async def on_message_activity(self, turn_context: TurnContext):
-        return await turn_context.send_activity(MessageFactory.text(f"echo: {turn_context.activity.text}"))
+        if turn_context.activity.text or not turn_context.activity.attachments:
+            await turn_context.send_activity(MessageFactory.text(f"echo: {turn_context.activity.text}"))
+        # a file the user sent: the bot fetches it at the URL it was given, as a real bot would
+        for attachment in turn_context.activity.attachments or []:
+            if attachment.content_url:
+                await turn_context.send_activity(MessageFactory.text(await _fetched(attachment.content_url)))
+
+
+async def _fetched(url: str) -> str:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        body = await response.read()
+        return f"fetched {response.status}: {len(body)} bytes of {response.content_type}"
 
 
 CONFIG = DefaultConfig()

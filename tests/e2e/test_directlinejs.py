@@ -9,25 +9,21 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.e2e._js import JS_DIR, node_with_packages
 from tests.e2e.harness import BOT_ID, HTTP_TIMEOUT, SECRET, Openline, Processes
 
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
 DRIVER = JS_DIR / "dl_client.js"
 DRIVER_TIMEOUT = 45.0  # seconds a driver run may take (it bounds itself: 20 s a step, 40 s in all)
-NPM_TIMEOUT = 300.0
 STEP_TIMEOUT_MS = 20_000
 SETTLE_MS = 700  # after the last awaited activity, how long the client keeps listening for duplicates
 REFRESH_INTERVAL_MS = 2_000  # DLJS's 15-minute token refresh interval, shortened for the refresh test
@@ -36,42 +32,10 @@ REFRESH_INTERVAL_MS = 2_000  # DLJS's 15-minute token refresh interval, shortene
 CONNECTING, ONLINE, EXPIRED_TOKEN, FAILED_TO_CONNECT, ENDED = 1, 2, 3, 4, 5
 
 
-# --- Node and the npm packages ----------------------------------------------------------------------------------
-
-
-def _unavailable(reason: str) -> NoReturn:
-    """Skip outside CI; in CI a missing Node is a failure (a skip would hide the gap anyway, see tests/conftest.py)."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (required in CI)")
-    pytest.skip(reason)
-
-
-def _node_modules_stale() -> bool:
-    installed = JS_DIR / "node_modules" / ".package-lock.json"  # written by npm install / npm ci
-    lock = JS_DIR / "package-lock.json"
-    return not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime
-
-
 @pytest.fixture(scope="module")
 def node() -> str:
-    """The node executable, with tests/js/node_modules installed (`npm ci` if scripts/test did not do it)."""
-    node = shutil.which("node")
-    if node is None:
-        _unavailable("node is not installed: the botframework-directlinejs tests need Node.js >= 18")
-    if _node_modules_stale():
-        npm = shutil.which("npm")
-        if npm is None:
-            _unavailable("npm is not installed and tests/js/node_modules is missing")
-        result = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=JS_DIR,
-            capture_output=True,
-            text=True,
-            timeout=NPM_TIMEOUT,
-            check=False,
-        )
-        assert result.returncode == 0, f"npm ci in {JS_DIR} failed\n{result.stdout}\n{result.stderr}"
-    return node
+    """The node executable, with tests/js/node_modules installed."""
+    return node_with_packages("the botframework-directlinejs tests")
 
 
 @pytest.fixture

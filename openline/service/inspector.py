@@ -1,0 +1,75 @@
+"""What the inspector reads: recent conversations, one conversation's transcript, and its live events.
+
+Read-only: nothing here changes a conversation. The JSON shapes are built by
+`protocol.inspect`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from openline.protocol import inspect
+from openline.protocol.errors import ErrorKind, ServiceError
+from openline.service.channel import Bot
+from openline.storage.base import Broker, ConversationStore, StoredActivity, Subscription, UnknownConversation
+
+_PAGE = 500
+
+
+class Inspector:
+    def __init__(
+        self,
+        store: ConversationStore,
+        broker: Broker,
+        bots: Mapping[str, Bot],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.bots = bots
+        self.clock = clock
+
+    def _bot_name(self, bot_id: str) -> str | None:
+        bot = self.bots.get(bot_id)
+        return bot.name if bot is not None else None
+
+    async def conversations(self, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` conversations, the most recently active first."""
+        found = await self.store.recent_conversations(limit, self.clock())
+        return [inspect.summary_view(s, self._bot_name(s.conversation.bot_id)) for s in found]
+
+    async def require(self, conversation_id: str) -> None:
+        """NOT_FOUND unless the conversation exists."""
+        if await self.store.get_conversation(conversation_id) is None:
+            raise ServiceError(ErrorKind.NOT_FOUND, f"conversation {conversation_id!r} does not exist or has expired")
+
+    async def conversation(self, conversation_id: str, limit: int) -> dict[str, Any]:
+        """The conversation's summary and the last `limit` entries of its transcript (NOT_FOUND)."""
+        now = self.clock()
+        summary = await self.store.summary(conversation_id, now)
+        if summary is None:
+            raise ServiceError(ErrorKind.NOT_FOUND, f"conversation {conversation_id!r} does not exist or has expired")
+        after = max(0, summary.conversation.last_seq - limit)
+        stored: list[StoredActivity] = []
+        try:
+            while True:
+                page = await self.store.read(conversation_id, after, _PAGE, now)
+                stored += page
+                if len(page) < _PAGE:
+                    break
+                after = page[-1].seq
+            deliveries = await self.store.deliveries(conversation_id, 0.0, now)
+        except UnknownConversation:
+            raise ServiceError(ErrorKind.NOT_FOUND, f"conversation {conversation_id!r} has expired") from None
+        truncated = summary.conversation.last_seq > limit
+        return {
+            "conversation": inspect.summary_view(summary, self._bot_name(summary.conversation.bot_id)),
+            "entries": inspect.transcript(stored, deliveries, truncated),
+            "truncated": truncated,
+        }
+
+    def subscribe(self, conversation_id: str) -> Subscription:
+        """The conversation's events from now on (`protocol.inspect.change` turns each into a change)."""
+        return self.broker.subscribe(conversation_id)

@@ -1,0 +1,1 @@
+"""The web pages' files (HTML, CSS and plain JavaScript, no build step), served by `openline.api.web`."""
