@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINE_")}
     bot_port, relay_port, sqlite_port, memory_port = free_ports(4)
     bot_url = f"http://127.0.0.1:{bot_port}/api/messages"
-    secret = secrets.token_urlsafe(32)
+    secret = "b" + secrets.token_urlsafe(32)  # never a leading "-": it is passed as a command-line value
     v1 = ["--api", "v1", "--secret", secret]
     servers = [
         Server("nullrelay", "3.0", "dict", ["--base", f"http://127.0.0.1:{relay_port}/v3/directline"]),

@@ -97,6 +97,13 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
+# A conversation's row as `_summaries` reads it; the parameter is the retention cut-off of the activity count.
+_SUMMARY_SELECT = (
+    "SELECT id, bot_id, created_at, last_seq, last_active,"
+    " (SELECT count(*) FROM activities WHERE conversation_id = conversations.id AND stored_at >= ?)"
+    " FROM conversations"
+)
+
 # Rows deleted per sweep transaction: small enough that appends queued behind a sweep wait milliseconds.
 _SWEEP_BATCH = 500
 
@@ -500,9 +507,7 @@ class SqliteStore:
         with _transaction(conn, "DEFERRED"):  # one snapshot for both queries
             # ordered by the conversations_last_active index
             rows = conn.execute(
-                "SELECT id, bot_id, created_at, last_seq, last_active,"
-                " (SELECT count(*) FROM activities WHERE conversation_id = conversations.id AND stored_at >= ?)"
-                " FROM conversations ORDER BY last_active DESC, id LIMIT ?",
+                _SUMMARY_SELECT + " ORDER BY last_active DESC, id LIMIT ?",
                 (now - self.retention, max(limit, 0)),
             ).fetchall()
             members = conn.execute(
@@ -519,9 +524,7 @@ class SqliteStore:
         conn = self._r
         with _transaction(conn, "DEFERRED"):  # one snapshot for both queries
             rows = conn.execute(
-                "SELECT id, bot_id, created_at, last_seq, last_active,"
-                " (SELECT count(*) FROM activities WHERE conversation_id = conversations.id AND stored_at >= ?)"
-                " FROM conversations WHERE id = ?",
+                _SUMMARY_SELECT + " WHERE id = ?",
                 (now - self.retention, conversation_id),
             ).fetchall()
             members = conn.execute(
