@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openline import __version__, echobot
 from openline.api._http import PRIVATE_PATHS, json_response
+from openline.api._origin import OriginCheck
 from openline.api.admin import AdminApi
 from openline.api.attachments import AttachmentsApi
 from openline.api.connector import ConnectorApi
@@ -168,12 +169,14 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
         )
 
     bots = services.channel.bots
+    origins = OriginCheck(config.public_url, config.host)
     routes: list[BaseRoute] = [
-        *WebPages(config, services.auth.tokens, services.admin, bots, index).routes(),
+        *WebPages(config, services.auth.tokens, services.admin, bots, index, origins).routes(),
         *AdminApi(
             services.admin,
             services.inspector,
             [{"id": b.id, "name": b.name, "endpoint": b.endpoint} for b in bots.values()],
+            origins,
         ).routes(),
         Route("/healthz", healthz, methods=["GET"]),
         *V1Api(config, services.auth, services.channel).routes(),

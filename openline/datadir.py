@@ -11,6 +11,14 @@ import secrets
 from pathlib import Path
 
 
+def _new_secret(nbytes: int) -> str:
+    """A random URL-safe secret that does not start with '-' (it may be passed as a command-line value)."""
+    while True:
+        secret = secrets.token_urlsafe(nbytes)
+        if not secret.startswith("-"):
+            return secret
+
+
 def _write_private(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -45,7 +53,7 @@ class DataDir:
         known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
         if bot_id in known:
             return known[bot_id], False
-        known[bot_id] = secrets.token_urlsafe(36)
+        known[bot_id] = _new_secret(36)
         _write_private(path, json.dumps(known, indent=2).encode())
         return known[bot_id], True
 
@@ -56,6 +64,6 @@ class DataDir:
             secret = path.read_text().strip()
             if secret:
                 return secret, False
-        secret = secrets.token_urlsafe(24)
+        secret = _new_secret(24)
         _write_private(path, secret.encode())
         return secret, True

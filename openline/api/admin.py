@@ -8,8 +8,8 @@ site cannot use a signed-in browser to watch conversations.
 
 from __future__ import annotations
 
-import urllib.parse
-from typing import Any
+import asyncio
+from typing import Any, NoReturn
 
 import msgspec
 from starlette.requests import HTTPConnection, Request
@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket
 
 from openline import __version__
 from openline.api._http import json_response
+from openline.api._origin import OriginCheck
 from openline.api._ws import FeedClosed, deny, run_feed, send_text
 from openline.auth.admin import AdminAuth
 from openline.protocol import inspect
@@ -29,20 +30,7 @@ from openline.storage.base import Subscription
 _encode = msgspec.json.Encoder().encode
 DEFAULT_CONVERSATIONS, MAX_CONVERSATIONS = 50, 1000
 DEFAULT_ENTRIES, MAX_ENTRIES = 500, 5000
-
-
-def own_origin(connection: HTTPConnection) -> bool:
-    """Whether the request comes from a page of this service (or from no page at all).
-
-    Browsers send `Origin` on WebSocket handshakes and cross-site POSTs; its host
-    must be the one the request was sent to (directly or through a proxy).
-    """
-    origin = connection.headers.get("origin")
-    if origin is None:
-        return connection.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
-    host = urllib.parse.urlsplit(origin).netloc.lower()
-    hosts = {connection.headers.get("host", ""), connection.headers.get("x-forwarded-host", "")}
-    return bool(host) and host in {h.strip().lower() for h in hosts if h}
+_NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def _limit(connection: HTTPConnection, default: int, most: int) -> int:
@@ -55,10 +43,21 @@ def _limit(connection: HTTPConnection, default: int, most: int) -> int:
 
 
 class AdminApi:
-    def __init__(self, admin: AdminAuth, inspector: Inspector, bots: list[dict[str, Any]]) -> None:
+    """The admin routes; `check_every` is how often an idle live feed checks that its conversation still exists."""
+
+    def __init__(
+        self,
+        admin: AdminAuth,
+        inspector: Inspector,
+        bots: list[dict[str, Any]],
+        origins: OriginCheck,
+        check_every: float = 30.0,
+    ) -> None:
         self.admin = admin
         self.inspector = inspector
         self.bots = bots  # [{id, name, endpoint}] as the status shows them
+        self.origins = origins
+        self.check_every = check_every
 
     def routes(self) -> list[BaseRoute]:
         conversation = "/admin/conversations/{conversation_id}"
@@ -73,22 +72,23 @@ class AdminApi:
         allowed, by_cookie = self.admin.allows(connection.headers.get("authorization"), connection.cookies)
         if not allowed:
             raise ServiceError(ErrorKind.UNAUTHORIZED, "this needs the admin secret (Authorization: Bearer <secret>)")
-        if by_cookie and connection.scope["type"] == "websocket" and not own_origin(connection):
+        if by_cookie and connection.scope["type"] == "websocket" and not self.origins.own(connection):
             raise ServiceError(ErrorKind.FORBIDDEN, "the admin session cookie is only valid on this service's pages")
 
     async def status(self, request: Request) -> Response:
         self._require(request)
-        return json_response({"service": "openline", "version": __version__, "bots": self.bots})
+        return json_response({"service": "openline", "version": __version__, "bots": self.bots}, headers=_NO_STORE)
 
     async def conversations(self, request: Request) -> Response:
         self._require(request)
         limit = _limit(request, DEFAULT_CONVERSATIONS, MAX_CONVERSATIONS)
-        return json_response({"conversations": await self.inspector.conversations(limit)})
+        return json_response({"conversations": await self.inspector.conversations(limit)}, headers=_NO_STORE)
 
     async def conversation(self, request: Request) -> Response:
         self._require(request)
         limit = _limit(request, DEFAULT_ENTRIES, MAX_ENTRIES)
-        return json_response(await self.inspector.conversation(request.path_params["conversation_id"], limit))
+        answer = await self.inspector.conversation(request.path_params["conversation_id"], limit)
+        return json_response(answer, headers=_NO_STORE)
 
     async def live(self, websocket: WebSocket) -> None:
         """A snapshot (`{"op": "snapshot", ...}`), then one change per event; a new snapshot after a lag."""
@@ -110,7 +110,14 @@ class AdminApi:
     async def _feed(self, websocket: WebSocket, conversation_id: str, limit: int, subscription: Subscription) -> None:
         await self._snapshot(websocket, conversation_id, limit)
         while True:
-            event = await subscription.get()
+            try:
+                event = await asyncio.wait_for(subscription.get(), self.check_every)
+            except TimeoutError:  # quiet: make sure the conversation has not expired meanwhile
+                try:
+                    await self.inspector.require(conversation_id)
+                except ServiceError as e:
+                    await _gone(websocket, e)
+                continue
             if subscription.lagged:
                 subscription.lagged = False
                 await self._snapshot(websocket, conversation_id, limit)
@@ -123,6 +130,11 @@ class AdminApi:
         try:
             snapshot = await self.inspector.conversation(conversation_id, limit)
         except ServiceError as e:  # expired meanwhile
-            await send_text(websocket, _encode({"op": "gone", "message": e.message}).decode())
-            raise FeedClosed(e.message) from None
+            await _gone(websocket, e)
         await send_text(websocket, _encode({"op": "snapshot", **snapshot}).decode())
+
+
+async def _gone(websocket: WebSocket, error: ServiceError) -> NoReturn:
+    """Tell the page the conversation is gone (retention), and end the feed."""
+    await send_text(websocket, _encode({"op": "gone", "message": error.message}).decode())
+    raise FeedClosed(error.message)

@@ -86,7 +86,7 @@ class StreamApi:
             try:
                 event = await asyncio.wait_for(subscription.get(), self.keepalive)
             except TimeoutError:
-                await _send(websocket, "")
+                await send_text(websocket, "")
                 continue
             if event.activity is None:  # a delivery report, for inspectors only
                 continue
@@ -125,8 +125,4 @@ class StreamApi:
 
 
 async def _send_set(websocket: WebSocket, activities: list[dict[str, Any]], watermark: int | None) -> None:
-    await _send(websocket, _encode(v3.activity_set(activities, watermark)).decode())
-
-
-async def _send(websocket: WebSocket, text: str) -> None:
-    await send_text(websocket, text)
+    await send_text(websocket, _encode(v3.activity_set(activities, watermark)).decode())

@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from openline import __version__
 from openline.api._http import decode_optional_json, json_response, media_type, read_body
-from openline.api.admin import own_origin
+from openline.api._origin import OriginCheck
 from openline.auth.admin import SESSION_COOKIE, SESSION_TTL, AdminAuth
 from openline.auth.tokens import TokenAuthority
 from openline.config import Config
@@ -39,6 +39,8 @@ _INSPECT_CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+# Web Chat itself needs inline styles, its script's host and images from anywhere: only framing is restricted
+_CHAT_CSP = "frame-ancestors 'self'; object-src 'none'; base-uri 'none'"
 _FORM_LIMIT = 8192
 
 
@@ -57,6 +59,8 @@ def _is_https(request: Request) -> bool:
 
 
 class WebPages:
+    """The chat page and its token endpoint (while the page is enabled), the inspector page and its sign-in."""
+
     def __init__(
         self,
         config: Config,
@@ -64,7 +68,9 @@ class WebPages:
         admin: AdminAuth,
         bots: Mapping[str, Bot],
         index: Endpoint,
+        origins: OriginCheck,
     ) -> None:
+        self.origins = origins
         self.config = config
         self.tokens = tokens
         self.admin = admin
@@ -105,11 +111,11 @@ class WebPages:
         """The page for browsers; the JSON description of the service for everyone else."""
         if "text/html" not in request.headers.get("accept", ""):
             return await self.index(request)
-        return HTMLResponse(self._chat, headers=_PAGE_HEADERS)
+        return HTMLResponse(self._chat, headers={**_PAGE_HEADERS, "Content-Security-Policy": _CHAT_CSP})
 
     async def token(self, request: Request) -> Response:
         """A token for a new conversation with a random `dl_` user, for this service's own page only."""
-        if not own_origin(request):
+        if not self.origins.own(request):
             raise ServiceError(ErrorKind.FORBIDDEN, "this endpoint serves the service's own chat page only")
         body = decode_optional_json(await read_body(request, _FORM_LIMIT))
         bot_id = body.get("bot") if isinstance(body, dict) else None
@@ -132,7 +138,9 @@ class WebPages:
         return json_response(answer, headers={"Cache-Control": "no-store"})
 
     async def webchat_file(self, request: Request) -> Response:
-        assert self.config.webchat_file is not None
+        """The local copy of Web Chat's script (NOT_FOUND if the file went away since the start)."""
+        if self.config.webchat_file is None or not self.config.webchat_file.is_file():
+            raise ServiceError(ErrorKind.NOT_FOUND, "the --webchat-file is no longer there")
         return FileResponse(
             self.config.webchat_file, media_type="text/javascript", headers={"Cache-Control": "no-cache"}
         )
@@ -157,7 +165,7 @@ class WebPages:
 
     async def login(self, request: Request) -> Response:
         """Sign in with the admin secret (an HTML form post): a session cookie, then the inspector."""
-        if not own_origin(request):
+        if not self.origins.own(request):
             return self._login_page("Sign in from this service's own page.", 403)
         if media_type(request) != "application/x-www-form-urlencoded":
             return self._login_page("Sign in with the form.", 400)
@@ -176,12 +184,13 @@ class WebPages:
             path="/",
             httponly=True,
             samesite="strict",
-            secure=_is_https(request),
+            secure=_is_https(request) or self.config.public_url.startswith("https:"),
         )
         return response
 
     async def logout(self, request: Request) -> Response:
-        if not own_origin(request):
+        """Remove the session cookie from this browser (other sessions end when the admin secret changes)."""
+        if not self.origins.own(request):
             return self._login_page("Sign out from this service's own page.", 403)
         response = RedirectResponse("/inspect", 303)
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")

@@ -45,7 +45,8 @@ class AdminAuth:
         # a length bound first: int() of thousands of digits raises (and is slow)
         if not (0 < len(expires) <= 12 and expires.isascii() and expires.isdigit()) or int(expires) <= self._clock():
             return False
-        return hmac.compare_digest(self._mac(int(expires)), mac)
+        # compare_digest refuses non-ASCII text (TypeError): such a cookie is simply not a session
+        return mac.isascii() and hmac.compare_digest(self._mac(int(expires)), mac)
 
     def allows(self, authorization: str | None, cookies: Mapping[str, str]) -> tuple[bool, bool]:
         """(allowed, by_cookie): a Bearer admin secret, or a valid session cookie."""

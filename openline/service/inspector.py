@@ -6,6 +6,7 @@ Read-only: nothing here changes a conversation. The JSON shapes are built by
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -18,7 +19,17 @@ from openline.storage.base import Broker, ConversationStore, StoredActivity, Sub
 _PAGE = 500
 
 
+def _seconds(timestamp: Any) -> float:
+    """POSIX seconds of an activity's ISO timestamp (0.0 when it has none readable)."""
+    try:
+        return dt.datetime.fromisoformat(str(timestamp)).timestamp()
+    except ValueError:
+        return 0.0
+
+
 class Inspector:
+    """Reads conversations for the inspector; changes nothing."""
+
     def __init__(
         self,
         store: ConversationStore,
@@ -60,10 +71,12 @@ class Inspector:
                 if len(page) < _PAGE:
                     break
                 after = page[-1].seq
-            deliveries = await self.store.deliveries(conversation_id, 0.0, now)
+            truncated = summary.conversation.last_seq > limit
+            # only the records of what is shown: from the first activity shown on (all when nothing is cut)
+            since = _seconds(stored[0].activity.get("timestamp")) if truncated and stored else 0.0
+            deliveries = await self.store.deliveries(conversation_id, since, now)
         except UnknownConversation:
             raise ServiceError(ErrorKind.NOT_FOUND, f"conversation {conversation_id!r} has expired") from None
-        truncated = summary.conversation.last_seq > limit
         return {
             "conversation": inspect.summary_view(summary, self._bot_name(summary.conversation.bot_id)),
             "entries": inspect.transcript(stored, deliveries, truncated),

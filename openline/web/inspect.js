@@ -69,14 +69,23 @@
 
   // -- one transcript ----------------------------------------------------------------------------
 
+  function list(value) { return Array.isArray(value) ? value : []; }
+
+  function label(value, fallback) {
+    return typeof value === "string" || typeof value === "number" ? String(value) : fallback;
+  }
+
+  // what users and bots send is not trusted to have the documented shape: nothing here may throw on it
   function summary(activity) {
-    if (!activity) return "";
+    if (!activity || typeof activity !== "object") return "";
     var parts = [];
-    if (activity.text) parts.push(activity.text);
-    (activity.attachments || []).forEach(function (a) { parts.push("[" + (a.name || a.contentType || "attachment") + "]"); });
-    (activity.membersAdded || []).forEach(function (m) { parts.push("+ " + (m.name || m.id)); });
-    (activity.membersRemoved || []).forEach(function (m) { parts.push("- " + (m.name || m.id)); });
-    if (activity.name) parts.push(activity.name);
+    if (activity.text) parts.push(label(activity.text, ""));
+    list(activity.attachments).forEach(function (a) {
+      parts.push("[" + label(a && (a.name || a.contentType), "attachment") + "]");
+    });
+    list(activity.membersAdded).forEach(function (m) { parts.push("+ " + label(m && (m.name || m.id), "?")); });
+    list(activity.membersRemoved).forEach(function (m) { parts.push("- " + label(m && (m.name || m.id), "?")); });
+    if (activity.name) parts.push(label(activity.name, ""));
     return parts.join(" ");
   }
 
@@ -135,7 +144,14 @@
     Array.prototype.forEach.call(list.querySelectorAll("details[open]"), function (d) { open[d.parentNode.getAttribute("data-id")] = true; });
     list.textContent = "";
     sortedEntries().forEach(function (entry) {
-      var item = renderEntry(entry);
+      var item;
+      try {
+        item = renderEntry(entry);
+      } catch (e) {  // an entry of an unexpected shape: show its JSON, keep the rest of the transcript
+        item = el("li", "entry", "");
+        item.setAttribute("data-id", String(entry.id));
+        item.appendChild(el("pre", "json", JSON.stringify(entry, null, 2)));
+      }
       if (open[entry.id]) item.querySelector("details").open = true;
       list.appendChild(item);
     });
@@ -158,6 +174,8 @@
       if (entries[change.id]) entries[change.id].deleted = true;
     } else if (change.op === "gone") {
       shown = null;
+      if (socket) { socket.onclose = null; }  // expired: nothing to reconnect to
+      setLive("gone", "bad");
       byId("transcript-info").textContent = change.message;
     }
     renderTranscript();

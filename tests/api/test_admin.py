@@ -483,3 +483,17 @@ def test_a_huge_session_cookie_is_refused(service: Service) -> None:
 def test_a_huge_limit_is_400(service: Service) -> None:
     answer = service.http.get("/admin/conversations", headers=BEARER, params={"limit": "9" * 5000})
     error(answer, 400, "BadArgument")
+
+
+def test_a_non_ascii_session_cookie_is_refused(service: Service) -> None:
+    cookie = {"Cookie": f"{SESSION_COOKIE}=99999999999.%C3%A9x"}
+    assert service.http.get("/inspect", headers=cookie).status_code == 401
+    error(service.http.get("/admin/status", headers=cookie), 401, "Unauthorized")
+    raw = httpx.Headers([(b"cookie", f"{SESSION_COOKIE}=99999999999.\xe9x".encode("latin-1"))])
+    error(service.http.get("/admin/status", headers=raw), 401, "Unauthorized")
+
+
+def test_admin_answers_are_not_cached(service: Service) -> None:
+    answer = service.http.get("/admin/status", headers=BEARER)
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["x-content-type-options"] == "nosniff"

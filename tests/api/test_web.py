@@ -415,3 +415,28 @@ def test_a_session_expires(browser: httpx.Client, service: Service) -> None:
     assert _login(browser, ADMIN_SECRET).status_code == 303
     service.clock.offset = SESSION_TTL + 1
     assert browser.get("/inspect").status_code == 401
+
+
+def test_a_rebound_name_is_not_this_service(service: Service) -> None:
+    # DNS rebinding: a site's own name, resolved to this machine, sends an Origin that matches Host
+    rebound = {"Origin": "http://rebind.example:3000", "Host": "rebind.example:3000"}
+    _error(service.http.post("/web/token", headers=rebound), 403, "Forbidden")
+
+
+def test_behind_a_proxy_the_public_url_is_this_service(service: Service) -> None:
+    # a proxy that rewrites Host and adds no X-Forwarded-Host: the Origin is the public URL's
+    public = service.services.config.public_url
+    answer = service.http.post("/web/token", headers={"Origin": public, "Host": "backend.internal:8080"})
+    assert answer.status_code == 200, answer.text
+
+
+def test_names_that_cannot_be_rebound_match_host(service: Service) -> None:
+    port = service.url.rsplit(":", 1)[1]
+    for host in (f"localhost:{port}", f"192.0.2.7:{port}", f"[::1]:{port}"):
+        answer = service.http.post("/web/token", headers={"Origin": f"http://{host}", "Host": host})
+        assert answer.status_code == 200, (host, answer.text)
+
+
+def test_the_chat_page_may_only_be_framed_by_this_service(service: Service) -> None:
+    answer = service.http.get("/", headers={"Accept": "text/html"})
+    assert "frame-ancestors 'self'" in answer.headers["content-security-policy"]

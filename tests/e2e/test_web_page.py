@@ -210,3 +210,25 @@ def test_the_inspector_needs_the_admin_secret(procs: Processes, page: Page) -> N
     expect(page.locator("#conversations")).to_have_count(0)
     response = page.request.get(service.url + "/admin/conversations")
     assert response.status == 401
+
+
+def test_the_inspector_survives_activities_of_an_odd_shape(procs: Processes, page: Page) -> None:
+    service = _service(procs, "--webchat-file", str(WEBCHAT_JS))
+    with httpx.Client(base_url=service.url + "/v3/directline", timeout=HTTP_TIMEOUT) as client:
+        session = httpx.post(service.url + "/web/token", timeout=HTTP_TIMEOUT).json()
+        auth = {"Authorization": f"Bearer {session['token']}"}
+        conversation_id = client.post("/conversations", headers=auth).json()["conversationId"]
+        odd = {"type": "message", "from": {"id": session["user"]["id"]}, "text": "odd", "membersAdded": "x"}
+        # botbuilder cannot read it either: it answers 500, and the post fails with 502
+        answer = client.post(f"/conversations/{conversation_id}/activities", json=odd, headers=auth)
+        assert answer.status_code == 502, answer.text
+    page.goto(service.url + "/inspect")
+    page.locator("input[name=secret]").fill(ADMIN_SECRET)
+    page.locator("button[type=submit]").click()
+    page.goto(f"{service.url}/inspect#{conversation_id}")
+    entries = page.locator("#entries .entry")
+    sent = entries.filter(has_text="odd")
+    expect(sent).to_have_count(1, timeout=WAIT_MS)
+    expect(sent.locator(".delivery")).to_have_attribute("data-status", "error")
+    expect(sent.locator(".delivery")).to_contain_text("500 BotRejectedActivity")
+    expect(entries.filter(has_text=f"Welcome, {session['user']['id']}!")).to_have_count(1)
