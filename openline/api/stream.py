@@ -88,8 +88,7 @@ class StreamApi:
             except TimeoutError:
                 await send_text(websocket, "")
                 continue
-            if event.activity is None:  # a delivery report, for inspectors only
-                continue
+            assert event.activity is not None  # subscribed without delivery reports
             step = cursor.step(event.seq)
             if step is Step.FILL:
                 await self._replay(websocket, conversation, cursor)

@@ -85,4 +85,4 @@ class Inspector:
 
     def subscribe(self, conversation_id: str) -> Subscription:
         """The conversation's events from now on (`protocol.inspect.change` turns each into a change)."""
-        return self.broker.subscribe(conversation_id)
+        return self.broker.subscribe(conversation_id, deliveries=True)

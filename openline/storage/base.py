@@ -220,7 +220,7 @@ class Event:
     """
 
     seq: int | None
-    activity: dict[str, Any] | None  # None: only a delivery report, for inspectors (streams skip it)
+    activity: dict[str, Any] | None  # None: only a delivery report (see `Broker.subscribe`)
     origin: Origin = "bot"
     delivery: Delivery | None = None
 
@@ -246,5 +246,9 @@ class Broker(Protocol):
     async def publish(self, conversation_id: str, event: Event) -> None:
         """Tell every current subscriber of the conversation (none: nothing happens)."""
 
-    def subscribe(self, conversation_id: str) -> Subscription:
-        """Start receiving the conversation's events published from now on."""
+    def subscribe(self, conversation_id: str, *, deliveries: bool = False) -> Subscription:
+        """Start receiving the conversation's events published from now on.
+
+        Events that are only a delivery report (`activity` None) reach the
+        subscriptions that ask for them (`deliveries=True`: inspectors) only.
+        """

@@ -15,9 +15,10 @@ QUEUE_SIZE = 1024
 
 
 class LocalSubscription:
-    def __init__(self, broker: LocalBroker, conversation_id: str, size: int) -> None:
+    def __init__(self, broker: LocalBroker, conversation_id: str, size: int, deliveries: bool) -> None:
         self._broker = broker
         self._conversation_id = conversation_id
+        self.deliveries = deliveries
         self._queue: asyncio.Queue[Event] = asyncio.Queue(size)
         self.lagged = False
         self.closed = False
@@ -43,11 +44,13 @@ class LocalBroker:
         self._subscribers: defaultdict[str, set[LocalSubscription]] = defaultdict(set)
 
     async def publish(self, conversation_id: str, event: Event) -> None:
+        report_only = event.activity is None
         for subscription in self._subscribers.get(conversation_id, ()):
-            subscription.offer(event)
+            if subscription.deliveries or not report_only:
+                subscription.offer(event)
 
-    def subscribe(self, conversation_id: str) -> LocalSubscription:
-        subscription = LocalSubscription(self, conversation_id, self._queue_size)
+    def subscribe(self, conversation_id: str, *, deliveries: bool = False) -> LocalSubscription:
+        subscription = LocalSubscription(self, conversation_id, self._queue_size, deliveries)
         self._subscribers[conversation_id].add(subscription)
         return subscription
 

@@ -1,0 +1,67 @@
+"""Tests for openline.storage.local_broker: fan-out per conversation, lag, closing, delivery reports."""
+
+from __future__ import annotations
+
+import asyncio
+
+from openline.storage.base import Delivery, Event
+from openline.storage.local_broker import LocalBroker
+
+REPORT = Event(None, None, "client", Delivery("c|0000001", 1.0, 200, 0.01))
+
+
+def _drain(subscription: object) -> list[Event]:
+    queue = subscription._queue  # type: ignore[attr-defined]
+    return [queue.get_nowait() for _ in range(queue.qsize())]
+
+
+def test_events_reach_the_conversations_subscribers_in_order() -> None:
+    async def run() -> None:
+        broker = LocalBroker()
+        first, second, other = broker.subscribe("c"), broker.subscribe("c"), broker.subscribe("d")
+        events = [Event(1, {"id": "c|0000001"}), Event(None, {"type": "typing"})]
+        for event in events:
+            await broker.publish("c", event)
+        assert await first.get() == events[0] and await first.get() == events[1]
+        assert _drain(second) == events
+        assert _drain(other) == []
+
+    asyncio.run(run())
+
+
+def test_delivery_reports_reach_only_subscribers_that_ask_for_them() -> None:
+    async def run() -> None:
+        broker = LocalBroker()
+        stream, inspector = broker.subscribe("c"), broker.subscribe("c", deliveries=True)
+        await broker.publish("c", REPORT)
+        await broker.publish("c", Event(1, {"id": "c|0000001"}))
+        assert [e.seq for e in _drain(stream)] == [1]
+        assert _drain(inspector) == [REPORT, Event(1, {"id": "c|0000001"})]
+
+    asyncio.run(run())
+
+
+def test_a_full_queue_marks_the_reader_lagged() -> None:
+    async def run() -> None:
+        broker = LocalBroker(queue_size=2)
+        subscription = broker.subscribe("c")
+        for seq in (1, 2, 3):
+            await broker.publish("c", Event(seq, {}))
+        assert subscription.lagged
+        assert [e.seq for e in _drain(subscription)] == [1, 2]
+
+    asyncio.run(run())
+
+
+def test_closing_unsubscribes_once() -> None:
+    async def run() -> None:
+        broker = LocalBroker()
+        subscription = broker.subscribe("c")
+        assert broker.subscriber_count("c") == 1
+        subscription.close()
+        subscription.close()
+        assert broker.subscriber_count("c") == 0
+        await broker.publish("c", Event(1, {}))
+        assert _drain(subscription) == []
+
+    asyncio.run(run())
