@@ -171,7 +171,7 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
     bots = services.channel.bots
     origins = OriginCheck(config.public_url, config.host)
     routes: list[BaseRoute] = [
-        *WebPages(config, services.auth.tokens, services.admin, bots, index, origins).routes(),
+        *WebPages(config, services.auth.tokens, services.admin, services.channel, index, origins).routes(),
         *AdminApi(
             services.admin,
             services.inspector,

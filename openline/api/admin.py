@@ -23,6 +23,7 @@ from openline.api._origin import OriginCheck
 from openline.api._ws import FeedClosed, deny, run_feed, send_text
 from openline.auth.admin import AdminAuth
 from openline.protocol import inspect
+from openline.protocol.connector import parse_count
 from openline.protocol.errors import ErrorKind, ServiceError
 from openline.service.inspector import Inspector
 from openline.storage.base import Subscription
@@ -34,12 +35,7 @@ _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def _limit(connection: HTTPConnection, default: int, most: int) -> int:
-    value = connection.query_params.get("limit")
-    if value is None or value == "":
-        return default
-    if not (len(value) <= 9 and value.isascii() and value.isdigit()) or not 1 <= int(value) <= most:
-        raise ServiceError(ErrorKind.MALFORMED, f"limit must be a whole number from 1 to {most}")
-    return int(value)
+    return parse_count(connection.query_params.get("limit"), default, most, "limit")
 
 
 class AdminApi:

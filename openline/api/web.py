@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
@@ -26,9 +26,10 @@ from openline.api._origin import OriginCheck
 from openline.auth.admin import SESSION_COOKIE, SESSION_TTL, AdminAuth
 from openline.auth.tokens import TokenAuthority
 from openline.config import Config
+from openline.protocol import v3
 from openline.protocol.errors import ErrorKind, ServiceError
 from openline.protocol.ids import new_conversation_id, random_id
-from openline.service.channel import Bot
+from openline.service.channel import Channel
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _ASSETS = {"chat.js": "text/javascript", "inspect.js": "text/javascript", "style.css": "text/css"}
@@ -54,8 +55,7 @@ def _script_json(value: Any) -> str:
 
 
 def _is_https(request: Request) -> bool:
-    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    return request.url.scheme == "https" or forwarded == "https"
+    return v3.request_scheme(request.url.scheme, request.headers) == "https"
 
 
 class WebPages:
@@ -66,7 +66,7 @@ class WebPages:
         config: Config,
         tokens: TokenAuthority,
         admin: AdminAuth,
-        bots: Mapping[str, Bot],
+        channel: Channel,
         index: Endpoint,
         origins: OriginCheck,
     ) -> None:
@@ -74,14 +74,14 @@ class WebPages:
         self.config = config
         self.tokens = tokens
         self.admin = admin
-        self.bots = bots
+        self.channel = channel
         self.index = index
         self._assets = {name: _package_file(name) for name in _ASSETS}
         script = "/web/webchat.js" if config.webchat_file is not None else config.webchat_url
         page_config = {
             "webchatUrl": script,
             "webchatFromFile": config.webchat_file is not None,
-            "bots": [{"id": b.id, "name": b.name} for b in bots.values()],
+            "bots": [{"id": b.id, "name": b.name} for b in channel.bots.values()],
             "version": __version__,
         }
         self._chat = _package_file("chat.html").replace("__OPENLINE_CONFIG__", _script_json(page_config))
@@ -119,12 +119,7 @@ class WebPages:
             raise ServiceError(ErrorKind.FORBIDDEN, "this endpoint serves the service's own chat page only")
         body = decode_optional_json(await read_body(request, _FORM_LIMIT))
         bot_id = body.get("bot") if isinstance(body, dict) else None
-        if bot_id is None:
-            bot = next(iter(self.bots.values()))
-        elif not isinstance(bot_id, str) or bot_id not in self.bots:
-            raise ServiceError(ErrorKind.NOT_FOUND, f"bot {bot_id!r} is not configured on this service")
-        else:
-            bot = self.bots[bot_id]
+        bot = next(iter(self.channel.bots.values())) if bot_id is None else self.channel.bot(str(bot_id))
         user = {"id": "dl_" + random_id(16)}
         conversation_id = new_conversation_id()
         issued = self.tokens.issue(bot.id, conversation_id, user)

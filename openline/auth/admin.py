@@ -14,6 +14,9 @@ import hmac
 import time
 from collections.abc import Callable, Mapping
 
+from openline.auth.credentials import credential_of
+from openline.protocol.errors import ServiceError
+
 SESSION_COOKIE = "openline_admin"
 SESSION_TTL = 12 * 3600
 
@@ -51,7 +54,9 @@ class AdminAuth:
     def allows(self, authorization: str | None, cookies: Mapping[str, str]) -> tuple[bool, bool]:
         """(allowed, by_cookie): a Bearer admin secret, or a valid session cookie."""
         if authorization:
-            scheme, _, credential = authorization.strip().partition(" ")
-            return scheme.lower() == "bearer" and self.is_secret(credential.strip()), False
+            try:
+                return self.is_secret(credential_of(authorization)), False
+            except ServiceError:  # not a `Bearer <credential>` header
+                return False, False
         session = cookies.get(SESSION_COOKIE)
         return session is not None and self.is_session(session), True

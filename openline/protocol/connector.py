@@ -192,14 +192,19 @@ def attachment_file_id(key: str, view: str) -> str:
 # -- paging -----------------------------------------------------------------------------------------
 
 
-def parse_page_size(raw: str | None) -> int:
-    """`pageSize` of `pagedmembers`: absent or empty → the default; else a whole number within the bounds."""
+def parse_count(raw: str | None, default: int, most: int, name: str) -> int:
+    """A count in a query parameter (also the admin API's `limit`): absent or empty → `default`; else 1 to `most`."""
     if raw is None or not raw.strip():
-        return MEMBERS_PAGE_DEFAULT
-    raw = raw.strip()
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= MEMBERS_PAGE_MAX:
-        raise _bad(f"pageSize must be a whole number from 1 to {MEMBERS_PAGE_MAX}")
+        return default
+    # the length bound first: int() of thousands of digits raises
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(most))) or not 1 <= int(raw) <= most:
+        raise _bad(f"{name} must be a whole number from 1 to {most}")
     return int(raw)
+
+
+def parse_page_size(raw: str | None) -> int:
+    """`pageSize` of `pagedmembers`."""
+    return parse_count(raw, MEMBERS_PAGE_DEFAULT, MEMBERS_PAGE_MAX, "pageSize")
 
 
 def parse_member_token(raw: str | None) -> int:

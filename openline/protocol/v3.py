@@ -111,6 +111,11 @@ def conversation_answer(
     return body
 
 
+def request_scheme(scheme: str, headers: Mapping[str, str]) -> str:
+    """The scheme the client used: the first `X-Forwarded-Proto` (a proxy's), else the request's own."""
+    return headers.get("x-forwarded-proto", "").split(",")[0].strip().lower() or scheme
+
+
 def websocket_base(public_url: str | None, scheme: str, host: str | None, headers: Mapping[str, str]) -> str:
     """`ws(s)://host[:port]` for stream URLs.
 
@@ -121,9 +126,8 @@ def websocket_base(public_url: str | None, scheme: str, host: str | None, header
         parts = urllib.parse.urlsplit(public_url)
         scheme, netloc, path = parts.scheme, parts.netloc, parts.path.rstrip("/")
     else:
-        forwarded_proto = headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
         forwarded_host = headers.get("x-forwarded-host", "").split(",")[0].strip()
-        scheme = forwarded_proto or scheme
+        scheme = request_scheme(scheme, headers)
         netloc = forwarded_host or headers.get("host", "") or host or "localhost"
         path = ""
     ws_scheme = "wss" if scheme in ("https", "wss") else "ws"

@@ -78,7 +78,7 @@ class Posted:
     repeated: bool = False
 
 
-def _not_found(conversation_id: str) -> ServiceError:
+def conversation_not_found(conversation_id: str) -> ServiceError:
     return ServiceError(ErrorKind.NOT_FOUND, f"conversation {conversation_id!r} does not exist or has expired")
 
 
@@ -139,7 +139,7 @@ class Channel:
         principal.require_conversation(conversation_id)
         conversation = await self.store.get_conversation(conversation_id)
         if conversation is None:
-            raise _not_found(conversation_id)
+            raise conversation_not_found(conversation_id)
         if conversation.bot_id != principal.bot_id:
             raise ServiceError(ErrorKind.FORBIDDEN, "the credential is not valid for this conversation")
         return conversation
@@ -195,7 +195,7 @@ class Channel:
         try:
             stored = await self.store.append(conversation_id, activity, self.clock(), files, client_key, origin)
         except UnknownConversation:
-            raise _not_found(conversation_id) from None
+            raise conversation_not_found(conversation_id) from None
         if not stored.repeated:
             await self.broker.publish(conversation_id, Event(stored.seq, stored.activity, origin))
         return stored
@@ -287,7 +287,7 @@ class Channel:
     async def _bot_conversation(self, conversation_id: str) -> tuple[Conversation, Bot]:
         conversation = await self.store.get_conversation(conversation_id)
         if conversation is None:
-            raise _not_found(conversation_id)
+            raise conversation_not_found(conversation_id)
         return conversation, self.bot(conversation.bot_id)
 
     async def post_from_bot(self, conversation_id: str, activity: Any, reply_to_id: str | None) -> str:
@@ -313,7 +313,7 @@ class Channel:
         try:
             replaced = await self.store.replace(conversation_id, seq, activity, self.clock())
         except UnknownConversation:
-            raise _not_found(conversation_id) from None
+            raise conversation_not_found(conversation_id) from None
         if replaced is None:
             raise ServiceError(ErrorKind.NOT_FOUND, f"activity {activity_id!r} is not in this conversation")
         await self.broker.publish(conversation_id, Event(None, replaced.activity))
@@ -326,7 +326,7 @@ class Channel:
         try:
             deleted = await self.store.delete(conversation_id, seq)
         except UnknownConversation:
-            raise _not_found(conversation_id) from None
+            raise conversation_not_found(conversation_id) from None
         if not deleted:
             raise ServiceError(ErrorKind.NOT_FOUND, f"activity {activity_id!r} is not in this conversation")
         tombstone = act.deletion(conversation_id, activity_id, bot.account, int(self.clock() * 1000))
@@ -336,7 +336,7 @@ class Channel:
         try:
             return await self.store.read(conversation.id, after_seq, limit, self.clock())
         except UnknownConversation:
-            raise _not_found(conversation.id) from None
+            raise conversation_not_found(conversation.id) from None
 
     async def members(self, conversation_id: str, activity_id: str | None = None) -> list[act.Account]:
         """The conversation's members as ChannelAccounts (the bot first).
@@ -346,7 +346,7 @@ class Channel:
         """
         conversation = await self.store.get_conversation(conversation_id)
         if conversation is None:
-            raise _not_found(conversation_id)
+            raise conversation_not_found(conversation_id)
         if activity_id is not None:
             seq = sequence_of(conversation_id, activity_id)
             if seq is None or not 1 <= seq <= conversation.last_seq:
@@ -354,7 +354,7 @@ class Channel:
         try:
             members = await self.store.members(conversation_id)
         except UnknownConversation:
-            raise _not_found(conversation_id) from None
+            raise conversation_not_found(conversation_id) from None
         return [act.account(m.id, m.name, "bot" if m.id == conversation.bot_id else "user") for m in members]
 
     async def _members_added(
@@ -404,7 +404,7 @@ class Channel:
         try:
             removed = await self.store.remove_member(conversation_id, member_id)
         except UnknownConversation:
-            raise _not_found(conversation_id) from None
+            raise conversation_not_found(conversation_id) from None
         if not removed:
             raise ServiceError(ErrorKind.NOT_FOUND, f"{member_id!r} is not a member of this conversation")
         self._announced.pop((conversation_id, member_id), None)
@@ -501,7 +501,7 @@ class Channel:
                     StoredFile(file_id, conversation_id, data.name, data.content_type, content, now)
                 )
         except UnknownConversation:
-            raise _not_found(conversation_id) from None
+            raise conversation_not_found(conversation_id) from None
         return wire.attachment_id(conversation_id, key)
 
     async def attachment_view(self, attachment_id: str, view: str) -> StoredFile | None:

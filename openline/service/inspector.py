@@ -12,8 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from openline.protocol import inspect
-from openline.protocol.errors import ErrorKind, ServiceError
-from openline.service.channel import Bot
+from openline.service.channel import Bot, conversation_not_found
 from openline.storage.base import Broker, ConversationStore, StoredActivity, Subscription, UnknownConversation
 
 _PAGE = 500
@@ -54,14 +53,14 @@ class Inspector:
     async def require(self, conversation_id: str) -> None:
         """NOT_FOUND unless the conversation exists."""
         if await self.store.get_conversation(conversation_id) is None:
-            raise ServiceError(ErrorKind.NOT_FOUND, f"conversation {conversation_id!r} does not exist or has expired")
+            raise conversation_not_found(conversation_id)
 
     async def conversation(self, conversation_id: str, limit: int) -> dict[str, Any]:
         """The conversation's summary and the last `limit` entries of its transcript (NOT_FOUND)."""
         now = self.clock()
         summary = await self.store.summary(conversation_id, now)
         if summary is None:
-            raise ServiceError(ErrorKind.NOT_FOUND, f"conversation {conversation_id!r} does not exist or has expired")
+            raise conversation_not_found(conversation_id)
         after = max(0, summary.conversation.last_seq - limit)
         stored: list[StoredActivity] = []
         try:
@@ -76,7 +75,7 @@ class Inspector:
             since = _seconds(stored[0].activity.get("timestamp")) if truncated and stored else 0.0
             deliveries = await self.store.deliveries(conversation_id, since, now)
         except UnknownConversation:
-            raise ServiceError(ErrorKind.NOT_FOUND, f"conversation {conversation_id!r} has expired") from None
+            raise conversation_not_found(conversation_id) from None
         return {
             "conversation": inspect.summary_view(summary, self._bot_name(summary.conversation.bot_id)),
             "entries": inspect.transcript(stored, deliveries, truncated),
