@@ -36,9 +36,12 @@ from openline.auth.tokens import TokenAuthority
 from openline.config import Config
 from openline.datadir import DataDir
 from openline.protocol.errors import ServiceError
-from openline.service.channel import Bot, Channel
+from openline.service.channel import Channel
+from openline.service.connector import BotConnector
 from openline.service.delivery import BotClient
+from openline.service.files import Files
 from openline.service.inspector import Inspector
+from openline.service.publish import Bot, Publisher
 from openline.storage import open_store
 from openline.storage.base import Broker, ConversationStore
 from openline.storage.local_broker import LocalBroker
@@ -56,6 +59,8 @@ class Services:
     signer: UrlSigner
     bot_client: BotClient
     channel: Channel
+    connector: BotConnector
+    files: Files
     inspector: Inspector
     admin: AdminAuth
     echo_bot: echobot.EchoBot | None
@@ -85,6 +90,8 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
     broker = LocalBroker()
     signer = UrlSigner(key)
     client = BotClient(config.bot_timeout)
+    publisher = Publisher(store, broker, clock)
+    channel = Channel(store, publisher, bots, client, config.public_url, clock)
     return Services(
         config=config,
         store=store,
@@ -92,7 +99,9 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
         auth=Authenticator(secrets, TokenAuthority(key, config.token_ttl, clock)),
         signer=signer,
         bot_client=client,
-        channel=Channel(store, broker, bots, client, signer, config.public_url, clock),
+        channel=channel,
+        connector=BotConnector(store, publisher, bots, channel.forget_member, clock),
+        files=Files(store, signer, config.public_url, clock),
         inspector=Inspector(store, broker, bots, clock),
         admin=AdminAuth(admin_secret, key, clock),
         echo_bot=echobot.EchoBot(config.public_url) if uses_echo else None,
@@ -179,12 +188,12 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
             origins,
         ).routes(),
         Route("/healthz", healthz, methods=["GET"]),
-        *V1Api(config, services.auth, services.channel).routes(),
-        *V3Api(config, services.auth, services.channel).routes(),
+        *V1Api(config, services.auth, services.channel, services.files).routes(),
+        *V3Api(config, services.auth, services.channel, services.files).routes(),
         *StreamApi(
             services.auth.tokens, services.channel, services.broker, config.stream_keepalive, config.page_size
         ).routes(),
-        *ConnectorApi(config, services.channel).routes(),
+        *ConnectorApi(config, services.connector, services.files).routes(),
         *AttachmentsApi(services.store, services.signer, services.clock).routes(),
     ]
     if services.echo_bot is not None:

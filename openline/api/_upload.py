@@ -17,7 +17,7 @@ from openline.protocol.multipart import (
     disposition,
     parse_multipart,
 )
-from openline.service.channel import Upload
+from openline.service.files import Upload
 
 
 def read_upload(

@@ -19,15 +19,17 @@ from openline.api._http import decode_json, json_response, read_body
 from openline.api.connector_attachments import ConnectorAttachmentsApi
 from openline.config import Config
 from openline.protocol import connector as wire
-from openline.service.channel import Channel
+from openline.service.connector import BotConnector
+from openline.service.files import Files
 
 CONVERSATIONS_PAGE = 100
 
 
 class ConnectorApi:
-    def __init__(self, config: Config, channel: Channel) -> None:
+    def __init__(self, config: Config, connector: BotConnector, files: Files) -> None:
         self.config = config
-        self.channel = channel
+        self.connector = connector
+        self.files = files
 
     def routes(self) -> list[Route]:
         base = "/v3/conversations/{conversation_id}"
@@ -47,7 +49,7 @@ class ConnectorApi:
             Route(base + "/pagedmembers", self.paged_members, methods=["GET"]),
             Route(member, self.member, methods=["GET"]),
             Route(member, self.delete_member, methods=["DELETE"]),
-            *ConnectorAttachmentsApi(self.config, self.channel).routes(),
+            *ConnectorAttachmentsApi(self.config, self.files).routes(),
         ]
 
     async def _body(self, request: Request, what: str) -> Any:
@@ -58,7 +60,7 @@ class ConnectorApi:
 
     async def _post(self, request: Request, reply_to_id: str | None) -> Response:
         activity = await self._body(request, "the activity")
-        activity_id = await self.channel.post_from_bot(request.path_params["conversation_id"], activity, reply_to_id)
+        activity_id = await self.connector.post_from_bot(request.path_params["conversation_id"], activity, reply_to_id)
         return json_response({"id": activity_id})
 
     async def send_to_conversation(self, request: Request) -> Response:
@@ -71,47 +73,48 @@ class ConnectorApi:
         """Replace a stored activity (same id and timestamp); streams are told. The official service answers 405."""
         activity = await self._body(request, "the activity")
         params = request.path_params
-        activity_id = await self.channel.replace_from_bot(params["conversation_id"], params["activity_id"], activity)
+        activity_id = await self.connector.replace_from_bot(params["conversation_id"], params["activity_id"], activity)
         return json_response({"id": activity_id})
 
     async def delete_activity(self, request: Request) -> Response:
         """Remove a stored activity; streams get a `messageDelete`. The official service answers 405."""
         params = request.path_params
-        await self.channel.delete_from_bot(params["conversation_id"], params["activity_id"])
+        await self.connector.delete_from_bot(params["conversation_id"], params["activity_id"])
         return Response(status_code=200)
 
     async def send_conversation_history(self, request: Request) -> Response:
         """Store a Transcript `{"activities": [...]}`; answers the id of the last activity stored ("" for none)."""
         activities = wire.history_activities(await self._body(request, "the transcript"))
-        last_id = await self.channel.history_from_bot(request.path_params["conversation_id"], activities)
+        last_id = await self.connector.history_from_bot(request.path_params["conversation_id"], activities)
         return json_response({"id": last_id})
 
     # -- members ------------------------------------------------------------------------------------
 
     async def members(self, request: Request) -> Response:
-        return json_response(await self.channel.members(request.path_params["conversation_id"]))
+        return json_response(await self.connector.members(request.path_params["conversation_id"]))
 
     async def activity_members(self, request: Request) -> Response:
         """The members of the conversation the activity belongs to (404 for an activity it never had)."""
         params = request.path_params
-        return json_response(await self.channel.members(params["conversation_id"], params["activity_id"]))
+        return json_response(await self.connector.members(params["conversation_id"], params["activity_id"]))
 
     async def member(self, request: Request) -> Response:
         params = request.path_params
-        return json_response(await self.channel.member(params["conversation_id"], params["member_id"]))
+        return json_response(await self.connector.member(params["conversation_id"], params["member_id"]))
 
     async def paged_members(self, request: Request) -> Response:
         """`?pageSize=` (1-500, default 200) and `?continuationToken=` (from the previous page; null at the end)."""
         query = request.query_params
         page_size = wire.parse_page_size(query.get("pageSize"))
         offset = wire.parse_member_token(query.get("continuationToken"))
-        page, next_offset = await self.channel.paged_members(request.path_params["conversation_id"], page_size, offset)
+        conversation_id = request.path_params["conversation_id"]
+        page, next_offset = await self.connector.paged_members(conversation_id, page_size, offset)
         token = wire.member_token(next_offset) if next_offset is not None else None
         return json_response({"members": page, "continuationToken": token})
 
     async def delete_member(self, request: Request) -> Response:
         params = request.path_params
-        await self.channel.remove_member_from_bot(params["conversation_id"], params["member_id"])
+        await self.connector.remove_member_from_bot(params["conversation_id"], params["member_id"])
         return Response(status_code=200)
 
     # -- conversations ------------------------------------------------------------------------------
@@ -119,7 +122,7 @@ class ConnectorApi:
     async def get_conversations(self, request: Request) -> Response:
         """Every configured bot's conversations with their members, 100 a page (bots are not authenticated yet)."""
         after = wire.parse_conversations_token(request.query_params.get("continuationToken"))
-        page, next_after = await self.channel.bot_conversations(after, CONVERSATIONS_PAGE)
+        page, next_after = await self.connector.bot_conversations(after, CONVERSATIONS_PAGE)
         token = wire.conversations_token(*next_after) if next_after is not None else None
         conversations = [{"id": conversation_id, "members": members} for conversation_id, members in page]
         return json_response({"conversations": conversations, "continuationToken": token})
@@ -127,8 +130,8 @@ class ConnectorApi:
     async def create_conversation(self, request: Request) -> Response:
         """A conversation the bot starts: 201 ConversationResourceResponse `{id, activityId?, serviceUrl}`."""
         parameters = wire.parse_conversation_parameters(await self._body(request, "the conversation parameters"))
-        conversation_id, activity_id = await self.channel.create_from_bot(parameters)
-        body = {"id": conversation_id, "serviceUrl": self.channel.public_url}
+        conversation_id, activity_id = await self.connector.create_from_bot(parameters)
+        body = {"id": conversation_id, "serviceUrl": self.files.public_url}
         if activity_id is not None:
             body["activityId"] = activity_id
         return json_response(body, 201)

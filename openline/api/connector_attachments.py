@@ -21,13 +21,13 @@ from openline.api.attachments import file_response
 from openline.config import Config
 from openline.protocol import connector as wire
 from openline.protocol.errors import ErrorKind, ServiceError
-from openline.service.channel import Channel
+from openline.service.files import Files
 
 
 class ConnectorAttachmentsApi:
-    def __init__(self, config: Config, channel: Channel) -> None:
+    def __init__(self, config: Config, files: Files) -> None:
         self.config = config
-        self.channel = channel
+        self.files = files
 
     def routes(self) -> list[Route]:
         return [
@@ -40,15 +40,15 @@ class ConnectorAttachmentsApi:
         limit = self.config.max_upload_bytes
         body = await read_body(request, wire.max_attachment_body(limit))
         data = wire.parse_attachment_data(decode_json(body, "the attachment data"), limit)
-        attachment_id = await self.channel.upload_from_bot(request.path_params["conversation_id"], data)
+        attachment_id = await self.files.upload_from_bot(request.path_params["conversation_id"], data)
         return json_response({"id": attachment_id})
 
     async def attachment_info(self, request: Request) -> Response:
-        return json_response(await self.channel.attachment_info(request.path_params["attachment_id"]))
+        return json_response(await self.files.attachment_info(request.path_params["attachment_id"]))
 
     async def attachment_view(self, request: Request) -> Response:
         params = request.path_params
-        stored = await self.channel.attachment_view(params["attachment_id"], params["view_id"])
+        stored = await self.files.attachment_view(params["attachment_id"], params["view_id"])
         if stored is None:
             raise ServiceError(ErrorKind.NOT_FOUND, "the attachment or view does not exist or has expired")
         return file_response(stored)

@@ -25,15 +25,17 @@ from openline.protocol.multipart import (
     clean_media_type,
 )
 from openline.service.channel import Channel
+from openline.service.files import Files
 
 _JSON_TYPES = ("", "application/json", "text/json")
 
 
 class V1Api:
-    def __init__(self, config: Config, auth: Authenticator, channel: Channel) -> None:
+    def __init__(self, config: Config, auth: Authenticator, channel: Channel, files: Files) -> None:
         self.config = config
         self.auth = auth
         self.channel = channel
+        self.files = files
 
     def routes(self) -> list[Route]:
         return [
@@ -120,7 +122,7 @@ class V1Api:
             raise ServiceError(ErrorKind.MISSING, "the upload has no file: send a file part, or the file as the body")
         user_id = v1.client_user_id(message) or (request.query_params.get("userId") or "").strip() or new_user_id()
         activity = v1.message_to_activity(message if message is not None else {}, user_id, self.channel.public_url)
-        files = self.channel.attach_uploads(conversation, activity, uploads)
+        files = self.files.attach_uploads(conversation, activity, uploads)
         await self.channel.post_from_client(conversation, activity, files)
         return Response(status_code=204)
 

@@ -25,16 +25,18 @@ from openline.protocol.multipart import (
     clean_media_type,
 )
 from openline.service.channel import Channel
+from openline.service.files import Files
 from openline.storage.base import Conversation
 
 BASE = "/v3/directline"
 
 
 class V3Api:
-    def __init__(self, config: Config, auth: Authenticator, channel: Channel) -> None:
+    def __init__(self, config: Config, auth: Authenticator, channel: Channel, files: Files) -> None:
         self.config = config
         self.auth = auth
         self.channel = channel
+        self.files = files
 
     def routes(self) -> list[Route]:
         conversation = BASE + "/conversations/{conversation_id}"
@@ -167,7 +169,7 @@ class V3Api:
         elif isinstance(raw_activity, dict) and not raw_activity.get("type"):
             raw_activity["type"] = "message"
         activity = _client_activity(raw_activity, principal, (request.query_params.get("userId") or "").strip())
-        files = self.channel.attach_uploads(conversation, activity, uploads)
+        files = self.files.attach_uploads(conversation, activity, uploads)
         posted = await self.channel.post_from_client(
             conversation, activity, files, user=principal.user, client_key=v3.client_key(activity)
         )

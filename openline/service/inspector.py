@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from openline.protocol import inspect
-from openline.service.channel import Bot, conversation_not_found
+from openline.service.publish import Bot, conversation_not_found
 from openline.storage.base import Broker, ConversationStore, StoredActivity, Subscription, UnknownConversation
 
 _PAGE = 500

@@ -148,7 +148,7 @@ def test_get_hides_typing_and_conversation_updates_and_always_has_a_watermark(se
     v3.send(conv, {"type": "typing", "from": {"id": "u"}})
     v3.say(conv, "typing", user="u")  # the bot answers with typing, an event, then the echo
     service.loop.run(
-        service.services.channel.post_from_bot(conv, {"type": "conversationUpdate", "membersAdded": []}, None)
+        service.services.connector.post_from_bot(conv, {"type": "conversationUpdate", "membersAdded": []}, None)
     )
     page = v3.activities(conv)
     # stored: the welcome, the bot's answer to the client's typing, "typing", the event, the echo, the update

@@ -134,8 +134,8 @@ def test_a_lagging_reader_resyncs_from_the_store(service: Service) -> None:
     conv = start["conversationId"]
     with stream(start["streamUrl"]) as s:
         # a gap the broker never delivered (as after a dropped event): the next event makes the stream re-read
-        channel = service.services.channel
-        service.loop.run(channel.store.append(conv, {"type": "message", "text": "unpublished"}, service.clock()))
+        store = service.services.store
+        service.loop.run(store.append(conv, {"type": "message", "text": "unpublished"}, service.clock()))
         v3.say(conv, "after")
         assert [a["text"] for a in s.activities(4)] == ["unpublished", "after", "welcome u1", "echo: after"]
 
@@ -144,14 +144,14 @@ def test_bot_updates_and_deletes_reach_the_stream(service: Service) -> None:
     v3 = V3(service)
     start = v3.start({"user": {"id": "u1"}})
     conv = start["conversationId"]
-    channel = service.services.channel
+    connector = service.services.connector
     with stream(start["streamUrl"]) as s:
         welcome_id = s.frame()["activities"][0]["id"]
-        service.loop.run(channel.replace_from_bot(conv, welcome_id, {"type": "message", "text": "edited"}))
+        service.loop.run(connector.replace_from_bot(conv, welcome_id, {"type": "message", "text": "edited"}))
         updated = s.frame()
         assert "watermark" not in updated
         assert updated["activities"][0]["id"] == welcome_id and updated["activities"][0]["text"] == "edited"
-        service.loop.run(channel.delete_from_bot(conv, welcome_id))
+        service.loop.run(connector.delete_from_bot(conv, welcome_id))
         deleted = s.frame()
         assert deleted["activities"][0] == {**deleted["activities"][0], "type": "messageDelete", "id": welcome_id}
     assert v3.activities(conv)["activities"] == []

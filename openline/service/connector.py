@@ -1,0 +1,218 @@
+"""The Bot Connector operations bots call on `serviceUrl`: activities, members, history, conversations.
+
+Bots post here while the service's own POST to them is still open; nothing
+here waits on that call. Every stored activity goes through append-and-publish
+(`service.publish`), so streams see it at once. Beyond the official Direct Line
+service, activities can be replaced and removed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from openline.protocol import activity as act
+from openline.protocol import connector as wire
+from openline.protocol.errors import ErrorKind, ServiceError
+from openline.protocol.ids import new_conversation_id, sequence_of
+from openline.service.publish import Bot, Publisher, conversation_not_found, find_bot
+from openline.storage.base import Conversation, ConversationStore, Event, Member, UnknownConversation
+
+
+class BotConnector:
+    def __init__(
+        self,
+        store: ConversationStore,
+        publisher: Publisher,
+        bots: Mapping[str, Bot],
+        forget_member: Callable[[str, str], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.broker = publisher.broker
+        self.bots = bots
+        self._forget_member = forget_member  # a removed member is announced again when it posts
+        self.clock = clock
+
+    def bot(self, bot_id: str) -> Bot:
+        return find_bot(self.bots, bot_id)
+
+    async def _bot_conversation(self, conversation_id: str) -> tuple[Conversation, Bot]:
+        conversation = await self.store.get_conversation(conversation_id)
+        if conversation is None:
+            raise conversation_not_found(conversation_id)
+        return conversation, self.bot(conversation.bot_id)
+
+    async def post_from_bot(self, conversation_id: str, activity: Any, reply_to_id: str | None) -> str:
+        """Store an activity the bot sent through the connector API (typing: push only); its id."""
+        _, bot = await self._bot_conversation(conversation_id)
+        act.from_bot(activity, conversation_id, bot.account, reply_to_id)
+        if activity.get("type") in act.EPHEMERAL_TYPES:
+            return await self.publisher.publish_ephemeral(conversation_id, activity, "bot")
+        stored = await self.publisher.append(conversation_id, activity)
+        return str(stored.activity["id"])
+
+    def _position(self, conversation_id: str, activity_id: str) -> int:
+        seq = sequence_of(conversation_id, activity_id)
+        if seq is None:
+            raise ServiceError(ErrorKind.NOT_FOUND, f"activity {activity_id!r} is not in this conversation")
+        return seq
+
+    async def replace_from_bot(self, conversation_id: str, activity_id: str, activity: Any) -> str:
+        """Replace a stored activity with the bot's new version (same id and timestamp), and tell the streams."""
+        _, bot = await self._bot_conversation(conversation_id)
+        seq = self._position(conversation_id, activity_id)
+        act.from_bot(activity, conversation_id, bot.account, None)
+        try:
+            replaced = await self.store.replace(conversation_id, seq, activity, self.clock())
+        except UnknownConversation:
+            raise conversation_not_found(conversation_id) from None
+        if replaced is None:
+            raise ServiceError(ErrorKind.NOT_FOUND, f"activity {activity_id!r} is not in this conversation")
+        await self.broker.publish(conversation_id, Event(None, replaced.activity))
+        return activity_id
+
+    async def delete_from_bot(self, conversation_id: str, activity_id: str) -> None:
+        """Remove a stored activity, and tell the streams with a `messageDelete` carrying its id."""
+        _, bot = await self._bot_conversation(conversation_id)
+        seq = self._position(conversation_id, activity_id)
+        try:
+            deleted = await self.store.delete(conversation_id, seq)
+        except UnknownConversation:
+            raise conversation_not_found(conversation_id) from None
+        if not deleted:
+            raise ServiceError(ErrorKind.NOT_FOUND, f"activity {activity_id!r} is not in this conversation")
+        tombstone = act.deletion(conversation_id, activity_id, bot.account, int(self.clock() * 1000))
+        await self.broker.publish(conversation_id, Event(None, tombstone))
+
+    async def members(self, conversation_id: str, activity_id: str | None = None) -> list[act.Account]:
+        """The conversation's members as ChannelAccounts (the bot first).
+
+        With `activity_id`, the members of the conversation that activity belongs
+        to: NOT_FOUND for an activity the conversation never had.
+        """
+        conversation = await self.store.get_conversation(conversation_id)
+        if conversation is None:
+            raise conversation_not_found(conversation_id)
+        if activity_id is not None:
+            seq = sequence_of(conversation_id, activity_id)
+            if seq is None or not 1 <= seq <= conversation.last_seq:
+                raise ServiceError(ErrorKind.NOT_FOUND, f"activity {activity_id!r} is not in this conversation")
+        try:
+            members = await self.store.members(conversation_id)
+        except UnknownConversation:
+            raise conversation_not_found(conversation_id) from None
+        return [act.account(m.id, m.name, "bot" if m.id == conversation.bot_id else "user") for m in members]
+
+    async def member(self, conversation_id: str, member_id: str) -> act.Account:
+        """One member of the conversation as a ChannelAccount (NOT_FOUND when it is not a member)."""
+        for account in await self.members(conversation_id):
+            if account["id"] == member_id:
+                return account
+        raise ServiceError(ErrorKind.NOT_FOUND, f"{member_id!r} is not a member of this conversation")
+
+    async def paged_members(
+        self, conversation_id: str, page_size: int, offset: int
+    ) -> tuple[list[act.Account], int | None]:
+        """Up to `page_size` members from `offset` (in the order they joined), and the next offset (None: the end)."""
+        members = await self.members(conversation_id)
+        end = offset + page_size
+        return members[offset:end], end if end < len(members) else None
+
+    async def remove_member_from_bot(self, conversation_id: str, member_id: str) -> None:
+        """Forget a member (NOT_FOUND when it is not one); the bot itself cannot be removed (MALFORMED).
+
+        A removed user who posts again joins again: the bot is told of it anew.
+        """
+        conversation, _ = await self._bot_conversation(conversation_id)
+        if member_id == conversation.bot_id:
+            raise ServiceError(ErrorKind.MALFORMED, "the bot cannot be removed from its own conversation")
+        try:
+            removed = await self.store.remove_member(conversation_id, member_id)
+        except UnknownConversation:
+            raise conversation_not_found(conversation_id) from None
+        if not removed:
+            raise ServiceError(ErrorKind.NOT_FOUND, f"{member_id!r} is not a member of this conversation")
+        self._forget_member(conversation_id, member_id)
+
+    async def history_from_bot(self, conversation_id: str, activities: Sequence[Any]) -> str:
+        """Store a transcript the bot sends, in order, each with its own sender; the last stored id ("" if none).
+
+        Every activity is checked before any is stored, so a bad one stores nothing.
+        `typing` is skipped: a transcript is history, not a live indicator.
+        """
+        _, bot = await self._bot_conversation(conversation_id)
+        stamped: list[act.Activity] = []
+        for i, activity in enumerate(activities):
+            try:
+                stamped.append(wire.from_history(activity, conversation_id, bot.account))
+            except ServiceError as e:
+                raise ServiceError(e.kind, f"activities[{i}]: {e.message}") from None
+        last_id = ""
+        for item in stamped:
+            if item.get("type") not in act.EPHEMERAL_TYPES:
+                last_id = str((await self.publisher.append(conversation_id, item)).activity["id"])
+        return last_id
+
+    def _creating_bot(self, bot_id: str | None) -> Bot:
+        if bot_id is not None:
+            return self.bot(bot_id)
+        if len(self.bots) != 1:
+            raise ServiceError(ErrorKind.MISSING, "several bots are configured: say which in 'bot.id'")
+        return next(iter(self.bots.values()))
+
+    async def create_from_bot(self, parameters: wire.NewConversation) -> tuple[str, str | None]:
+        """Open a conversation the bot asked for, record its members, store its first activity.
+
+        Returns the new conversation's id and the first activity's id (None
+        without one). The bot is not called: it knows. Clients reach the
+        conversation with the bot's Direct Line secret.
+        """
+        bot = self._creating_bot(parameters.bot_id)
+        conversation_id = new_conversation_id()
+        activity = parameters.activity
+        if activity is not None:
+            act.from_bot(activity, conversation_id, bot.account, None)  # checked before anything is created
+        if not await self.store.create_conversation(conversation_id, bot.id, self.clock()):
+            raise ServiceError(ErrorKind.INTERNAL, "a fresh conversation id was already taken")
+        await self.store.add_member(conversation_id, Member(bot.id, bot.name))
+        for account in parameters.members:
+            name = account.get("name")
+            await self.store.add_member(conversation_id, Member(account["id"], name if isinstance(name, str) else None))
+        if activity is None:
+            return conversation_id, None
+        if activity.get("type") in act.EPHEMERAL_TYPES:
+            return conversation_id, await self.publisher.publish_ephemeral(conversation_id, activity, "bot")
+        return conversation_id, str((await self.publisher.append(conversation_id, activity)).activity["id"])
+
+    async def bot_conversations(
+        self, after: tuple[str, str] | None, limit: int
+    ) -> tuple[list[tuple[str, list[act.Account]]], tuple[str, str] | None]:
+        """A page of every configured bot's conversations (bots by id, then conversations by id), with members.
+
+        `after` is where the previous page stopped: (bot id, last conversation
+        id); the second value returned is where this one stopped (None: the end).
+        """
+        bot_ids = sorted(self.bots)
+        start, after_id = 0, ""
+        if after is not None:
+            if after[0] not in self.bots:
+                raise ServiceError(ErrorKind.MALFORMED, "invalid continuationToken: its bot is not configured")
+            start, after_id = bot_ids.index(after[0]), after[1]
+        page: list[tuple[str, list[act.Account]]] = []
+        for bot_id in bot_ids[start:]:
+            room = limit - len(page)
+            found = await self.store.conversations(bot_id, after_id, room + 1)
+            for conversation in found[:room]:
+                try:
+                    members = await self.store.members(conversation.id)
+                except UnknownConversation:  # expired since it was listed
+                    continue
+                roles = ((m, "bot" if m.id == bot_id else "user") for m in members)
+                page.append((conversation.id, [act.account(m.id, m.name, role) for m, role in roles]))
+            if len(found) > room:
+                return page, (bot_id, found[room - 1].id if room else after_id)
+            after_id = ""
+        return page, None
