@@ -39,6 +39,7 @@ from openline.protocol.errors import ServiceError
 from openline.service.channel import Channel
 from openline.service.connector import BotConnector
 from openline.service.delivery import BotClient
+from openline.service.dispatch import Dispatcher
 from openline.service.files import Files
 from openline.service.inspector import Inspector
 from openline.service.publish import Bot, Publisher
@@ -91,7 +92,8 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
     signer = UrlSigner(key)
     client = BotClient(config.bot_timeout)
     publisher = Publisher(store, broker, clock)
-    channel = Channel(store, publisher, bots, client, config.public_url, clock)
+    dispatcher = Dispatcher(store, broker, client, config.public_url, clock)
+    channel = Channel(store, publisher, bots, dispatcher, clock)
     return Services(
         config=config,
         store=store,
@@ -100,7 +102,7 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
         signer=signer,
         bot_client=client,
         channel=channel,
-        connector=BotConnector(store, publisher, bots, channel.forget_member, clock),
+        connector=BotConnector(store, publisher, bots, dispatcher.forget_member, clock),
         files=Files(store, signer, config.public_url, clock),
         inspector=Inspector(store, broker, bots, clock),
         admin=AdminAuth(admin_secret, key, clock),

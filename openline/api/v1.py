@@ -17,6 +17,7 @@ from openline.api._http import decode_json, json_response, media_type, read_body
 from openline.api._upload import read_upload
 from openline.auth.credentials import Authenticator, Principal
 from openline.config import Config
+from openline.protocol import activity as act
 from openline.protocol import v1
 from openline.protocol.errors import ErrorKind, ServiceError
 from openline.protocol.ids import InvalidWatermark, new_conversation_id, new_user_id, parse_watermark
@@ -110,7 +111,7 @@ class V1Api:
         message = _decode_message(body, media_type(request))
         user_id = v1.client_user_id(message) or new_user_id()
         activity = v1.message_to_activity(message, user_id, self.channel.public_url)
-        await self.channel.post_from_client(conversation, activity)
+        await self.channel.post_from_client(conversation, activity, client_key=act.client_key(activity))
         return Response(status_code=204)
 
     async def upload(self, request: Request) -> Response:
@@ -123,7 +124,7 @@ class V1Api:
         user_id = v1.client_user_id(message) or (request.query_params.get("userId") or "").strip() or new_user_id()
         activity = v1.message_to_activity(message if message is not None else {}, user_id, self.channel.public_url)
         files = self.files.attach_uploads(conversation, activity, uploads)
-        await self.channel.post_from_client(conversation, activity, files)
+        await self.channel.post_from_client(conversation, activity, files, client_key=act.client_key(activity))
         return Response(status_code=204)
 
 

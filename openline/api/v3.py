@@ -152,7 +152,7 @@ class V3Api:
         body = await read_body(request, self.config.max_message_bytes)
         activity = _client_activity(decode_json(body, "the activity"), principal, None)
         posted = await self.channel.post_from_client(
-            conversation, activity, user=principal.user, client_key=v3.client_key(activity)
+            conversation, activity, user=principal.user, client_key=act.client_key(activity)
         )
         return json_response({"id": posted.id})
 
@@ -171,7 +171,7 @@ class V3Api:
         activity = _client_activity(raw_activity, principal, (request.query_params.get("userId") or "").strip())
         files = self.files.attach_uploads(conversation, activity, uploads)
         posted = await self.channel.post_from_client(
-            conversation, activity, files, user=principal.user, client_key=v3.client_key(activity)
+            conversation, activity, files, user=principal.user, client_key=act.client_key(activity)
         )
         return json_response({"id": posted.id})
 

@@ -85,6 +85,19 @@ def deletion(conversation_id: str, activity_id: str, bot: Account, ts_ms: int) -
     }
 
 
+_MAX_CLIENT_KEY = 256
+
+
+def client_key(activity: Activity) -> str | None:
+    """The client's own id for the activity (Web Chat's `channelData.clientActivityID`), if it gave one.
+
+    A client that sends the same activity again (a retry) sends the same key.
+    """
+    channel_data = activity.get("channelData")
+    key = channel_data.get("clientActivityID") if isinstance(channel_data, dict) else None
+    return key if isinstance(key, str) and key and len(key) <= _MAX_CLIENT_KEY else None
+
+
 def account(id_: str, name: str | None = None, role: str | None = None) -> Account:
     """A ChannelAccount with only the fields given."""
     acc: Account = {"id": id_}

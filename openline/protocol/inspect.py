@@ -40,6 +40,8 @@ def summary_view(summary: ConversationSummary, bot_name: str | None) -> dict[str
 
 def delivery_view(delivery: Delivery) -> dict[str, Any]:
     return {
+        "state": delivery.state,
+        "attempts": delivery.attempts,
         "status": delivery.status,
         "durationMs": round(delivery.duration * 1000, 1),
         "error": v3_code(delivery.error) if delivery.error is not None else None,

@@ -95,13 +95,6 @@ def activity_set(activities: Iterable[Activity], watermark: int | None) -> dict[
     return body
 
 
-def client_key(activity: Activity) -> str | None:
-    """The client's own id for the activity (Web Chat's `channelData.clientActivityID`), if it gave one."""
-    channel_data = activity.get("channelData")
-    key = channel_data.get("clientActivityID") if isinstance(channel_data, dict) else None
-    return key if isinstance(key, str) and key and len(key) <= _MAX_ID else None
-
-
 def conversation_answer(
     conversation_id: str, token: str, expires_in: int, stream_url: str | None = None
 ) -> dict[str, Any]:

@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-# who sent a stored activity: a Direct Line client (it was delivered to the bot), or the bot
+# who sent a stored activity: a Direct Line client (it is delivered to the bot), or the bot
 Origin = Literal["client", "bot"]
+# where the delivery of something sent to the bot stands: being sent (or its sender died), taken by the bot, refused
+DeliveryState = Literal["pending", "delivered", "failed"]
 
 
 class UnknownConversation(LookupError):
@@ -58,20 +60,29 @@ class StoredFile:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """What a bot's endpoint did with one activity the service sent it (kept for the inspector).
+    """Where the delivery of one activity to the bot stands, and what the bot's endpoint did with it.
 
+    The record of a stored activity decides what a client's retry does (see
+    `ConversationStore.claim_delivery`), and the inspector shows every record.
     `activity` is the activity itself when it is not in the conversation's
     transcript (a `conversationUpdate` the service sent, a `typing`); None for
-    a stored activity, found by `activity_id`.
+    a stored activity, found by `activity_id`. A "failed" record has an
+    `error`; the others have none.
     """
 
     activity_id: str
-    at: float  # when the bot answered (or the delivery failed)
-    status: int | None  # the bot's HTTP status; None when it never answered
-    duration: float  # seconds
-    error: str | None = None  # an `ErrorKind` value; None when the bot accepted the activity
+    at: float  # when the state was set: the attempt's start ("pending"), else when the bot answered or failed
+    status: int | None  # the bot's HTTP status; None when it never answered (or has not yet)
+    duration: float  # seconds the last attempt took (0 while pending)
+    error: str | None = None  # an `ErrorKind` value; None unless the state is "failed"
     detail: str = ""
     activity: dict[str, Any] | None = None
+    state: DeliveryState = "delivered"
+    attempts: int = 1  # how many times the service has started sending it
+
+    def __post_init__(self) -> None:
+        if (self.state == "failed") != (self.error is not None):
+            raise ValueError(f"a {self.state!r} delivery record {'needs' if self.error is None else 'has no'} error")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,18 +120,36 @@ class ConversationStore(Protocol):
         """The conversation as it is now (its `last_seq` included), or None if it does not exist."""
 
     async def add_member(self, conversation_id: str, member: Member) -> bool:
-        """Record `member` as part of the conversation.
+        """Record `member` as part of the conversation, as one the bot knows of (announced).
 
         Returns True only for the call that added this member id (atomic, like
-        `create_conversation`); a known id returns False and keeps its first name.
-        Raises UnknownConversation.
+        `create_conversation`); a known id returns False and keeps its first
+        name and announcement state. Raises UnknownConversation.
+        """
+
+    async def claim_announcement(
+        self, conversation_id: str, member: Member, now: float, stale_before: float
+    ) -> tuple[bool, DeliveryState]:
+        """Take over telling the bot that `member` joined, unless it knows or someone is telling it.
+
+        Atomically: a new member is added (at the end, in state "pending" at
+        `now`); a member whose announcement is "failed", or "pending" since
+        before `stale_before` (its sender gave up or died), becomes "pending" at
+        `now`. Both return (True, "pending"): the caller announces it, then
+        calls `finish_announcement`. Otherwise (False, state): "delivered" (the
+        bot knows) or "pending" (in flight elsewhere). Raises UnknownConversation.
+        """
+
+    async def finish_announcement(self, conversation_id: str, member_id: str, delivered: bool) -> None:
+        """Record whether the bot took the announcement of a claimed member ("delivered", else "failed").
+
+        Nothing happens when the member or the conversation is gone meanwhile.
         """
 
     async def remove_member(self, conversation_id: str, member_id: str) -> bool:
         """Forget a member; True when it was there. Raises UnknownConversation.
 
-        Used to undo `add_member` when the bot was not told of the member, so the
-        next activity of that member tells it again.
+        A removed member who comes back is a new member: its announcement is claimed anew.
         """
 
     async def members(self, conversation_id: str) -> list[Member]:
@@ -151,7 +180,9 @@ class ConversationStore(Protocol):
         `repeated=True` (the caller's dict is left alone).
 
         `origin` is kept with the activity and returned by `read` (the
-        inspector shows which way it went).
+        inspector shows which way it went). A client's activity is delivered to
+        the bot by the caller: its delivery record is created with it, atomically,
+        in state "pending" at `now`, attempt 1 (see `claim_delivery`).
         """
 
     async def replace(
@@ -181,6 +212,20 @@ class ConversationStore(Protocol):
 
         One record per `activity_id`: a second one replaces the first. Does not
         mark the conversation active. Raises UnknownConversation.
+        """
+
+    async def claim_delivery(
+        self, conversation_id: str, activity_id: str, now: float, stale_before: float
+    ) -> tuple[bool, Delivery]:
+        """Take over delivering a stored activity again, unless the bot has it or someone is delivering it.
+
+        Atomically: when the activity's record is "failed", "pending" since
+        before `stale_before` (its sender gave up or died), or missing, it
+        becomes "pending" at `now` with one more attempt (the rest of the old
+        record kept), and (True, that record) is returned: the caller delivers
+        it and records the outcome with `add_delivery`. Otherwise (False, the
+        record as it is): "delivered" or "pending" (in flight elsewhere).
+        Raises UnknownConversation.
         """
 
     async def deliveries(self, conversation_id: str, since: float, now: float) -> list[Delivery]:

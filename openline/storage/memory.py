@@ -18,6 +18,7 @@ from openline.storage.base import (
     ConversationStore,
     ConversationSummary,
     Delivery,
+    DeliveryState,
     Member,
     Origin,
     StoredActivity,
@@ -32,6 +33,7 @@ class _Record:
     last_active: float
     last_ts_ms: int = 0
     members: dict[str, Member] = field(default_factory=dict)
+    announcements: dict[str, tuple[DeliveryState, float]] = field(default_factory=dict)  # member id -> (state, at)
     # (seq, stored-at, activity, origin), in sequence order; the first items are the oldest
     activities: list[tuple[int, float, dict[str, Any], Origin]] = field(default_factory=list)
     next_seq: int = 1
@@ -88,14 +90,35 @@ class MemoryStore:
         )
 
     async def add_member(self, conversation_id: str, member: Member) -> bool:
-        members = self._record(conversation_id).members
-        if member.id in members:
+        record = self._record(conversation_id)
+        if member.id in record.members:
             return False
-        members[member.id] = member
+        record.members[member.id] = member
+        record.announcements[member.id] = ("delivered", 0.0)
         return True
 
+    async def claim_announcement(
+        self, conversation_id: str, member: Member, now: float, stale_before: float
+    ) -> tuple[bool, DeliveryState]:
+        record = self._record(conversation_id)
+        if member.id not in record.members:
+            record.members[member.id] = member
+        else:
+            state, at = record.announcements.get(member.id, ("delivered", 0.0))
+            if state == "delivered" or (state == "pending" and at >= stale_before):
+                return False, state
+        record.announcements[member.id] = ("pending", now)
+        return True, "pending"
+
+    async def finish_announcement(self, conversation_id: str, member_id: str, delivered: bool) -> None:
+        record = self._records.get(conversation_id)
+        if record is not None and member_id in record.members:
+            record.announcements[member_id] = ("delivered" if delivered else "failed", 0.0)
+
     async def remove_member(self, conversation_id: str, member_id: str) -> bool:
-        return self._record(conversation_id).members.pop(member_id, None) is not None
+        record = self._record(conversation_id)
+        record.announcements.pop(member_id, None)
+        return record.members.pop(member_id, None) is not None
 
     async def members(self, conversation_id: str) -> list[Member]:
         return list(self._record(conversation_id).members.values())
@@ -125,6 +148,8 @@ class MemoryStore:
         record.activities.append((seq, now, copy.deepcopy(activity), origin))
         for f in files:
             record.files[f.id] = f
+        if origin == "client":
+            record.deliveries[activity["id"]] = Delivery(activity["id"], now, None, 0.0, state="pending")
         record.last_active = now
         return StoredActivity(seq, activity, origin=origin)
 
@@ -160,6 +185,23 @@ class MemoryStore:
 
     async def add_delivery(self, conversation_id: str, delivery: Delivery) -> None:
         self._record(conversation_id).deliveries[delivery.activity_id] = _copied(delivery)
+
+    async def claim_delivery(
+        self, conversation_id: str, activity_id: str, now: float, stale_before: float
+    ) -> tuple[bool, Delivery]:
+        record = self._record(conversation_id)
+        known = record.deliveries.get(activity_id)
+        if known is not None and (
+            known.state == "delivered" or (known.state == "pending" and known.at >= stale_before)
+        ):
+            return False, _copied(known)
+        attempts = known.attempts + 1 if known is not None else 1
+        base = known if known is not None else Delivery(activity_id, now, None, 0.0)
+        claimed = dataclasses.replace(
+            base, at=now, status=None, duration=0.0, error=None, detail="", state="pending", attempts=attempts
+        )
+        record.deliveries[activity_id] = claimed
+        return True, _copied(claimed)
 
     async def deliveries(self, conversation_id: str, since: float, now: float) -> list[Delivery]:
         record = self._record(conversation_id)

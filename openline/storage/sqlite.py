@@ -6,6 +6,7 @@ All SQLite work runs on two single-thread executors, off the event loop: one wri
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import os
 import sqlite3
@@ -17,12 +18,14 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 import msgspec
 
+from openline.protocol import ids
 from openline.protocol.activity import assign_position
 from openline.storage.base import (
     Conversation,
     ConversationStore,
     ConversationSummary,
     Delivery,
+    DeliveryState,
     Member,
     Origin,
     StoredActivity,
@@ -93,6 +96,16 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         "CREATE INDEX deliveries_at ON deliveries (at)",
         "CREATE INDEX deliveries_conversation_at ON deliveries (conversation_id, at)",
+    ),
+    (
+        # whether the bot was told that each member joined: members recorded before were (they were
+        # removed again when the bot did not take them)
+        "ALTER TABLE members ADD COLUMN announce_state TEXT NOT NULL DEFAULT 'delivered'",
+        "ALTER TABLE members ADD COLUMN announce_at REAL NOT NULL DEFAULT 0",
+        # each delivery record says where it stands (`Delivery.state`); the records before were all final
+        "UPDATE deliveries SET body = CAST(json_set(CAST(body AS TEXT), '$.state',"
+        " CASE WHEN json_extract(CAST(body AS TEXT), '$.error') IS NULL THEN 'delivered' ELSE 'failed' END)"
+        " AS BLOB)",
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -278,6 +291,48 @@ class SqliteStore:
             )
             return cur.rowcount == 1
 
+    async def claim_announcement(
+        self, conversation_id: str, member: Member, now: float, stale_before: float
+    ) -> tuple[bool, DeliveryState]:
+        return await self._write(self._claim_announcement, conversation_id, member, now, stale_before)
+
+    def _claim_announcement(
+        self, conversation_id: str, member: Member, now: float, stale_before: float
+    ) -> tuple[bool, DeliveryState]:
+        conn = self._w
+        with _transaction(conn):
+            self._check_exists(conn, conversation_id)
+            row = conn.execute(
+                "SELECT announce_state, announce_at FROM members WHERE conversation_id = ? AND member_id = ?",
+                (conversation_id, member.id),
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO members (conversation_id, member_id, name, position, announce_state, announce_at)"
+                    " SELECT ?, ?, ?, coalesce(max(position), 0) + 1, 'pending', ? FROM members"
+                    " WHERE conversation_id = ?",
+                    (conversation_id, member.id, member.name, now, conversation_id),
+                )
+                return True, "pending"
+            state, at = cast("DeliveryState", row[0]), row[1]
+            if state == "delivered" or (state == "pending" and at >= stale_before):
+                return False, state
+            conn.execute(
+                "UPDATE members SET announce_state = 'pending', announce_at = ?"
+                " WHERE conversation_id = ? AND member_id = ?",
+                (now, conversation_id, member.id),
+            )
+            return True, "pending"
+
+    async def finish_announcement(self, conversation_id: str, member_id: str, delivered: bool) -> None:
+        await self._write(self._finish_announcement, conversation_id, member_id, delivered)
+
+    def _finish_announcement(self, conversation_id: str, member_id: str, delivered: bool) -> None:
+        self._w.execute(
+            "UPDATE members SET announce_state = ? WHERE conversation_id = ? AND member_id = ?",
+            ("delivered" if delivered else "failed", conversation_id, member_id),
+        )
+
     async def remove_member(self, conversation_id: str, member_id: str) -> bool:
         return await self._write(self._remove_member, conversation_id, member_id)
 
@@ -369,6 +424,9 @@ class SqliteStore:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [(conversation_id, f.id, f.name, f.content_type, f.created_at, bytes(f.data)) for f in files],
             )
+            if origin == "client":
+                pending = Delivery(ids.activity_id(conversation_id, seq), now, None, 0.0, state="pending")
+                self._put_delivery(conn, conversation_id, pending)
         return seq, ts_ms, None
 
     async def replace(
@@ -481,10 +539,48 @@ class SqliteStore:
         conn = self._w
         with _transaction(conn):
             self._check_exists(conn, conversation_id)
-            conn.execute(
-                "INSERT OR REPLACE INTO deliveries (conversation_id, activity_id, at, body) VALUES (?, ?, ?, ?)",
-                (conversation_id, delivery.activity_id, delivery.at, msgspec.json.encode(delivery)),
+            self._put_delivery(conn, conversation_id, delivery)
+
+    @staticmethod
+    def _put_delivery(conn: sqlite3.Connection, conversation_id: str, delivery: Delivery) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO deliveries (conversation_id, activity_id, at, body) VALUES (?, ?, ?, ?)",
+            (conversation_id, delivery.activity_id, delivery.at, msgspec.json.encode(delivery)),
+        )
+
+    async def claim_delivery(
+        self, conversation_id: str, activity_id: str, now: float, stale_before: float
+    ) -> tuple[bool, Delivery]:
+        return await self._write(self._claim_delivery, conversation_id, activity_id, now, stale_before)
+
+    def _claim_delivery(
+        self, conversation_id: str, activity_id: str, now: float, stale_before: float
+    ) -> tuple[bool, Delivery]:
+        conn = self._w
+        with _transaction(conn):
+            self._check_exists(conn, conversation_id)
+            row = conn.execute(
+                "SELECT body FROM deliveries WHERE conversation_id = ? AND activity_id = ?",
+                (conversation_id, activity_id),
+            ).fetchone()
+            known = msgspec.json.decode(row[0], type=Delivery) if row is not None else None
+            if known is not None and (
+                known.state == "delivered" or (known.state == "pending" and known.at >= stale_before)
+            ):
+                return False, known
+            base = known if known is not None else Delivery(activity_id, now, None, 0.0)
+            claimed = dataclasses.replace(
+                base,
+                at=now,
+                status=None,
+                duration=0.0,
+                error=None,
+                detail="",
+                state="pending",
+                attempts=base.attempts + 1 if known is not None else 1,
             )
+            self._put_delivery(conn, conversation_id, claimed)
+        return True, claimed
 
     async def deliveries(self, conversation_id: str, since: float, now: float) -> list[Delivery]:
         return await self._read(self._deliveries, conversation_id, since, now)

@@ -92,14 +92,16 @@
   function deliveryBadge(entry) {
     var d = entry.delivery;
     if (entry.direction !== "toBot") return el("span", "delivery muted", "");
-    if (!d) {
-      var pending = el("span", "delivery pending", "delivering…");
+    if (!d || d.state === "pending") {
+      var again = d && d.attempts > 1 ? " (attempt " + d.attempts + ")" : "";
+      var pending = el("span", "delivery pending", "delivering…" + again);
       pending.setAttribute("data-status", "pending");
       return pending;
     }
+    var attempts = d.attempts > 1 ? " · attempt " + d.attempts : "";
     var text = d.error
-      ? (d.status ? d.status + " " : "") + d.error + " · " + d.durationMs + " ms" + (d.detail ? " · " + d.detail : "")
-      : d.status + " · " + d.durationMs + " ms";
+      ? (d.status ? d.status + " " : "") + d.error + " · " + d.durationMs + " ms" + attempts + (d.detail ? " · " + d.detail : "")
+      : d.status + " · " + d.durationMs + " ms" + attempts;
     var badge = el("span", "delivery " + (d.error ? "bad" : "ok"), text);
     badge.setAttribute("data-status", d.error ? "error" : String(d.status));
     badge.title = "the bot's answer at " + d.at;

@@ -84,7 +84,8 @@ class LoopThread:
 class RecordingBot:
     """A bot that records what it receives and acts on the message text.
 
-    "fail" → 500; "slow" → answers after `slow_seconds`; "silent" → 201 without
+    "fail" → 500; "slow" → answers after `slow_seconds`; "pause" → waits `pause_seconds` (less than
+    the bot timeout), then acts like any other text; "silent" → 201 without
     replying; "typing" → sends a typing activity and an event, then the echo;
     "card" → a hero card reply; anything else → replies `echo: <text>` through
     the connector reply route, then answers 201 (like the SDKs, after replying).
@@ -96,17 +97,26 @@ class RecordingBot:
     headers: list[dict[str, str]] = field(default_factory=list)
     reply_statuses: list[int] = field(default_factory=list)
     fail_updates: int = 0  # how many conversationUpdates to answer with 500 next
+    fail_messages: int = 0  # how many other activities to answer with 500 next (after any pause)
+    pause_seconds: float = 0.5
     update_delay: float = 0.0  # seconds to wait before answering a conversationUpdate
     _session: aiohttp.ClientSession | None = None
+    _released: asyncio.Event | None = None
 
     def app(self) -> Starlette:
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             self._session = aiohttp.ClientSession()
+            self._released = asyncio.Event()
             yield
             await self._session.close()
 
         return Starlette(routes=[Route("/api/messages", self.messages, methods=["POST"])], lifespan=lifespan)
+
+    async def release(self) -> None:
+        """End every pause now (and the pauses still to come)."""
+        assert self._released is not None
+        self._released.set()
 
     def of(self, conversation_id: str, type_: str | None = None) -> list[dict[str, Any]]:
         return [
@@ -140,6 +150,13 @@ class RecordingBot:
                     await self._post(activity, {"type": "message", "text": f"welcome {member['id']}"}, reply=False)
             return Response(status_code=201)
         text = activity.get("text") or ""
+        if text.startswith("pause"):
+            assert self._released is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._released.wait(), self.pause_seconds)
+        if self.fail_messages > 0:
+            self.fail_messages -= 1
+            return Response(b'{"error":"bot crashed for now"}', status_code=500)
         if text == "fail":
             return Response(b'{"error":"bot crashed"}', status_code=500)
         if text == "slow":

@@ -237,8 +237,14 @@ def test_an_unreachable_bot_shows_the_failure(service: Service) -> None:
     # the record keeps the kind; the API shows its 3.0 code
     records = service.loop.run(service.services.store.deliveries(conv, 0.0, service.clock()))
     assert {d.error for d in records} == {"bot_unreachable"} and len(records) == len(entries)
-    # the bot was told of the conversation at start, of u1 then (refused), and of u1 again with the message
-    assert [e["type"] for e in entries if not e["stored"]] == ["conversationUpdate"] * 3
+    # the bot was told of the conversation and of u1 at start (refused), and of both again with the message
+    updates = [e["activity"] for e in entries if not e["stored"]]
+    assert [(u["type"], u["membersAdded"][0]["id"]) for u in updates] == [
+        ("conversationUpdate", "down"),
+        ("conversationUpdate", "u1"),
+        ("conversationUpdate", "down"),
+        ("conversationUpdate", "u1"),
+    ]
 
 
 def test_a_long_conversation_is_truncated_to_the_limit(service: Service) -> None:

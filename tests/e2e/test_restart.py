@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from openline.config import ECHO_BOT_ID
 from openline.echobot import WELCOME
+from tests.api._servers import LoopThread, RecordingBot, bound_socket
 from tests.e2e.harness import SECRET, DirectLine, Openline, Processes, seq_of, summary
 
 
@@ -63,3 +66,47 @@ def test_restart_keeps_acknowledged_messages_and_tokens(procs: Processes, stop: 
         news, _ = dl.read_all(cid, watermark)
         assert summary(news) == _exchange("after the restart")
         assert _seqs(news, cid) == [len(after) + 1, len(after) + 2]
+
+
+def test_a_delivery_cut_by_sigkill_is_made_when_the_client_retries(procs: Processes) -> None:
+    """The client's activity was stored, the bot was being called, openline was killed: the retry delivers it."""
+    loop = LoopThread()
+    bot = RecordingBot(pause_seconds=60.0)  # holds the first delivery until openline is gone
+    try:
+        endpoint = loop.serve(bot.app(), bound_socket()) + "/api/messages"
+        data_dir = procs.tmp_path / "data"
+        args = ("--secret", SECRET, "--data-dir", str(data_dir), "--bot", endpoint, "--bot-timeout", "1")
+        first = procs.openline(*args)
+        auth = {"Authorization": f"Bearer {SECRET}"}
+        activity = {
+            "type": "message",
+            "from": {"id": "u1"},
+            "text": "pause, then the crash",
+            "channelData": {"clientActivityID": "k-crash"},
+        }
+        with httpx.Client(base_url=first.url + "/v3/directline", headers=auth, timeout=20) as http:
+            conv = http.post("/conversations", json={"user": {"id": "u1"}}).json()["conversationId"]
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                cut = pool.submit(http.post, f"/conversations/{conv}/activities", json=activity)
+                first.wait_until(lambda: bool(bot.of(conv, "message")), "the bot receiving the activity")
+                assert first.kill() == -9
+                with pytest.raises(httpx.TransportError):
+                    cut.result(10)
+        (held,) = bot.of(conv, "message")
+        bot.pause_seconds = 0.0
+
+        second = procs.openline(*args, port=first.port)
+        with httpx.Client(base_url=second.url + "/v3/directline", headers=auth, timeout=20) as http:
+            retry = http.post(f"/conversations/{conv}/activities", json=activity)
+            assert retry.status_code == 200, retry.text
+            assert retry.json() == {"id": held["id"]}, "the activity stored before the crash"
+            again = http.post(f"/conversations/{conv}/activities", json=activity)
+            assert again.json() == {"id": held["id"]}
+            texts = [a.get("text") for a in http.get(f"/conversations/{conv}/activities").json()["activities"]]
+        delivered = bot.of(conv, "message")
+        assert [a["id"] for a in delivered] == [held["id"], held["id"]], "delivered again once, after the restart"
+        assert texts.count("pause, then the crash") == 1
+        assert texts.count("echo: pause, then the crash") == 1
+    finally:
+        loop.run(bot.release())
+        loop.stop()

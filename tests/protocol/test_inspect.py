@@ -51,7 +51,9 @@ def _delivery(
     error: str | None = None,
     duration: float = 0.0125,
 ) -> Delivery:
-    return Delivery(activity_id, T0 + ms / 1000, status, duration, error, "the detail" if error else "", activity)
+    detail = "the detail" if error else ""
+    state = "failed" if error else "delivered"
+    return Delivery(activity_id, T0 + ms / 1000, status, duration, error, detail, activity, state)
 
 
 def _shape(entries: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -79,6 +81,8 @@ def test_iso_is_the_activity_timestamp_format() -> None:
 def test_delivery_view() -> None:
     view = inspect.delivery_view(_delivery("x", 5, None, error="bot_unreachable", duration=0.01234))
     assert view == {
+        "state": "failed",
+        "attempts": 1,
         "status": None,
         "durationMs": 12.3,
         "error": "BotUnavailable",  # the record keeps the ErrorKind value; the view shows the 3.0 code
@@ -86,6 +90,12 @@ def test_delivery_view() -> None:
         "at": _ts(5),
     }
     assert inspect.delivery_view(_delivery("x", 0, 201))["error"] is None
+
+
+def test_delivery_view_of_a_delivery_in_flight() -> None:
+    pending = Delivery("x", T0, None, 0.0, state="pending", attempts=2)
+    view = inspect.delivery_view(pending)
+    assert (view["state"], view["attempts"], view["status"], view["error"]) == ("pending", 2, None, None)
 
 
 @pytest.mark.parametrize(
@@ -344,7 +354,15 @@ def test_change_for_the_delivery_of_a_stored_activity() -> None:
     assert inspect.change(CONV, Event(None, None, "client", delivery)) == {
         "op": "delivery",
         "id": f"{CONV}|0000001",
-        "delivery": {"status": 200, "durationMs": 42.1, "error": None, "detail": "", "at": _ts(15)},
+        "delivery": {
+            "state": "delivered",
+            "attempts": 1,
+            "status": 200,
+            "durationMs": 42.1,
+            "error": None,
+            "detail": "",
+            "at": _ts(15),
+        },
     }
 
 

@@ -498,6 +498,8 @@ def test_replace_keeps_the_origin(store: ConversationStore, run: Run) -> None:
 
 
 def _delivery(activity_id: str, at: float, status: int | None = 200, **kw: Any) -> Delivery:
+    """A final record: "failed" when it has an error, else "delivered"."""
+    kw.setdefault("state", "failed" if kw.get("error") else "delivered")
     return Delivery(activity_id, at, status, 0.25, **kw)
 
 
@@ -569,6 +571,135 @@ def test_a_delivery_does_not_keep_the_conversation_alive(store: ConversationStor
     # deleting the conversation deleted its deliveries
     assert run(store.create_conversation(cid, "bot", later))
     assert run(store.deliveries(cid, 0, later)) == []
+
+
+# -- delivery state: claims of activities and announcements ---------------------------------------------------
+
+STALE = 20.0  # what the callers pass: a claim older than this is abandoned
+
+
+def _claim(store: ConversationStore, run: Run, cid: str, activity_id: str, now: float) -> tuple[bool, Delivery]:
+    result: tuple[bool, Delivery] = run(store.claim_delivery(cid, activity_id, now, now - STALE))
+    return result
+
+
+def test_a_client_activity_is_stored_with_a_pending_delivery(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(store.append(cid, {"type": "message"}, T0 + 1, origin="client"))
+    run(store.append(cid, {"type": "message"}, T0 + 2, origin="bot"))
+    (record,) = run(store.deliveries(cid, 0, T0 + 2))  # the bot's own activity is not delivered to it
+    assert record == Delivery("c1|0000001", T0 + 1, None, 0.0, state="pending", attempts=1)
+
+
+def test_a_repeated_client_key_adds_no_delivery(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(store.append(cid, {"type": "message"}, T0, client_key="k"))
+    run(store.add_delivery(cid, _delivery("c1|0000001", T0 + 1)))
+    again = run(store.append(cid, {"type": "message"}, T0 + 2, client_key="k"))
+    assert again.repeated
+    assert run(store.deliveries(cid, 0, T0 + 2)) == [_delivery("c1|0000001", T0 + 1)]
+
+
+def test_a_delivery_in_flight_is_not_claimed_until_abandoned(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(store.append(cid, {"type": "message"}, T0))
+    claimed, record = _claim(store, run, cid, "c1|0000001", T0 + STALE - 1)
+    assert not claimed and (record.state, record.at, record.attempts) == ("pending", T0, 1)
+    # its sender died (or never recorded an outcome): taken over, one more attempt
+    claimed, record = _claim(store, run, cid, "c1|0000001", T0 + STALE + 1)
+    assert claimed and (record.state, record.at, record.attempts) == ("pending", T0 + STALE + 1, 2)
+    assert run(store.deliveries(cid, 0, T0 + STALE + 1)) == [record]
+
+
+def test_a_failed_delivery_is_claimed_again_and_a_delivered_one_never(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(store.append(cid, {"type": "message"}, T0))
+    failed = _delivery("c1|0000001", T0 + 1, 500, error="bot_rejected", detail="HTTP 500")
+    run(store.add_delivery(cid, failed))
+    claimed, record = _claim(store, run, cid, "c1|0000001", T0 + 2)
+    assert claimed
+    assert record == Delivery("c1|0000001", T0 + 2, None, 0.0, state="pending", attempts=2)
+    # a second claimant meanwhile is refused
+    assert _claim(store, run, cid, "c1|0000001", T0 + 3) == (False, record)
+    delivered = _delivery("c1|0000001", T0 + 4, 200, attempts=2)
+    run(store.add_delivery(cid, delivered))
+    assert _claim(store, run, cid, "c1|0000001", T0 + 5) == (False, delivered)
+    assert _claim(store, run, cid, "c1|0000001", T0 + 500) == (False, delivered)
+
+
+def test_a_delivery_without_a_record_is_claimed(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(store.append(cid, {"type": "message"}, T0, origin="bot"))
+    claimed, record = _claim(store, run, cid, "c1|0000001", T0 + 1)
+    assert claimed and (record.state, record.attempts, record.at) == ("pending", 1, T0 + 1)
+
+
+def test_concurrent_claims_exactly_one_wins(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(store.append(cid, {"type": "message"}, T0))
+    run(store.add_delivery(cid, _delivery("c1|0000001", T0, None, error="bot_timeout")))
+
+    async def scenario() -> list[tuple[bool, Delivery]]:
+        return list(await asyncio.gather(*(store.claim_delivery(cid, "c1|0000001", T0 + 1, T0) for _ in range(20))))
+
+    assert sum(claimed for claimed, _ in run(scenario())) == 1
+
+
+def test_claims_in_an_unknown_conversation_raise(store: ConversationStore, run: Run) -> None:
+    with pytest.raises(UnknownConversation):
+        run(store.claim_delivery("nope", "nope|0000001", T0, T0))
+    with pytest.raises(UnknownConversation):
+        run(store.claim_announcement("nope", Member("u1"), T0, T0))
+    run(store.finish_announcement("nope", "u1", True))  # nothing to record: no error
+
+
+def test_an_announcement_is_claimed_once_until_it_fails(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    assert run(store.claim_announcement(cid, Member("u1", "Ann"), T0, T0 - STALE)) == (True, "pending")
+    assert run(store.members(cid)) == [Member("u1", "Ann")], "a member from the claim on"
+    assert run(store.claim_announcement(cid, Member("u1", "Other"), T0 + 1, T0 + 1 - STALE)) == (False, "pending")
+    run(store.finish_announcement(cid, "u1", False))
+    assert run(store.claim_announcement(cid, Member("u1"), T0 + 2, T0 + 2 - STALE)) == (True, "pending")
+    run(store.finish_announcement(cid, "u1", True))
+    assert run(store.claim_announcement(cid, Member("u1"), T0 + 3, T0 + 3 - STALE)) == (False, "delivered")
+    assert run(store.members(cid)) == [Member("u1", "Ann")], "one member, its first name"
+
+
+def test_an_abandoned_announcement_is_claimed_again(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    assert run(store.claim_announcement(cid, Member("u1"), T0, T0 - STALE))[0]
+    later = T0 + STALE + 1
+    assert run(store.claim_announcement(cid, Member("u1"), later, later - STALE)) == (True, "pending")
+
+
+def test_members_added_directly_are_announced(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    assert run(store.add_member(cid, Member("u1")))
+    assert run(store.claim_announcement(cid, Member("u1"), T0, T0 - STALE)) == (False, "delivered")
+    # and a claimed member is known to add_member
+    assert run(store.claim_announcement(cid, Member("u2"), T0, T0 - STALE))[0]
+    assert run(store.add_member(cid, Member("u2"))) is False
+    assert run(store.claim_announcement(cid, Member("u2"), T0, T0 - STALE)) == (False, "pending")
+
+
+def test_a_removed_member_is_announced_anew(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    assert run(store.claim_announcement(cid, Member("u1"), T0, T0 - STALE))[0]
+    run(store.finish_announcement(cid, "u1", True))
+    assert run(store.remove_member(cid, "u1"))
+    run(store.finish_announcement(cid, "u1", True))  # a late outcome for a member that left: nothing
+    assert run(store.members(cid)) == []
+    assert run(store.claim_announcement(cid, Member("u1"), T0 + 1, T0 + 1 - STALE)) == (True, "pending")
+
+
+def test_concurrent_announcement_claims_exactly_one_wins(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+
+    async def scenario() -> list[tuple[bool, str]]:
+        return list(await asyncio.gather(*(store.claim_announcement(cid, Member("u1"), T0, T0) for _ in range(20))))
+
+    assert sum(claimed for claimed, _ in run(scenario())) == 1
+    assert run(store.members(cid)) == [Member("u1")]
 
 
 # -- the inspector's listing ------------------------------------------------------------------------------------

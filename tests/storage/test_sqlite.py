@@ -118,6 +118,48 @@ def test_a_version_2_database_is_migrated(tmp_path: Path, run: Run) -> None:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
+def test_a_version_3_database_is_migrated(tmp_path: Path, run: Run) -> None:
+    path = tmp_path / "db.sqlite3"
+    accepted = Delivery("c1|0000001", T0, 200, 0.5)
+    refused = (
+        b'{"activity_id":"c1|0000002","at":1700000001.0,"status":500,"duration":0.5,"error":"bot_rejected",'
+        b'"detail":"HTTP 500","activity":null}'
+    )
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        for statement in itertools.chain.from_iterable(_MIGRATIONS[:3]):
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 3")
+        conn.execute(
+            "INSERT INTO conversations (id, bot_id, created_at, last_active) VALUES ('c1', 'bot', ?, ?)", (T0, T0)
+        )
+        conn.execute("INSERT INTO members (conversation_id, member_id, name, position) VALUES ('c1', 'u1', NULL, 1)")
+        old = (
+            b'{"activity_id":"c1|0000001","at":1700000000.0,"status":200,"duration":0.5,"error":null,'
+            b'"detail":"","activity":null}'
+        )
+        for activity_id, at, body in (("c1|0000001", T0, old), ("c1|0000002", T0 + 1, refused)):
+            conn.execute(
+                "INSERT INTO deliveries (conversation_id, activity_id, at, body) VALUES ('c1', ?, ?, ?)",
+                (activity_id, at, body),
+            )
+
+    store = SqliteStore(path, 100, 1000)
+    run(store.open())
+    try:
+        records = run(store.deliveries("c1", 0, T0 + 1))
+        assert [(d.activity_id, d.state, d.error) for d in records] == [
+            ("c1|0000001", "delivered", None),
+            ("c1|0000002", "failed", "bot_rejected"),
+        ]
+        assert records[0] == accepted
+        # members recorded before had been announced (the others were removed again)
+        assert run(store.claim_announcement("c1", Member("u1"), T0 + 2, T0)) == (False, "delivered")
+        # a retry of the refused activity is delivered again
+        assert run(store.claim_delivery("c1", "c1|0000002", T0 + 2, T0))[0]
+    finally:
+        run(store.close())
+
+
 def test_closed_store_refuses_calls(tmp_path: Path, run: Run) -> None:
     store = SqliteStore(tmp_path / "db.sqlite3", 100, 1000)
     run(store.open())

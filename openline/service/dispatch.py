@@ -1,0 +1,189 @@
+"""Getting what clients send to the bot exactly once: activities, and the news that a member joined.
+
+How this works: the store keeps where each delivery stands (`Delivery.state`:
+"pending", "delivered", "failed"), for every stored activity a client sent and
+for every member's announcement (`conversationUpdate` with `membersAdded`).
+Whoever sends one first claims it in the store, so concurrent requests, other
+instances and a process restarted after a crash agree on who sends it: a
+claim is refused while the bot has it, or while another sender is within its
+time (the bot timeout and a margin); a failed or abandoned one can be claimed
+again. Each attempt's outcome is recorded and published (inspectors and
+waiting retries hear of it). Nothing here holds a lock while the bot is called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+
+from openline.protocol import activity as act
+from openline.protocol.ids import random_id
+from openline.service.delivery import BotClient, DeliveryResult
+from openline.service.publish import Bot
+from openline.storage.base import Broker, ConversationStore, Delivery, Event, Member, Subscription, UnknownConversation
+
+log = logging.getLogger("openline.dispatch")
+_ANNOUNCED_CACHE = 65536
+_POLL = 1.0  # a waiting retry re-reads the store at least this often (a report from another instance may be lost)
+
+
+def abandoned_after(bot_timeout: float) -> float:
+    """Seconds after which a claimed delivery counts as abandoned: the bot timeout, and a margin for its record."""
+    return bot_timeout + max(1.0, bot_timeout / 3)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: ConversationStore,
+        broker: Broker,
+        client: BotClient,
+        public_url: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.client = client
+        self.public_url = public_url.rstrip("/")
+        self.clock = clock
+        self.stale_after = abandoned_after(client.timeout)
+        self._announcing: dict[tuple[str, str], asyncio.Future[None]] = {}
+        # members this process knows the bot was told of: their activities skip the store
+        self._announced: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    # -- activities ---------------------------------------------------------------------------------
+
+    async def deliver(
+        self, conversation_id: str, bot: Bot, activity: act.Activity, attempt: int = 1, *, stored: bool = True
+    ) -> DeliveryResult:
+        """POST an activity to the bot (a stored one this caller has claimed, or an unstored one); record the outcome.
+
+        A record that cannot be written is logged and dropped: the bot's answer
+        stands, and the caller's answer does not depend on it.
+        """
+        sent = act.for_bot(activity, self.public_url)
+        result = await self.client.deliver(bot.endpoint, sent)
+        delivery = Delivery(
+            str(activity.get("id", "")),
+            self.clock(),
+            result.status,
+            result.duration,
+            result.error.value if result.error is not None else None,
+            result.detail,
+            None if stored else sent,
+            "delivered" if result.ok else "failed",
+            attempt,
+        )
+        await self._record(conversation_id, delivery)
+        return result
+
+    async def _record(self, conversation_id: str, delivery: Delivery) -> None:
+        try:
+            await self.store.add_delivery(conversation_id, delivery)
+        except UnknownConversation:
+            pass  # expired while the bot was busy: nothing left to describe
+        except Exception:
+            log.exception("could not record the delivery of %s in %s", delivery.activity_id, conversation_id)
+        await self.broker.publish(conversation_id, Event(None, None, "client", delivery))
+
+    async def claim_again(self, conversation_id: str, activity_id: str) -> Delivery | None:
+        """Claim a stored activity whose delivery failed or was abandoned; wait while another sender has it.
+
+        Returns the claimed record ("pending", its `attempts` counting this
+        one): the caller delivers it. None when the bot has it already. Waits
+        for a delivery in flight to end (at most until it is abandoned: the
+        bot timeout and a margin after it started), then decides again.
+        Raises UnknownConversation.
+        """
+        async with self._reports(conversation_id) as reports:
+            while True:
+                now = self.clock()
+                claimed, record = await self.store.claim_delivery(
+                    conversation_id, activity_id, now, now - self.stale_after
+                )
+                if claimed:
+                    await self.broker.publish(conversation_id, Event(None, None, "client", record))
+                    return record
+                if record.state == "delivered":
+                    return None
+                abandoned_in = record.at + self.stale_after - now
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(_POLL, max(abandoned_in, 0.01))):
+                        await _final_report(reports, activity_id)
+
+    @contextlib.asynccontextmanager
+    async def _reports(self, conversation_id: str) -> AsyncIterator[Subscription]:
+        subscription = self.broker.subscribe(conversation_id, deliveries=True)
+        try:
+            yield subscription
+        finally:
+            subscription.close()
+
+    # -- members ------------------------------------------------------------------------------------
+
+    async def announce(
+        self, conversation_id: str, bot: Bot, member: act.Account, sender: act.Account, locale: str | None = None
+    ) -> bool:
+        """Tell the bot that `member` joined (sent by `sender`), unless it knows; False when the bot did not take it.
+
+        Concurrent announcements of one member wait for the one in flight in
+        this process; one in flight elsewhere is not waited for. A member whose
+        announcement failed is announced again on the next call.
+        """
+        key = (conversation_id, member["id"])
+        if key in self._announced:
+            self._announced.move_to_end(key)
+            return True
+        pending = self._announcing.get(key)
+        if pending is not None:
+            await asyncio.shield(pending)
+            return key in self._announced
+        done = asyncio.get_running_loop().create_future()
+        self._announcing[key] = done
+        try:
+            name = member.get("name")
+            now = self.clock()
+            claimed, state = await self.store.claim_announcement(
+                conversation_id,
+                Member(member["id"], name if isinstance(name, str) else None),
+                now,
+                now - self.stale_after,
+            )
+            if claimed:
+                update = act.members_added(
+                    conversation_id,
+                    f"{conversation_id}|{random_id(10)}",
+                    int(self.clock() * 1000),
+                    bot.account,
+                    sender,
+                    [act.account(member["id"], name if isinstance(name, str) else None)],
+                    locale,
+                )
+                ok = (await self.deliver(conversation_id, bot, update, stored=False)).ok
+                await self.store.finish_announcement(conversation_id, member["id"], ok)
+            else:
+                ok = state == "delivered"
+            if ok:
+                self._announced[key] = None
+                if len(self._announced) > _ANNOUNCED_CACHE:
+                    self._announced.popitem(last=False)
+            return ok
+        finally:
+            del self._announcing[key]
+            done.set_result(None)
+
+    def forget_member(self, conversation_id: str, member_id: str) -> None:
+        """A member was removed: the next activity announces it to the bot again."""
+        self._announced.pop((conversation_id, member_id), None)
+
+
+async def _final_report(subscription: Subscription, activity_id: str) -> None:
+    """Wait for a report that the delivery of `activity_id` ended (the bot took it, or it failed)."""
+    while True:
+        report = (await subscription.get()).delivery
+        if report is not None and report.activity_id == activity_id and report.state != "pending":
+            return
