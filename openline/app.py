@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openline import __version__, echobot
-from openline.api._http import PRIVATE_PATHS, json_response
+from openline.api._cors import PublicCors
+from openline.api._http import json_response
 from openline.api._origin import OriginCheck
+from openline.api._paths import NormalPaths
 from openline.api.admin import AdminApi
 from openline.api.attachments import AttachmentsApi
 from openline.api.connector import ConnectorApi
@@ -48,7 +48,6 @@ from openline.storage.base import Broker, ConversationStore
 from openline.storage.local_broker import LocalBroker
 
 log = logging.getLogger("openline")
-CORS_HEADERS = ["authorization", "content-type", "accept", "x-ms-bot-agent", "x-requested-with"]
 
 
 @dataclass
@@ -111,40 +110,6 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
         generated_secrets=generated,
         generated_admin_secret=admin_secret if admin_created else None,
     )
-
-
-class PublicCors:
-    """CORS for the public APIs (any origin), none for PRIVATE_PATHS."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.cors = CORSMiddleware(
-            app,
-            allow_origins=["*"],
-            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-            allow_headers=CORS_HEADERS,
-            max_age=600,
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        private = scope["type"] == "http" and scope.get("path", "").startswith(PRIVATE_PATHS)
-        await (self.app if private else self.cors)(scope, receive, send)
-
-
-class StripTrailingSlash:
-    """Routes match with or without a trailing slash (no redirect: POST clients do not follow one)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] in ("http", "websocket") and len(path) > 1 and path.endswith("/"):
-            scope = dict(scope, path=path.rstrip("/") or "/")
-            raw = scope.get("raw_path")
-            if raw:
-                scope["raw_path"] = raw.rstrip(b"/") or b"/"
-        await self.app(scope, receive, send)
 
 
 async def _sweep_forever(services: Services) -> None:
@@ -222,7 +187,7 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(StripTrailingSlash),
+            Middleware(NormalPaths),
             Middleware(PublicCors),
         ],
         exception_handlers={

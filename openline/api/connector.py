@@ -18,6 +18,7 @@ from starlette.routing import Route
 from openline.api._http import decode_json, json_response, read_body
 from openline.api.connector_attachments import ConnectorAttachmentsApi
 from openline.config import Config
+from openline.protocol import activity as act
 from openline.protocol import connector as wire
 from openline.service.connector import BotConnector
 from openline.service.files import Files
@@ -77,7 +78,7 @@ class ConnectorApi:
         return json_response({"id": activity_id})
 
     async def delete_activity(self, request: Request) -> Response:
-        """Remove a stored activity; streams get a `messageDelete`. The official service answers 405."""
+        """Remove a stored activity; streams get an `event` named `messageDelete`. The official service answers 405."""
         params = request.path_params
         await self.connector.delete_from_bot(params["conversation_id"], params["activity_id"])
         return Response(status_code=200)
@@ -131,7 +132,7 @@ class ConnectorApi:
         """A conversation the bot starts: 201 ConversationResourceResponse `{id, activityId?, serviceUrl}`."""
         parameters = wire.parse_conversation_parameters(await self._body(request, "the conversation parameters"))
         conversation_id, activity_id = await self.connector.create_from_bot(parameters)
-        body = {"id": conversation_id, "serviceUrl": self.files.public_url}
+        body = {"id": conversation_id, "serviceUrl": act.service_url(self.config.public_url)}
         if activity_id is not None:
             body["activityId"] = activity_id
         return json_response(body, 201)

@@ -1,8 +1,10 @@
 """Conversation tokens: HS256 JWTs scoped to one bot and one conversation, with an expiry.
 
 Tokens are stateless: renewing issues a new token and leaves the old one valid
-until its own expiry. Claims: `bot`, `conv`, optionally `user` ({id, name}, read
-by 3.0 clients), and the standard `iat`, `nbf`, `exp`, `iss`, `aud`, `jti`.
+until its own expiry. Claims: `bot`, `conv`, optionally `user` (the user id, a
+string, as the hosted service issues it: Web Chat and directlinejs decode the
+token and use this claim as the user id) and `name` (the user's name, when
+known), and the standard `iat`, `nbf`, `exp`, `iss`, `aud`, `jti`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,20 @@ class IssuedToken:
     expires_in: int
 
 
+def _user(claims: dict[str, Any]) -> dict[str, str] | None:
+    """The user a token names: `{id}` or `{id, name}`; None without one.
+
+    Tokens from earlier openline versions carried `user: {id, name}`; they are read too, until they expire.
+    """
+    user: Any = claims.get("user")
+    name: Any = claims.get("name")
+    if isinstance(user, dict):
+        user, name = user.get("id"), user.get("name")
+    if not isinstance(user, str) or not user:
+        return None
+    return {"id": user, "name": name} if isinstance(name, str) and name else {"id": user}
+
+
 class TokenAuthority:
     """Issues and verifies conversation tokens with one signing key."""
 
@@ -68,8 +84,10 @@ class TokenAuthority:
             "exp": now + ttl,
             "jti": secrets.token_urlsafe(12),
         }
-        if user:
-            claims["user"] = user
+        if user and user.get("id"):
+            claims["user"] = user["id"]
+            if user.get("name"):
+                claims["name"] = user["name"]
         return IssuedToken(jwt.encode(claims, self._key, algorithm="HS256"), ttl)
 
     def verify(self, token: str, audience: str = AUDIENCE) -> TokenClaims:
@@ -97,7 +115,7 @@ class TokenAuthority:
             raise ServiceError(ErrorKind.FORBIDDEN, "the secret or token is not valid") from None
         if not isinstance(claims["exp"], int) or claims["exp"] <= self._clock():
             raise ServiceError(ErrorKind.TOKEN_EXPIRED, "the token has expired")
-        bot, conv, user = claims["bot"], claims["conv"], claims.get("user")
+        bot, conv = claims["bot"], claims["conv"]
         if not isinstance(bot, str) or not isinstance(conv, str):
             raise ServiceError(ErrorKind.FORBIDDEN, "the secret or token is not valid")
-        return TokenClaims(bot, conv, int(claims["exp"]), user if isinstance(user, dict) else None)
+        return TokenClaims(bot, conv, int(claims["exp"]), _user(claims))

@@ -73,10 +73,20 @@ def attach_files(activity: Activity, files: list[Attachment]) -> Activity:
     return activity
 
 
+DELETION_EVENT = "messageDelete"
+
+
 def deletion(conversation_id: str, activity_id: str, bot: Account, ts_ms: int) -> Activity:
-    """What streams are told when the bot deletes an activity: a `messageDelete` with the deleted id."""
+    """What streams are told when the bot deletes an activity: an `event` named `messageDelete` with the deleted id.
+
+    Clients replace the activity with that id by it (Web Chat and directlinejs
+    dedupe by id), and Web Chat renders no `event`: the message disappears
+    without a trace. A `messageDelete` activity type would do the same but
+    makes Web Chat log "No renderer for activity of type" errors.
+    """
     return {
-        "type": "messageDelete",
+        "type": "event",
+        "name": DELETION_EVENT,
         "id": activity_id,
         "timestamp": format_timestamp(ts_ms),
         "channelId": CHANNEL_ID,
@@ -181,9 +191,17 @@ def from_bot(activity: Any, conversation_id: str, bot: Account, reply_to_id: str
     return activity
 
 
-def for_bot(activity: Activity, service_url: str) -> Activity:
-    """The copy of a stored activity that is POSTed to the bot (adds `serviceUrl`)."""
-    return {**activity, "serviceUrl": service_url}
+def service_url(public_url: str) -> str:
+    """The `serviceUrl` bots are given: the public URL with one trailing `/`, as the hosted service sends it.
+
+    Bots that join it with `/v3/...` ask for `//v3/...`, which the connector API serves too.
+    """
+    return public_url.rstrip("/") + "/"
+
+
+def for_bot(activity: Activity, public_url: str) -> Activity:
+    """The copy of a stored activity that is POSTed to the bot (adds `serviceUrl`, see `service_url`)."""
+    return {**activity, "serviceUrl": service_url(public_url)}
 
 
 def members_added(

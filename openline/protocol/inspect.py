@@ -103,7 +103,7 @@ def change(conversation_id: str, event: Event) -> dict[str, Any] | None:
         if delivery.activity is not None:
             return {"op": "entry", "entry": entry(delivery.activity, None, "client", delivery)}
         return {"op": "delivery", "id": delivery.activity_id, "delivery": delivery_view(delivery)}
-    if event.seq is None and activity.get("type") == "messageDelete":
+    if event.removed:
         return {"op": "delete", "id": activity.get("id")}
     seq = event.seq if event.seq is not None else sequence_of(conversation_id, str(activity.get("id", "")))
     return {"op": "entry", "entry": entry(activity, seq, event.origin, None)}

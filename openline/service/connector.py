@@ -75,7 +75,7 @@ class BotConnector:
         return activity_id
 
     async def delete_from_bot(self, conversation_id: str, activity_id: str) -> None:
-        """Remove a stored activity, and tell the streams with a `messageDelete` carrying its id."""
+        """Remove a stored activity, and tell the streams (`protocol.activity.deletion`)."""
         _, bot = await self._bot_conversation(conversation_id)
         seq = self._position(conversation_id, activity_id)
         try:
@@ -85,7 +85,7 @@ class BotConnector:
         if not deleted:
             raise ServiceError(ErrorKind.NOT_FOUND, f"activity {activity_id!r} is not in this conversation")
         tombstone = act.deletion(conversation_id, activity_id, bot.account, int(self.clock() * 1000))
-        await self.broker.publish(conversation_id, Event(None, tombstone))
+        await self.broker.publish(conversation_id, Event(None, tombstone, removed=True))
 
     async def members(self, conversation_id: str, activity_id: str | None = None) -> list[act.Account]:
         """The conversation's members as ChannelAccounts (the bot first).

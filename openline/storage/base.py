@@ -260,14 +260,16 @@ class Event:
 
     `seq` is the position of an activity just appended; None for what has no
     position: ephemeral activities (typing), and replacements or removals of
-    stored ones (the activity then carries the id it replaces). Inspectors
-    also hear what the bot did with each activity sent to it (`delivery`).
+    stored ones (the activity then carries the id it replaces; `removed` for a
+    removal). Inspectors also hear what the bot did with each activity sent to
+    it (`delivery`).
     """
 
     seq: int | None
     activity: dict[str, Any] | None  # None: only a delivery report (see `Broker.subscribe`)
     origin: Origin = "bot"
     delivery: Delivery | None = None
+    removed: bool = False  # the activity with this id was deleted; `activity` is what streams are sent instead
 
 
 class Subscription(Protocol):

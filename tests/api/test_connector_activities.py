@@ -83,7 +83,8 @@ def test_delete_removes_the_activity(service: Service) -> None:
         r = service.http.delete(_path(conv, first))
         assert r.status_code == 200 and r.content == b""
         event = next_event(service, subscription)
-        assert event.seq is None and event.activity["type"] == "messageDelete" and event.activity["id"] == first
+        assert event.seq is None and event.removed and event.activity["id"] == first
+        assert (event.activity["type"], event.activity["name"]) == ("event", "messageDelete")
     finally:
         subscription.close()
     assert _texts(service, conv) == [("rec", "two")]

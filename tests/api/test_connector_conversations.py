@@ -56,7 +56,7 @@ def test_create_conversation_with_members_and_an_activity(service: Service) -> N
     )
     conv = answer["id"]
     assert set(answer) == {"id", "activityId", "serviceUrl"}
-    assert answer["serviceUrl"] == service.url and answer["activityId"] == f"{conv}|0000001"
+    assert answer["serviceUrl"] == service.url + "/" and answer["activityId"] == f"{conv}|0000001"
     assert len(conv) == 22 and conv.isalnum()
     assert service.http.get(f"/v3/conversations/{conv}/members").json() == [
         {"id": "rec", "name": "Recording Bot", "role": "bot"},

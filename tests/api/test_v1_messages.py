@@ -27,7 +27,7 @@ def test_start_tells_the_bot_it_joined(service: Service) -> None:
     assert update["membersAdded"] == [{"id": "rec", "name": "Recording Bot"}]
     assert update["recipient"] == {"id": "rec", "name": "Recording Bot", "role": "bot"}
     assert update["channelId"] == "directline"
-    assert update["serviceUrl"] == service.url
+    assert update["serviceUrl"] == service.url + "/", "the hosted form: ends in /"
     assert update["conversation"] == {"id": conv}
     assert update["id"] and update["timestamp"].endswith("Z")
 
@@ -56,7 +56,7 @@ def test_the_bot_receives_a_full_activity(service: Service) -> None:
     assert message["id"] == f"{conv}|0000001"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", message["timestamp"])
     assert message["channelId"] == "directline"
-    assert message["serviceUrl"] == service.url
+    assert message["serviceUrl"] == service.url + "/"
     assert message["conversation"] == {"id": conv}
     assert message["from"]["id"] == "user1"
     assert message["recipient"] == {"id": "rec", "name": "Recording Bot", "role": "bot"}

@@ -47,7 +47,7 @@ def test_post_answers_the_id_and_the_echo_is_stored_stamped(service: Service) ->
     assert page["watermark"] == "3"
     # what the bot got: the same activity with the serviceUrl
     delivered = service.bot.of(conv, "message")[0]
-    assert delivered["id"] == activity_id and delivered["serviceUrl"] == service.url
+    assert delivered["id"] == activity_id and delivered["serviceUrl"] == service.url + "/"
 
 
 def test_timestamps_are_ms_utc_and_strictly_increase(service: Service) -> None:

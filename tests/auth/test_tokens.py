@@ -66,9 +66,36 @@ def test_issue_and_verify_round_trip() -> None:
 def test_round_trip_with_a_user_claim() -> None:
     authority = _authority()
     user = {"id": "dl_user", "name": "Ann"}
-    claims = authority.verify(authority.issue("bot1", "conv1", user).token)
+    token = authority.issue("bot1", "conv1", user).token
+    claims = authority.verify(token)
     assert claims.user == user
     assert (claims.bot_id, claims.conversation_id) == ("bot1", "conv1")
+    # on the wire: the user id as a string (what Web Chat and directlinejs take as the user id), the name apart
+    assert (_claims(token)["user"], _claims(token)["name"]) == ("dl_user", "Ann")
+
+
+def test_a_user_without_a_name_has_no_name_claim() -> None:
+    authority = _authority()
+    token = authority.issue("bot1", "conv1", {"id": "dl_user"}).token
+    assert _claims(token)["user"] == "dl_user" and "name" not in _claims(token)
+    assert authority.verify(token).user == {"id": "dl_user"}
+
+
+@pytest.mark.parametrize(
+    ("claim", "user"),
+    [
+        ({"user": {"id": "dl_old", "name": "Old"}}, {"id": "dl_old", "name": "Old"}),
+        ({"user": {"id": "dl_old"}}, {"id": "dl_old"}),
+        ({"user": {"name": "no id"}}, None),
+        ({"user": ""}, None),
+        ({"user": 5}, None),
+        ({"user": "dl_x", "name": 5}, {"id": "dl_x"}),
+    ],
+)
+def test_user_claims_of_other_shapes(claim: dict[str, Any], user: dict[str, str] | None) -> None:
+    """Tokens of earlier versions carried `user: {id, name}`: still read while they live; odd values name no one."""
+    token = jwt.encode(_good_claims(**claim), KEY, algorithm="HS256")
+    assert _authority().verify(token).user == user
 
 
 @pytest.mark.parametrize("user", [None, {}])

@@ -7,10 +7,12 @@ under test-artifacts/web/ (or $OPENLINE_ARTIFACTS/web/).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import struct
+import urllib.parse
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,6 +189,63 @@ def test_chat_upload_and_inspect_in_a_real_browser(procs: Processes, page: Page)
     page.locator(".webchat__send-box-text-box__input").press("Enter")
     expect(inspector.locator("#entries .entry").filter(has_text="echo: seen live")).to_have_count(1, timeout=WAIT_MS)
     _screenshot(inspector, "inspect-live")
+
+
+def test_web_chat_takes_the_user_from_the_token_and_drops_what_the_bot_deletes(procs: Processes, page: Page) -> None:
+    """The token's `user` claim is the user id as Web Chat reads it; a bot's delete removes the bubble silently."""
+    service = _service(procs, "--webchat-file", str(WEBCHAT_JS))
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    posts: list[tuple[str, str]] = []  # (url, body) of what Web Chat sends to the 3.0 API
+    page.on(
+        "request",
+        lambda r: (
+            posts.append((r.url, r.post_data or "")) if r.method == "POST" and "/v3/directline/" in r.url else None
+        ),
+    )
+    page.goto(service.url + "/")
+    expect(page.locator("#connection-status")).to_have_text("connection: online", timeout=WAIT_MS)
+    webchat = page.locator("#webchat")
+    user_id = webchat.get_attribute("data-user-id")
+    conversation_id = webchat.get_attribute("data-conversation-id")
+    assert user_id and conversation_id
+    transcript = page.locator(".webchat__basic-transcript")
+    expect(transcript).to_contain_text(f"Welcome, {user_id}!", timeout=WAIT_MS)
+
+    box = page.locator(".webchat__send-box-text-box__input")
+    box.fill("keep this one")
+    box.press("Enter")
+    expect(transcript).to_contain_text("echo: keep this one", timeout=WAIT_MS)
+    box.fill("delete the answer")
+    box.press("Enter")
+    expect(transcript).to_contain_text("echo: delete the answer", timeout=WAIT_MS)
+    page.locator("input[type=file]").set_input_files([{"name": "dots.png", "mimeType": "image/png", "buffer": PNG}])
+    box.fill("with a file")
+    page.locator(".webchat__send-button").click()
+    expect(transcript).to_contain_text("echo: with a file", timeout=WAIT_MS)
+
+    # what Web Chat sent: the token's user id, a string, as `from.id` and as the upload's userId
+    sent = [json.loads(body) for url, body in posts if url.endswith("/activities")]
+    assert {activity["from"]["id"] for activity in sent} == {user_id}, sent
+    (upload_url,) = [url for url, _ in posts if "/upload" in url]
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(upload_url).query)["userId"] == [user_id]
+
+    # the bot deletes its answer: the bubble goes, and Web Chat has nothing to complain about
+    admin = {"Authorization": f"Bearer {ADMIN_SECRET}"}
+    with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT) as client:
+        entries = client.get(f"/admin/conversations/{conversation_id}", headers=admin).json()["entries"]
+        (answer,) = [e["id"] for e in entries if e["activity"].get("text") == "echo: delete the answer"]
+        path = f"/v3/conversations/{conversation_id}/activities/{urllib.parse.quote(answer, safe='')}"
+        assert client.delete(path).status_code == 200
+    expect(transcript).not_to_contain_text("echo: delete the answer", timeout=WAIT_MS)
+    expect(transcript).to_contain_text("echo: keep this one")
+    expect(transcript).to_contain_text("delete the answer")
+    box.fill("still working")
+    box.press("Enter")
+    expect(transcript).to_contain_text("echo: still working", timeout=WAIT_MS)
+    _screenshot(page, "chat-after-delete")
+    assert not [line for line in console if "renderer" in line.lower()], console
+    assert not [line for line in console if line.startswith("error")], console
 
 
 def test_the_page_says_when_web_chat_cannot_be_loaded(procs: Processes, page: Page) -> None:

@@ -339,7 +339,7 @@ def test_change_for_a_replacement_keeps_the_place(rendering: str) -> None:
 
 def test_change_for_a_deletion() -> None:
     tombstone = deletion(CONV, f"{CONV}|0000002", BOT, T0_MS + 30)
-    assert inspect.change(CONV, Event(None, tombstone)) == {"op": "delete", "id": f"{CONV}|0000002"}
+    assert inspect.change(CONV, Event(None, tombstone, removed=True)) == {"op": "delete", "id": f"{CONV}|0000002"}
 
 
 def test_a_stored_message_delete_is_an_entry() -> None:
@@ -347,6 +347,13 @@ def test_a_stored_message_delete_is_an_entry() -> None:
     activity = _activity(f"{CONV}|0000005", 50, BOT, "messageDelete")
     change = inspect.change(CONV, Event(5, activity))
     assert change is not None and change["op"] == "entry" and change["entry"]["seq"] == 5
+
+
+def test_a_replacement_that_looks_like_a_deletion_is_an_entry() -> None:
+    """A bot's update to an event named messageDelete replaces the entry: only a removal removes it."""
+    lookalike = {**deletion(CONV, f"{CONV}|0000002", BOT, T0_MS + 30), "text": "not a removal"}
+    change = inspect.change(CONV, Event(None, lookalike))
+    assert change is not None and change["op"] == "entry" and change["entry"]["seq"] == 2
 
 
 def test_change_for_the_delivery_of_a_stored_activity() -> None:
