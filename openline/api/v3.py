@@ -79,6 +79,7 @@ class V3Api:
         principal = self._principal(request)
         principal.require_secret()
         parameters = await self._parameters(request)
+        self.channel.check_user(principal.bot_id, parameters.user)
         return json_response(self._answer(request, principal.bot_id, new_conversation_id(), parameters.user, None))
 
     async def refresh_token(self, request: Request) -> Response:

@@ -127,20 +127,35 @@ def _take_over(activity: Activity, conversation_id: str) -> None:
     activity["conversation"] = {"id": conversation_id}
 
 
+def check_user_id(user_id: str, bot: Account) -> None:
+    """Refuse (MALFORMED) a user id a client chose that is the bot's own (in any letter case).
+
+    A client that could post as the bot's id would be shown to everyone, and
+    taken by other clients (which tell the bot by `from.id`), as the bot.
+    """
+    if user_id.casefold() == str(bot["id"]).casefold():
+        raise ServiceError(ErrorKind.MALFORMED, f"{user_id!r} is the bot's id: a client posts as a user")
+
+
 def from_client(activity: Activity, conversation_id: str, bot: Account, *, user: Account | None = None) -> Activity:
     """Stamp the channel-owned fields of an activity a client sent (in place).
 
+    Whatever the client sent, the sender is a user: `from.role` is "user", and
+    a `from.id` that is the bot's is refused (MALFORMED, see `check_user_id`).
     `user` (a user-bound credential) forces the sender's id, and its name when
-    the client gave none; the rest of the client's `from` (role ...) is kept.
-    The client's id, timestamp, channelId, conversation and recipient are replaced.
+    the client gave none; the rest of the client's `from` is kept. The client's
+    id, timestamp, channelId, conversation and recipient are replaced.
     """
+    sender = activity.get("from")
+    sender = dict(sender) if isinstance(sender, dict) else {}
     if user is not None:
-        sender = activity.get("from")
-        sender = dict(sender) if isinstance(sender, dict) else {}
         sender["id"] = user["id"]
         if user.get("name") and not sender.get("name"):
             sender["name"] = user["name"]
-        activity["from"] = sender
+    if isinstance(sender.get("id"), str):
+        check_user_id(sender["id"], bot)
+    sender["role"] = "user"
+    activity["from"] = sender
     _take_over(activity, conversation_id)
     activity["recipient"] = bot
     return activity

@@ -63,12 +63,15 @@ class Channel:
     ) -> bool:
         """Open the conversation and tell the bot; False (and no bot call) when it was already open.
 
-        The bot hears `membersAdded: [bot]`, then `[user]` when the user is known
+        A `user` that is the bot itself is refused (MALFORMED). The bot hears
+        `membersAdded: [bot]`, then `[user]` when the user is known
         now. Its answer does not decide the outcome: the conversation is open
         either way, and a bot that is down shows on the first message. Whatever
         the bot did not take is sent again before the next activity reaches it.
         """
         bot = self.bot(bot_id)
+        if user is not None:
+            act.check_user_id(user["id"], bot.account)
         if not await self.store.create_conversation(conversation_id, bot.id, self.clock()):
             return False
         sender = user or act.account(conversation_id)
@@ -76,6 +79,11 @@ class Channel:
         if user is not None:
             await self.dispatcher.announce(conversation_id, bot, user, user, locale)
         return True
+
+    def check_user(self, bot_id: str, user: act.Account | None) -> None:
+        """Refuse (MALFORMED) a user a client names for a token or a start when it is the bot itself."""
+        if user is not None:
+            act.check_user_id(user["id"], self.bot(bot_id).account)
 
     async def find(self, conversation_id: str) -> Conversation | None:
         """The conversation as it is now, or None (never created, or expired)."""

@@ -71,7 +71,7 @@ def test_user_bound_token_forces_from_id(service: Service) -> None:
     echoes = [a for a in v3.activities(conv)["activities"] if a["from"].get("role") != "bot"]
     assert [a["from"] for a in echoes] == [
         {"id": "dl_bound", "name": "B", "role": "user"},
-        {"id": "dl_bound", "name": "B"},
+        {"id": "dl_bound", "name": "B", "role": "user"},
     ]
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import urllib.parse
 
+import httpx
 import pytest
 
 from openline.api._paths import normal_raw_path
 from openline.protocol import activity as act
+from tests.api._v3 import V3
 from tests.api.conftest import REC_SECRET, Service
 
 PREFLIGHT = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
@@ -123,3 +125,51 @@ def test_no_cors_on_the_private_paths(service: Service) -> None:
     r = service.http.options("/admin/status", headers=PREFLIGHT)
     assert r.status_code == 405 and "access-control-allow-origin" not in r.headers
     assert r.json()["error"]["code"] == "BadArgument"
+
+
+# -- a client is never the bot ---------------------------------------------------------------------------------
+
+
+def _refused(r: httpx.Response, code: str = "BadArgument") -> None:
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == code
+
+
+@pytest.mark.parametrize("sender", ["rec", "REC", "Rec"])
+def test_a_client_cannot_post_as_the_bot(service: Service, sender: str) -> None:
+    v3 = V3(service)
+    conv = v3.start()["conversationId"]
+    for role in ("bot", "user", None):
+        activity = {"type": "message", "from": {"id": sender, "role": role}, "text": "I am the bot"}
+        _refused(v3.post(f"/conversations/{conv}/activities", json=activity))
+    typing = {"type": "typing", "from": {"id": sender, "role": "bot"}}
+    _refused(v3.post(f"/conversations/{conv}/activities", json=typing))
+    _refused(
+        v3.post(f"/conversations/{conv}/upload?userId={sender}", content=b"x", headers={"Content-Type": "text/plain"})
+    )
+    _refused(service.send(conv, {"from": sender, "text": "I am the bot"}), "MalformedData")
+    upload = service.http.post(
+        f"/api/conversations/{conv}/upload?userId={sender}", content=b"x", headers=service.auth(REC_SECRET)
+    )
+    _refused(upload, "MalformedData")
+    assert [a.get("text") for a in service.stored(conv)] == [], "nothing was stored"
+    assert service.bot.of(conv, "message") == [] and service.bot.of(conv, "typing") == []
+
+
+def test_whatever_a_client_sends_it_is_stored_and_shown_as_a_user(service: Service) -> None:
+    v3 = V3(service)
+    started = v3.start()
+    conv = started["conversationId"]
+    v3.send(conv, {"type": "message", "from": {"id": "u1", "role": "bot", "name": "Recording Bot"}, "text": "hi"})
+    assert service.send(conv, {"from": "u2", "text": "hi 1.1"}).status_code == 204
+    senders = [a["from"] for a in service.stored(conv) if a.get("text", "").startswith("hi")]
+    assert senders == [{"id": "u1", "role": "user", "name": "Recording Bot"}, {"id": "u2", "role": "user"}]
+    delivered = [a["from"]["role"] for a in service.bot.of(conv, "message")]
+    assert delivered == ["user", "user"]
+
+
+def test_no_token_or_conversation_for_a_user_who_is_the_bot(service: Service) -> None:
+    v3 = V3(service)
+    _refused(v3.post("/tokens/generate", json={"user": {"id": "rec"}}))
+    _refused(v3.post("/conversations", json={"user": {"id": "REC", "name": "x"}}))
+    assert v3.post("/conversations", json={"user": {"id": "rec-fan"}}).status_code == 201

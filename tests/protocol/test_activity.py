@@ -133,26 +133,46 @@ def test_from_client_stamps_the_channel_owned_fields_in_place() -> None:
 def test_from_client_keeps_channel_data_and_unknown_fields_untouched() -> None:
     original = _client_activity()
     activity = act.from_client(copy.deepcopy(original), "conv", BOT)
-    for key in ("type", "from", "text", "channelData", "entities", "x-custom"):
+    for key in ("type", "text", "channelData", "entities", "x-custom"):
         assert activity[key] == original[key]
+    assert activity["from"] == {**original["from"], "role": "user"}
 
 
 def test_from_client_keeps_the_clients_from_without_a_user() -> None:
     activity = act.from_client(_client_activity(), "conv", BOT)
-    assert activity["from"] == {"id": "u1", "name": "Ann"}
+    assert activity["from"] == {"id": "u1", "name": "Ann", "role": "user"}
 
 
 def test_from_client_user_forces_the_senders_id() -> None:
     user = {"id": "bound-user", "name": "Bound"}
     activity = act.from_client(_client_activity(), "conv", BOT, user=user)
-    assert activity["from"] == {"id": "bound-user", "name": "Ann"}
+    assert activity["from"] == {"id": "bound-user", "name": "Ann", "role": "user"}
 
 
 def test_from_client_user_names_a_sender_without_a_name() -> None:
     user = {"id": "bound-user", "name": "Bound"}
     activity = act.from_client({"type": "message", "from": {"id": "x", "role": "user"}}, "conv", BOT, user=user)
     assert activity["from"] == {"id": "bound-user", "name": "Bound", "role": "user"}
-    assert act.from_client({"type": "message"}, "conv", BOT, user=user)["from"] == user
+    assert act.from_client({"type": "message"}, "conv", BOT, user=user)["from"] == {**user, "role": "user"}
+
+
+@pytest.mark.parametrize("role", ["bot", "channel", "skill", "", None, 5, {"x": 1}])
+def test_whatever_role_a_client_claims_it_is_a_user(role: object) -> None:
+    activity = act.from_client({"type": "message", "from": {"id": "u1", "role": role}}, "conv", BOT)
+    assert activity["from"] == {"id": "u1", "role": "user"}
+
+
+@pytest.mark.parametrize("sender", [BOT["id"], BOT["id"].upper(), BOT["id"].title()])
+@pytest.mark.parametrize("role", ["bot", "user", None])
+def test_a_client_cannot_use_the_bots_id(sender: str, role: str | None) -> None:
+    with pytest.raises(ServiceError) as info:
+        act.from_client({"type": "message", "from": {"id": sender, "role": role}}, "conv", BOT)
+    assert info.value.kind is ErrorKind.MALFORMED
+
+
+def test_a_token_bound_to_the_bots_id_cannot_post() -> None:
+    with pytest.raises(ServiceError):
+        act.from_client({"type": "message", "from": {"id": "u1"}}, "conv", BOT, user={"id": BOT["id"]})
 
 
 def test_ephemeral_ids_are_never_sequence_ids() -> None:
