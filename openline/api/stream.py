@@ -70,9 +70,16 @@ class StreamApi:
         if conversation is None or conversation.bot_id != claims.bot_id:
             raise ServiceError(ErrorKind.NOT_FOUND, f"conversation {conversation_id!r} does not exist or has expired")
         try:
-            return conversation, parse_watermark(websocket.query_params.get("watermark"))
+            after = parse_watermark(websocket.query_params.get("watermark"))
         except InvalidWatermark as e:
             raise ServiceError(ErrorKind.BAD_WATERMARK, str(e)) from None
+        if after > conversation.last_seq:
+            # as reconnect answers: a stream from there would skip every activity up to it, for ever
+            raise ServiceError(
+                ErrorKind.BAD_WATERMARK,
+                f"watermark {after} is ahead of the conversation (its last is {conversation.last_seq})",
+            )
+        return conversation, after
 
     async def _send_events(
         self, websocket: WebSocket, conversation: Conversation, after: int, subscription: Subscription

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import urllib.parse
+from typing import Any
 
 import pytest
 from websockets.exceptions import InvalidStatus
@@ -181,6 +183,32 @@ def test_stream_tokens_are_checked(service: Service) -> None:
     service.clock.offset = 0
     with stream(url):
         pass
+
+
+def _refusal(url: str) -> tuple[int, dict[str, Any]]:
+    with pytest.raises(InvalidStatus) as refused, connect(url, open_timeout=5):
+        pass
+    response = refused.value.response
+    return response.status_code, json.loads(response.body or b"{}")
+
+
+def test_a_stream_from_past_the_end_is_refused_like_reconnect(service: Service) -> None:
+    """A watermark ahead of the conversation would make a stream that skips everything: 400, as reconnect says."""
+    v3 = V3(service)
+    start = v3.start({"user": {"id": "u1"}})
+    conv = start["conversationId"]
+    v3.say(conv, "one")  # the welcome, "one", its echo: watermark 3
+    url = start["streamUrl"]
+    for watermark in ("4", "5000", "999999999999999999"):
+        status, body = _refusal(_with(url, watermark=watermark))
+        assert status == 400 and body["error"]["code"] == "BadArgument", body
+        assert v3.get(f"/conversations/{conv}?watermark={watermark}").status_code == 400
+    # at the end: a live stream that gets what comes next
+    with stream(_with(url, watermark="3")) as s:
+        v3.say(conv, "two")
+        assert [a["text"] for a in s.activities(2)] == ["two", "echo: two"]
+    with stream(_with(url, watermark="2")) as s:
+        assert [a["text"] for a in s.frame()["activities"]] == ["echo: one", "two", "echo: two"]
 
 
 def test_an_unknown_path_under_the_stream_is_refused(service: Service) -> None:
