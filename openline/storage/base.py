@@ -251,7 +251,14 @@ class ConversationStore(Protocol):
         """The file, or None if unknown or older than the retention at `now`."""
 
     async def sweep(self, now: float) -> int:
-        """Delete what retention has expired at `now`; return how many items went."""
+        """Delete what retention has expired at `now`; return how many items went.
+
+        A backend that keeps files also makes everything deleted since the last
+        sweep (expired here, or removed by `delete`, `replace` or
+        `remove_member`) unrecoverable from them before returning, as far as it
+        can: the service sweeps at least every minute, which bounds how long
+        deleted data stays on disk.
+        """
 
 
 @dataclass(frozen=True, slots=True)

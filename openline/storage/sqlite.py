@@ -1,6 +1,11 @@
 """SQLite store (the default, `sqlite:///path`): one durable file, WAL mode, for a single-process service.
 
 All SQLite work runs on two single-thread executors, off the event loop: one writer connection, one reader.
+
+Deleted means unrecoverable: the writer runs with `secure_delete` (freed space is overwritten with zeros),
+and each retention sweep that follows a deletion (expired rows, or the bot's deletes and replacements)
+ends with a truncating checkpoint, which moves the zeroed pages into the database file and empties the WAL,
+where the old page images would otherwise stay readable until a clean stop.
 """
 
 from __future__ import annotations
@@ -119,6 +124,8 @@ _SUMMARY_SELECT = (
 
 # Rows deleted per sweep transaction: small enough that appends queued behind a sweep wait milliseconds.
 _SWEEP_BATCH = 500
+# A truncating checkpoint waits for the reader's current transaction to end: tries, and the pause between them.
+_SCRUB_TRIES, _SCRUB_PAUSE = 40, 0.025
 
 
 @contextmanager
@@ -165,6 +172,8 @@ class SqliteStore:
         self._reader: ThreadPoolExecutor | None = None
         self._wconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None
+        # something was deleted or overwritten since the WAL was last emptied (set on the writer thread)
+        self._deleted = False
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -210,6 +219,7 @@ class SqliteStore:
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         conn = _connect(self.path)
         try:
+            conn.execute("PRAGMA secure_delete = ON")
             with _transaction(conn):
                 version: int = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version > SCHEMA_VERSION:
@@ -343,6 +353,7 @@ class SqliteStore:
             cur = conn.execute(
                 "DELETE FROM members WHERE conversation_id = ? AND member_id = ?", (conversation_id, member_id)
             )
+            self._deleted = True
             return cur.rowcount == 1
 
     async def members(self, conversation_id: str) -> list[Member]:
@@ -457,6 +468,7 @@ class SqliteStore:
             conn.execute(
                 "UPDATE activities SET body = ? WHERE conversation_id = ? AND seq = ?", (body, conversation_id, seq)
             )
+            self._deleted = True  # the old body
             conn.execute(
                 "UPDATE conversations SET last_active = max(last_active, ?) WHERE id = ?", (now, conversation_id)
             )
@@ -470,6 +482,7 @@ class SqliteStore:
         with _transaction(conn):
             self._check_exists(conn, conversation_id)
             cur = conn.execute("DELETE FROM activities WHERE conversation_id = ? AND seq = ?", (conversation_id, seq))
+            self._deleted = True
             return cur.rowcount == 1
 
     async def conversations(self, bot_id: str, after_id: str, limit: int) -> list[Conversation]:
@@ -654,7 +667,24 @@ class SqliteStore:
         removed = 0
         while (n := await self._write(self._sweep_batch, now)) is not None:
             removed += n
+        if removed or self._deleted:
+            await self._scrub()
         return removed
+
+    async def _scrub(self) -> None:
+        """Empty the WAL, where deleted rows live on in old page images (the next sweep tries again if busy)."""
+        for _ in range(_SCRUB_TRIES):
+            if await self._write(self._checkpoint):
+                return
+            await asyncio.sleep(_SCRUB_PAUSE)
+
+    def _checkpoint(self) -> bool:
+        """A truncating checkpoint; False when a reader's transaction kept it from completing."""
+        deleted, self._deleted = self._deleted, False
+        busy = self._w.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            self._deleted = self._deleted or deleted
+        return not busy
 
     def _sweep_batch(self, now: float) -> int | None:
         """Delete one batch of expired rows; the count of items deleted, or None when nothing is left.

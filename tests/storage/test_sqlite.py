@@ -160,6 +160,85 @@ def test_a_version_3_database_is_migrated(tmp_path: Path, run: Run) -> None:
         run(store.close())
 
 
+def _on_disk(path: Path) -> bytes:
+    """Everything in the database's files: the database, its WAL and shared-memory index."""
+    return b"".join(f.read_bytes() for f in path.parent.glob(path.name + "*") if f.is_file())
+
+
+def test_expired_and_deleted_data_is_gone_from_every_file_after_a_sweep(tmp_path: Path, run: Run) -> None:
+    """Found by scanning the files: no copy of a deleted text or file survives in the database or its WAL."""
+    path = tmp_path / "db.sqlite3"
+    store = SqliteStore(path, 100, 1000)
+    run(store.open())
+    secret_file = b"FILE-BYTES-" + os.urandom(8).hex().encode() + b"-" * 60_000  # spans overflow pages
+    try:
+        run(store.create_conversation("c1", "bot", T0))
+        run(store.create_conversation("c2", "bot", T0 + 90))
+        # expiring and kept rows side by side in the same pages, in many versions
+        for i in range(50):
+            run(store.append("c1", {"type": "message", "text": f"EXPIRING-TEXT-{i:03d}"}, T0))
+            run(store.append("c1", {"type": "message", "text": f"KEPT-NEIGHBOUR-{i:03d}"}, T0 + 90))
+        run(store.add_file(StoredFile("f1", "c1", "x.bin", "application/octet-stream", secret_file, T0)))
+        deleted_by_bot = run(store.append("c2", {"type": "message", "text": "DELETED-BY-THE-BOT"}, T0 + 90))
+        run(store.append("c2", {"type": "message", "text": "REPLACED-BY-THE-BOT"}, T0 + 90))
+        run(store.append("c2", {"type": "message", "text": "KEPT-TEXT"}, T0 + 90))
+        run(store.add_member("c2", Member("u-gone", "REMOVED-MEMBER-NAME")))
+        # in the database file itself, as SQLite's automatic checkpoints put it there on a busy service
+        with contextlib.closing(sqlite3.connect(path)) as other:
+            assert other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+        assert b"EXPIRING-TEXT-007" in path.read_bytes() and secret_file[:20] in path.read_bytes()
+
+        assert run(store.delete("c2", deleted_by_bot.seq))
+        assert run(store.replace("c2", 2, {"type": "message", "text": "edited"}, T0 + 91)) is not None
+        assert run(store.remove_member("c2", "u-gone"))
+        assert run(store.sweep(T0 + 150)) > 0  # retention 100 s: c1's activities and file expire
+
+        data = _on_disk(path)
+        for gone in (b"EXPIRING-TEXT-", secret_file[:20], b"DELETED-BY-THE-BOT", b"REPLACED-BY", b"REMOVED-MEMBER"):
+            assert gone not in data, f"{gone!r} is still on disk"
+        assert b"KEPT-TEXT" in data and b"edited" in data and b"KEPT-NEIGHBOUR-007" in data
+        assert (tmp_path / "db.sqlite3-wal").stat().st_size == 0, "the WAL was emptied"
+        # and the store goes on as before
+        run(store.append("c2", {"type": "message", "text": "after"}, T0 + 150))
+        assert [a.activity["text"] for a in run(store.read("c2", 0, 10, T0 + 150))] == ["edited", "KEPT-TEXT", "after"]
+        assert len(run(store.read("c1", 0, 100, T0 + 150))) == 50
+    finally:
+        run(store.close())
+
+
+def test_a_bot_delete_alone_is_scrubbed_by_the_next_sweep(tmp_path: Path, run: Run) -> None:
+    path = tmp_path / "db.sqlite3"
+    store = SqliteStore(path, 100, 1000)
+    run(store.open())
+    try:
+        run(store.create_conversation("c1", "bot", T0))
+        first = run(store.append("c1", {"type": "message", "text": "SAID-THEN-DELETED"}, T0))
+        run(store.append("c1", {"type": "message", "text": "said after"}, T0))
+        with contextlib.closing(sqlite3.connect(path)) as other:
+            other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert run(store.delete("c1", first.seq))
+        assert b"SAID-THEN-DELETED" in _on_disk(path), "still in the WAL until the sweep"
+        assert run(store.sweep(T0 + 1)) == 0  # nothing expired, but a deletion happened
+        assert b"SAID-THEN-DELETED" not in _on_disk(path)
+    finally:
+        run(store.close())
+
+
+def test_a_conversation_past_its_ttl_is_gone_from_every_file(tmp_path: Path, run: Run) -> None:
+    path = tmp_path / "db.sqlite3"
+    store = SqliteStore(path, 100, 1000)
+    run(store.open())
+    try:
+        run(store.create_conversation("conversation-WITH-A-MARK", "bot", T0))
+        run(store.add_member("conversation-WITH-A-MARK", Member("u1", "MEMBER-WITH-A-MARK")))
+        run(store.add_delivery("conversation-WITH-A-MARK", Delivery("x", T0, 200, 0.1, activity={"n": "UPDATE-MARK"})))
+        assert run(store.sweep(T0 + 1001)) > 0
+        data = _on_disk(path)
+        assert b"WITH-A-MARK" not in data and b"UPDATE-MARK" not in data
+    finally:
+        run(store.close())
+
+
 def test_closed_store_refuses_calls(tmp_path: Path, run: Run) -> None:
     store = SqliteStore(tmp_path / "db.sqlite3", 100, 1000)
     run(store.open())
