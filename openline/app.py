@@ -35,6 +35,7 @@ from openline.auth.signing import UrlSigner
 from openline.auth.tokens import TokenAuthority
 from openline.config import Config
 from openline.datadir import DataDir
+from openline.logs import AccessLog
 from openline.protocol.errors import ServiceError
 from openline.service.channel import Channel
 from openline.service.connector import BotConnector
@@ -83,6 +84,13 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
             secrets[bot.id].append(secret)
             if created:
                 generated.append((bot.id, secret))
+        elif data.has_generated_secret(bot.id):
+            log.warning(
+                "bot %r: its generated Direct Line secret (kept in %s) is not accepted while secrets are configured"
+                " for it; without them it is used again",
+                bot.id,
+                data.secrets_path,
+            )
     admin_secret, admin_created = (config.admin_secret, False) if config.admin_secret else data.admin_secret()
     uses_echo = any(b.endpoint is None for b in config.bots)
     bots = {b.id: Bot(b.id, b.name, b.endpoint or config.local_url + echobot.PATH) for b in config.bots}
@@ -124,7 +132,10 @@ async def _sweep_forever(services: Services) -> None:
             log.exception("retention sweep failed")
 
 
-def create_app(config: Config, services: Services | None = None) -> Starlette:
+def create_app(
+    config: Config, services: Services | None = None, on_ready: Callable[[], None] | None = None
+) -> Starlette:
+    """The ASGI app; `on_ready` is called once start-up is complete (the store open, the bot client ready)."""
     services = services or build_services(config)
 
     async def healthz(request: Request) -> Response:
@@ -173,6 +184,8 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
         if services.echo_bot is not None:
             await services.echo_bot.start()
         sweeper = asyncio.create_task(_sweep_forever(services))
+        if on_ready is not None:
+            on_ready()
         try:
             yield
         finally:
@@ -184,12 +197,12 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
             await services.bot_client.close()
             await services.store.close()
 
+    middleware = [Middleware(NormalPaths), Middleware(PublicCors)]
+    if config.access_log:
+        middleware.insert(0, Middleware(AccessLog))
     app = Starlette(
         routes=routes,
-        middleware=[
-            Middleware(NormalPaths),
-            Middleware(PublicCors),
-        ],
+        middleware=middleware,
         exception_handlers={
             ServiceError: on_service_error,
             HTTPException: on_http_exception,

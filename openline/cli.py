@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import os
+import socket
 import sys
 from collections.abc import Sequence
 
 import uvicorn
 
-from openline import __version__
+from openline import __version__, logs
 from openline.config import OPTIONS, Config, ConfigError, load_config
 
 _HELP = {
@@ -28,6 +29,11 @@ _HELP = {
     "max_upload_bytes": "largest upload accepted, e.g. 4MB (default 4MB)",
     "page_size": "most messages returned by one GET (default 100)",
     "stream_keepalive": "seconds between the empty keep-alive frames sent on 3.0 streams (default 20)",
+    "max_header_bytes": "largest request line and headers accepted; larger get 431 (default 32KB)",
+    "header_timeout": "time a client has to send a request's headers; slower get 408 (default 10s)",
+    "body_timeout": "longest pause while a client sends a request's body; longer get 408 (default 30s)",
+    "max_connections": "most connections open at once; auto: from the open-file limit (default auto)",
+    "access_log": "log every request at info level, credentials redacted (default on)",
     "web_page": "serve the Web Chat page at / (default: on when listening on loopback only)",
     "webchat_url": "where the page loads Web Chat's script from (default: the official CDN)",
     "webchat_file": "a local copy of Web Chat's webchat.js to serve instead (for machines without internet)",
@@ -51,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         if name == "secret":
             serve.add_argument(flag, action="append", metavar="S", help=_HELP[name])
-        elif name == "web_page":
+        elif name in ("web_page", "access_log"):
             serve.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=_HELP[name])
         else:
             metavars = {"bot": "URL", "public_url": "URL", "store": "URL", "webchat_file": "PATH"}
@@ -76,29 +82,37 @@ def _banner(config: Config, generated: list[tuple[str, str]], admin_secret: str 
         print(f"    {admin_secret}", flush=True)
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything is announced (OSError when the address is taken)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host.strip("[]"), port), family=family, backlog=2048)
+
+
 def serve(config: Config) -> int:
     from openline.app import build_services, create_app
+    from openline.server import limits_of, open_file_limit, server_config
 
-    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(config.log_level)
+    try:
+        sock = _listen(config.host, config.port)
+    except OSError as e:
+        reason = os.strerror(e.errno) if e.errno else str(e)
+        print(f"openline: cannot listen on {config.host}:{config.port}: {reason}", file=sys.stderr)
+        return 1
     try:
         services = build_services(config)
     except (OSError, ValueError) as e:
+        sock.close()
         print(f"openline: cannot start: {e}", file=sys.stderr)
         return 1
-    app = create_app(config, services)
-    _banner(config, services.generated_secrets, services.generated_admin_secret)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=config.host,
-            port=config.port,
-            log_level=config.log_level.lower(),
-            access_log=False,
-            server_header=False,
-            lifespan="on",
-        )
-    )
-    server.run()
+
+    def announce() -> None:
+        _banner(config, services.generated_secrets, services.generated_admin_secret)
+
+    app = create_app(config, services, on_ready=announce)
+    limits = limits_of(config, open_file_limit(raise_soft=True))
+    server = uvicorn.Server(server_config(app, config, limits))
+    server.run(sockets=[sock])
     return 0 if server.started else 1
 
 

@@ -48,6 +48,11 @@ class Config:
     max_upload_bytes: int = 4 * 1024 * 1024
     page_size: int = 100
     stream_keepalive: float = 20.0
+    max_header_bytes: int = 32 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int | None = None  # None: from the open-file limit (server.auto_max_connections)
+    access_log: bool = True
     web_page: bool | None = None  # None: on when listening on loopback only (resolved by load_config)
     webchat_url: str = WEBCHAT_CDN
     webchat_file: Path | None = None  # a local webchat.js, served instead of webchat_url
@@ -112,11 +117,29 @@ def _whole_number(what: str, low: int, high: int) -> Callable[[Any], int]:
     return parse
 
 
-def _keepalive(value: Any) -> float:
-    seconds = parse_seconds(value)
-    if not 0.05 <= seconds <= 3600:
-        raise ConfigError(f"{value!r} is not a keep-alive interval (0.05 s to 1 h)")
-    return seconds
+def _seconds_between(what: str, low: float, high: float) -> Callable[[Any], float]:
+    """A parser of durations from `low` to `high` seconds (fractions allowed)."""
+
+    def parse(value: Any) -> float:
+        seconds = parse_seconds(value)
+        if not low <= seconds <= high:
+            raise ConfigError(f"{value!r} is not a {what} ({low:g} s to {high:g} s)")
+        return seconds
+
+    return parse
+
+
+def _header_bytes(value: Any) -> int:
+    size = parse_size(value)
+    if not 1024 <= size <= 1024 * 1024:
+        raise ConfigError(f"{value!r} is not a header limit (1KB to 1MB)")
+    return size
+
+
+def _connections(value: Any) -> int | None:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    return _whole_number("number of connections (or auto)", 1, 1_000_000)(value)
 
 
 def parse_bool(value: Any) -> bool:
@@ -210,12 +233,17 @@ OPTIONS: dict[str, Callable[[Any], Any]] = {
     "max_message_bytes": parse_size,
     "max_upload_bytes": parse_size,
     "page_size": _whole_number("page size", 1, 10000),
-    "stream_keepalive": _keepalive,
+    "stream_keepalive": _seconds_between("keep-alive interval", 0.05, 3600),
+    "max_header_bytes": _header_bytes,
+    "header_timeout": _seconds_between("header timeout", 0.05, 3600),
+    "body_timeout": _seconds_between("body timeout", 0.05, 3600),
+    "max_connections": _connections,
     "web_page": parse_bool,
     "webchat_url": _script_url,
     "webchat_file": _script_file,
     "admin_secret": _admin_secret,
     "log_level": _log_level,
+    "access_log": parse_bool,
 }
 
 

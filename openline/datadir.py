@@ -47,10 +47,23 @@ class DataDir:
         _write_private(path, key.hex().encode())
         return key
 
+    @property
+    def secrets_path(self) -> Path:
+        return self.path / "secrets.json"
+
+    def _generated(self) -> dict[str, str]:
+        path = self.secrets_path
+        known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        return known
+
+    def has_generated_secret(self, bot_id: str) -> bool:
+        """Whether a secret was generated for the bot on an earlier start (it is kept even while unused)."""
+        return bot_id in self._generated()
+
     def generated_secret(self, bot_id: str) -> tuple[str, bool]:
         """The generated secret of a bot that has none configured; True when created just now."""
-        path = self.path / "secrets.json"
-        known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        path = self.secrets_path
+        known = self._generated()
         if bot_id in known:
             return known[bot_id], False
         known[bot_id] = _new_secret(36)

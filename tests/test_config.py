@@ -638,3 +638,62 @@ def test_bad_admin_secrets(secret: str) -> None:
 def test_admin_secret_from_toml_must_be_a_string(tmp_path: Path) -> None:
     message = _error(_cli(config=_toml(tmp_path, "admin_secret = 12345678901234567890\n")))
     assert message.startswith("admin_secret: ")
+
+
+# the limits that keep one client from stalling the service, and the access log
+
+
+def test_limit_defaults() -> None:
+    config = load_config(_cli(), env={})
+    assert (config.max_header_bytes, config.header_timeout, config.body_timeout) == (32 * 1024, 10.0, 30.0)
+    assert config.max_connections is None, "auto: from the open-file limit"
+    assert config.access_log is True
+
+
+def test_limits_from_flags() -> None:
+    args = ["serve", "--max-header-bytes", "8KB", "--header-timeout", "2.5", "--body-timeout", "1m"]
+    args += ["--max-connections", "500", "--no-access-log"]
+    config = load_config(vars(_parser().parse_args(args)), env={})
+    assert (config.max_header_bytes, config.header_timeout, config.body_timeout) == (8192, 2.5, 60.0)
+    assert (config.max_connections, config.access_log) == (500, False)
+
+
+def test_limits_from_env_and_toml(tmp_path: Path) -> None:
+    env = {"OPENLINE_MAX_CONNECTIONS": "auto", "OPENLINE_HEADER_TIMEOUT": "5s", "OPENLINE_ACCESS_LOG": "off"}
+    config = load_config(_cli(), env=env)
+    assert (config.max_connections, config.header_timeout, config.access_log) == (None, 5.0, False)
+    path = tmp_path / "c.toml"
+    path.write_text('max_connections = 64\nbody_timeout = "90s"\nmax_header_bytes = 2048\n')
+    config = load_config(_cli(config=str(path)), env={})
+    assert (config.max_connections, config.body_timeout, config.max_header_bytes) == (64, 90.0, 2048)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("max_header_bytes", "100"),
+        ("max_header_bytes", "2MB"),
+        ("max_header_bytes", "lots"),
+        ("header_timeout", "0"),
+        ("header_timeout", "2h"),
+        ("body_timeout", "-1"),
+        ("max_connections", "0"),
+        ("max_connections", "many"),
+        ("access_log", "sometimes"),
+    ],
+)
+def test_bad_limits_name_the_option(option: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=option):
+        load_config(_cli(**{option: value}), env={})
+
+
+def test_auto_max_connections_follows_the_open_file_limit() -> None:
+    from openline.server import auto_max_connections, limits_of
+
+    assert auto_max_connections(1024) == 480, "each client may also hold a connection to the bot"
+    assert auto_max_connections(100) == 18
+    assert auto_max_connections(10) == 16
+    assert auto_max_connections(1 << 20) == 10_000
+    config = load_config(_cli(), env={})
+    assert limits_of(config, 1024).max_connections == 480
+    assert limits_of(load_config(_cli(max_connections="7"), env={}), 1024).max_connections == 7

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from openline.protocol.errors import ErrorKind, ServiceError
@@ -21,8 +22,12 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(_encode(body), status, headers, media_type="application/json")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (TOO_LARGE) as soon as it is known to exceed `limit` bytes."""
+async def read_body(request: Request, limit: int, idle_seconds: float) -> bytes:
+    """The request body, refusing (TOO_LARGE) as soon as it is known to exceed `limit` bytes.
+
+    A client that pauses longer than `idle_seconds` while sending it gets
+    REQUEST_TIMEOUT (408), as does a `Content-Length` larger than what comes.
+    """
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -31,16 +36,24 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise ServiceError(ErrorKind.TOO_LARGE, f"the body is larger than the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ServiceError(ErrorKind.TOO_LARGE, f"the body is larger than the limit of {limit} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        # nothing was stored; the answer goes nowhere, but the request ends as a client error, not a crash
-        raise ServiceError(ErrorKind.MALFORMED, "the client disconnected before sending the whole body") from None
-    return b"".join(chunks)
+    while True:
+        try:
+            async with asyncio.timeout(idle_seconds):
+                message = await request.receive()
+        except TimeoutError:
+            raise ServiceError(
+                ErrorKind.REQUEST_TIMEOUT, f"the body did not arrive: nothing came for {idle_seconds:g} s"
+            ) from None
+        if message["type"] == "http.disconnect":
+            # nothing was stored; the answer goes nowhere, but the request ends as a client error, not a crash
+            raise ServiceError(ErrorKind.MALFORMED, "the client disconnected before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ServiceError(ErrorKind.TOO_LARGE, f"the body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def decode_json(body: bytes, what: str = "the body") -> Any:

@@ -55,7 +55,7 @@ class ConnectorApi:
 
     async def _body(self, request: Request, what: str) -> Any:
         # bots may inline content (cards, data: URLs), so their limit is the upload limit
-        return decode_json(await read_body(request, self.config.max_upload_bytes), what)
+        return decode_json(await read_body(request, self.config.max_upload_bytes, self.config.body_timeout), what)
 
     # -- activities ---------------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ class ConnectorAttachmentsApi:
 
     async def upload_attachment(self, request: Request) -> Response:
         limit = self.config.max_upload_bytes
-        body = await read_body(request, wire.max_attachment_body(limit))
+        body = await read_body(request, wire.max_attachment_body(limit), self.config.body_timeout)
         data = wire.parse_attachment_data(decode_json(body, "the attachment data"), limit)
         attachment_id = await self.files.upload_from_bot(request.path_params["conversation_id"], data)
         return json_response({"id": attachment_id})

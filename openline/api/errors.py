@@ -9,15 +9,24 @@ same treatment, and an unexpected exception becomes a 500 in that shape too.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from openline.api._http import PRIVATE_PATHS, json_response
+from openline.logs import redact_target
 from openline.protocol.errors import ErrorKind, ServiceError, kind_of_status, v1_error, v3_error
 
 log = logging.getLogger("openline.api")
+
+
+def error_document(path: str, kind: ErrorKind, message: str, inner_status: int | None = None) -> tuple[int, Any]:
+    """The status and JSON body of an error on `path`, in the shape of the API that path belongs to."""
+    if path.startswith(("/api/", "/attachments/")) or path == "/api":
+        return v1_error(kind, message)
+    return v3_error(kind, message, inner_status)
 
 
 def error_response(
@@ -27,10 +36,7 @@ def error_response(
     headers: dict[str, str] | None = None,
     inner_status: int | None = None,
 ) -> Response:
-    if path.startswith(("/api/", "/attachments/")) or path == "/api":
-        status, body = v1_error(kind, message)
-    else:
-        status, body = v3_error(kind, message, inner_status)
+    status, body = error_document(path, kind, message, inner_status)
     return json_response(body, status, headers)
 
 
@@ -50,7 +56,7 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    log.exception("unexpected error on %s %s", request.method, redact_target(request.url.path))
     # this handler runs outside the CORS middleware: without the header a browser client sees status 0
     public = not request.url.path.startswith(PRIVATE_PATHS)
     headers = {"Access-Control-Allow-Origin": "*"} if public and "origin" in request.headers else None

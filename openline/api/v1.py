@@ -107,7 +107,7 @@ class V1Api:
     async def post_message(self, request: Request) -> Response:
         """Send one message; answers 204 once the bot accepted it (500 ServiceError if it did not)."""
         conversation = await self.channel.conversation(self._principal(request), request.path_params["conversation_id"])
-        body = await read_body(request, self.config.max_message_bytes)
+        body = await read_body(request, self.config.max_message_bytes, self.config.body_timeout)
         message = _decode_message(body, media_type(request))
         user_id = v1.client_user_id(message) or new_user_id()
         activity = v1.message_to_activity(message, user_id, self.channel.public_url)
@@ -117,7 +117,7 @@ class V1Api:
     async def upload(self, request: Request) -> Response:
         """Upload files (raw body, or multipart with an optional message part) and send them as one message."""
         conversation = await self.channel.conversation(self._principal(request), request.path_params["conversation_id"])
-        body = await read_body(request, self.config.max_upload_bytes)
+        body = await read_body(request, self.config.max_upload_bytes, self.config.body_timeout)
         message, uploads = read_upload(request, body, _is_message_part, "message")
         if not uploads:
             raise ServiceError(ErrorKind.MISSING, "the upload has no file: send a file part, or the file as the body")

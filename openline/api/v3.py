@@ -54,7 +54,7 @@ class V3Api:
         return self.auth.principal(request.headers.get("authorization"))
 
     async def _parameters(self, request: Request) -> v3.StartParameters:
-        body = await read_body(request, self.config.max_message_bytes)
+        body = await read_body(request, self.config.max_message_bytes, self.config.body_timeout)
         return v3.start_parameters(decode_optional_json(body))
 
     def _answer(
@@ -150,7 +150,7 @@ class V3Api:
         """Send one activity; answers its id once the bot took it (502/504 with the error when it did not)."""
         principal = self._principal(request)
         conversation = await self.channel.conversation(principal, request.path_params["conversation_id"])
-        body = await read_body(request, self.config.max_message_bytes)
+        body = await read_body(request, self.config.max_message_bytes, self.config.body_timeout)
         activity = _client_activity(decode_json(body, "the activity"), principal, None)
         posted = await self.channel.post_from_client(
             conversation, activity, user=principal.user, client_key=act.client_key(activity)
@@ -161,7 +161,7 @@ class V3Api:
         """Files, with or without an activity part (multipart), or one raw file, sent as one activity."""
         principal = self._principal(request)
         conversation = await self.channel.conversation(principal, request.path_params["conversation_id"])
-        body = await read_body(request, self.config.max_upload_bytes)
+        body = await read_body(request, self.config.max_upload_bytes, self.config.body_timeout)
         raw_activity, uploads = read_upload(request, body, _is_activity_part, "activity")
         if not uploads and raw_activity is None:
             raise ServiceError(ErrorKind.MISSING, "the upload has neither a file nor an activity")

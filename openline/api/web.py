@@ -117,7 +117,7 @@ class WebPages:
         """A token for a new conversation with a random `dl_` user, for this service's own page only."""
         if not self.origins.own(request):
             raise ServiceError(ErrorKind.FORBIDDEN, "this endpoint serves the service's own chat page only")
-        body = decode_optional_json(await read_body(request, _FORM_LIMIT))
+        body = decode_optional_json(await read_body(request, _FORM_LIMIT, self.config.body_timeout))
         bot_id = body.get("bot") if isinstance(body, dict) else None
         bot = next(iter(self.channel.bots.values())) if bot_id is None else self.channel.bot(str(bot_id))
         user = {"id": "dl_" + random_id(16)}
@@ -165,7 +165,7 @@ class WebPages:
         if media_type(request) != "application/x-www-form-urlencoded":
             return self._login_page("Sign in with the form.", 400)
         try:
-            form = urllib.parse.parse_qs((await read_body(request, _FORM_LIMIT)).decode())
+            form = urllib.parse.parse_qs((await read_body(request, _FORM_LIMIT, self.config.body_timeout)).decode())
         except (ServiceError, UnicodeDecodeError):
             return self._login_page("Sign in with the form.", 400)
         secret = (form.get("secret") or [""])[0].strip()

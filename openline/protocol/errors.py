@@ -22,6 +22,9 @@ class ErrorKind(enum.Enum):
     TOO_LARGE = "too_large"
     UNSUPPORTED_MEDIA = "unsupported_media"
     BAD_WATERMARK = "bad_watermark"
+    REQUEST_TIMEOUT = "request_timeout"  # the client sent its headers or body too slowly
+    HEADERS_TOO_LARGE = "headers_too_large"
+    OVERLOADED = "overloaded"  # every connection the service allows is in use
     BOT_REJECTED = "bot_rejected"  # the bot answered with an error status
     BOT_UNREACHABLE = "bot_unreachable"  # connection refused, DNS, reset ...
     BOT_TIMEOUT = "bot_timeout"
@@ -51,6 +54,9 @@ _V1: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.TOO_LARGE: (413, "MalformedData"),
     ErrorKind.UNSUPPORTED_MEDIA: (415, "NotSupported"),
     ErrorKind.BAD_WATERMARK: (400, "InvalidRange"),
+    ErrorKind.REQUEST_TIMEOUT: (408, "MalformedData"),
+    ErrorKind.HEADERS_TOO_LARGE: (431, "MalformedData"),
+    ErrorKind.OVERLOADED: (503, "Internal"),
     ErrorKind.BOT_REJECTED: (500, "ServiceError"),
     ErrorKind.BOT_UNREACHABLE: (500, "ServiceError"),
     ErrorKind.BOT_TIMEOUT: (500, "ServiceError"),
@@ -69,6 +75,9 @@ _V3: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.TOO_LARGE: (413, "BadArgument"),
     ErrorKind.UNSUPPORTED_MEDIA: (415, "BadArgument"),
     ErrorKind.BAD_WATERMARK: (400, "BadArgument"),
+    ErrorKind.REQUEST_TIMEOUT: (408, "RequestTimeout"),
+    ErrorKind.HEADERS_TOO_LARGE: (431, "BadArgument"),
+    ErrorKind.OVERLOADED: (503, "ServiceUnavailable"),
     ErrorKind.BOT_REJECTED: (502, "BotRejectedActivity"),
     ErrorKind.BOT_UNREACHABLE: (502, "BotUnavailable"),
     ErrorKind.BOT_TIMEOUT: (504, "BotTimeout"),
@@ -107,10 +116,13 @@ def kind_of_status(status: int) -> ErrorKind:
     """The kind of a framework-level HTTP error (unknown route, wrong method, ...)."""
     return {
         400: ErrorKind.MALFORMED,
+        408: ErrorKind.REQUEST_TIMEOUT,
         401: ErrorKind.UNAUTHORIZED,
         403: ErrorKind.FORBIDDEN,
         404: ErrorKind.NOT_FOUND,
         405: ErrorKind.METHOD_NOT_ALLOWED,
         413: ErrorKind.TOO_LARGE,
         415: ErrorKind.UNSUPPORTED_MEDIA,
+        431: ErrorKind.HEADERS_TOO_LARGE,
+        503: ErrorKind.OVERLOADED,
     }.get(status, ErrorKind.MALFORMED if status < 500 else ErrorKind.INTERNAL)

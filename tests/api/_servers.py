@@ -21,6 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from openline.config import Config
+from openline.server import server_config
+
 
 def bound_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -58,8 +61,13 @@ class LoopThread:
     def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def serve(self, app: Any, sock: socket.socket) -> str:
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
+    def serve(self, app: Any, sock: socket.socket, config: Config | None = None) -> str:
+        """Serve `app` on `sock`; with an openline `config`, as `openline serve` does (its server and limits)."""
+        if config is not None:
+            uvicorn_config = server_config(app, config, log_level="warning")
+        else:
+            uvicorn_config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+        server = uvicorn.Server(uvicorn_config)
         self.servers.append((server, asyncio.run_coroutine_threadsafe(server.serve(sockets=[sock]), self.loop)))
         deadline = time.monotonic() + 10
         while not server.started:
@@ -118,11 +126,13 @@ class RecordingBot:
         assert self._released is not None
         self._released.set()
 
-    def of(self, conversation_id: str, type_: str | None = None) -> list[dict[str, Any]]:
+    def of(self, conversation_id: str, type_: str | None = None, text: str | None = None) -> list[dict[str, Any]]:
         return [
             a
             for a in self.received
-            if a.get("conversation", {}).get("id") == conversation_id and (type_ is None or a.get("type") == type_)
+            if a.get("conversation", {}).get("id") == conversation_id
+            and (type_ is None or a.get("type") == type_)
+            and (text is None or a.get("text") == text)
         ]
 
     async def _post(self, activity: dict[str, Any], body: dict[str, Any], reply: bool = True) -> None:

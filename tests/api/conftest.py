@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,39 +73,49 @@ class Service:
             watermark = page["watermark"]
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+@contextlib.contextmanager
+def serve(data_dir: Path, **overrides: Any) -> Iterator[Service]:
+    """openline with the three bots on loopback, with the settings of the API tests (`overrides` replace some)."""
     loop = LoopThread()
     bot = RecordingBot(slow_seconds=BOT_TIMEOUT * 3)
     bot_url = loop.serve(bot.app(), bound_socket())
     sock = bound_socket()
     port = sock.getsockname()[1]
-    config = Config(
-        port=port,
-        public_url=f"http://127.0.0.1:{port}",
-        bots=(
+    settings: dict[str, Any] = {
+        "port": port,
+        "public_url": f"http://127.0.0.1:{port}",
+        "bots": (
             BotConfig("echobot", "Echo Bot", None, (ECHO_SECRET,)),
             BotConfig("rec", "Recording Bot", bot_url + "/api/messages", (REC_SECRET,)),
             BotConfig("down", "Down Bot", f"http://127.0.0.1:{closed_port()}/api/messages", (DOWN_SECRET,)),
         ),
-        data_dir=Path(tmp_path_factory.mktemp("data")),
-        store="memory://",
-        token_ttl=TOKEN_TTL,
-        retention=RETENTION,
-        bot_timeout=BOT_TIMEOUT,
-        max_message_bytes=MAX_MESSAGE,
-        max_upload_bytes=MAX_UPLOAD,
-        page_size=PAGE_SIZE,
-        stream_keepalive=KEEPALIVE,
-        web_page=True,
-        admin_secret=ADMIN_SECRET,
-    )
+        "data_dir": data_dir,
+        "store": "memory://",
+        "token_ttl": TOKEN_TTL,
+        "retention": RETENTION,
+        "bot_timeout": BOT_TIMEOUT,
+        "max_message_bytes": MAX_MESSAGE,
+        "max_upload_bytes": MAX_UPLOAD,
+        "page_size": PAGE_SIZE,
+        "stream_keepalive": KEEPALIVE,
+        "web_page": True,
+        "admin_secret": ADMIN_SECRET,
+    }
+    config = Config(**{**settings, **overrides})
     clock = Clock()
     services = build_services(config, clock)
-    url = loop.serve(create_app(config, services), sock)
-    with httpx.Client(base_url=url, timeout=10) as http:
-        yield Service(url, clock, bot, http, services, loop)
-    loop.stop()
+    url = loop.serve(create_app(config, services), sock, config)
+    try:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            yield Service(url, clock, bot, http, services, loop)
+    finally:
+        loop.stop()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    with serve(Path(tmp_path_factory.mktemp("data"))) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)

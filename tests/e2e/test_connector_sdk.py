@@ -92,7 +92,7 @@ def test_connector_client_operations(procs: Processes, directline: Callable[...,
 
     created = seen["created"]
     conv = created.id
-    assert created.service_url == service.url and created.activity_id == f"{conv}|0000001"
+    assert created.service_url == service.url + "/" and created.activity_id == f"{conv}|0000001"
     assert seen["implicit"].id and seen["implicit"].id != conv and seen["implicit"].activity_id is None
 
     assert seen["attachment_id"].startswith(conv + "~")

@@ -97,14 +97,16 @@ def test_connector_token_expired_is_403_token_expired() -> None:
         (499, ErrorKind.MALFORMED),
         (500, ErrorKind.INTERNAL),
         (502, ErrorKind.INTERNAL),
-        (503, ErrorKind.INTERNAL),
+        (503, ErrorKind.OVERLOADED),
+        (408, ErrorKind.REQUEST_TIMEOUT),
+        (431, ErrorKind.HEADERS_TOO_LARGE),
     ],
 )
 def test_kind_of_status(status: int, kind: ErrorKind) -> None:
     assert kind_of_status(status) is kind
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 413, 415])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 408, 413, 415, 431, 503])
 def test_kind_of_status_round_trips_through_the_renderings(status: int) -> None:
     assert v1_error(kind_of_status(status), "m")[0] == status
     assert v3_error(kind_of_status(status), "m")[0] == status

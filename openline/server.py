@@ -1,0 +1,391 @@
+"""The HTTP server: uvicorn (httptools and websockets) with the limits that keep one client from stalling the rest.
+
+uvicorn bounds neither request header size nor the time a client may take to
+send its headers, and `limit_concurrency` answers only once a request's
+headers have arrived, in plain text: a client sending huge or endless headers
+stalls the event loop or holds connections for ever. The HTTP protocol here is
+uvicorn's own, with these checks added where the bytes arrive:
+
+- the request line and headers may take at most `max_header_bytes` (431), and
+  must be complete `header_timeout` seconds after the connection opened or the
+  previous response ended (408, or a silent close when nothing was sent);
+- at most `max_connections` connections are open at once: a new one takes the
+  place of the connection that has waited longest for a request (an idle
+  keep-alive, a slow sender; at least a second, or half the header timeout),
+  and is refused (503) only when no connection is waiting that long;
+- a response sent before its request's body was read to the end (a 413, a
+  timeout) ends the connection: the server stops sending, then reads and drops
+  what the client still sends (a lingering close, so the client reads the
+  answer rather than a reset) for at most `LINGER_IDLE` seconds of quiet and
+  `LINGER_TOTAL` in all.
+
+Bodies the service reads have their own timeout (`api._http.read_body`: 408).
+Every such answer is JSON in the error shape of the API the path belongs to.
+WebSockets take messages of at most `WS_MAX_MESSAGE` bytes, uncompressed
+(no `permessage-deflate`: no compression bombs); clients only send empty
+keep-alives. Refused upgrades and malformed frames end the connection without
+an error in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import msgspec
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from openline.api.errors import error_document
+from openline.config import Config
+from openline.logs import access_log, quiet_server_logs
+from openline.protocol.errors import ErrorKind
+
+WS_MAX_MESSAGE = 4096  # bytes a client's WebSocket message may have (directlinejs sends empty frames only)
+_PATH_PEEK = 256  # bytes of the request target kept to choose the error shape of an early answer
+_REFUSE_WAIT = 1.0  # seconds a refused connection may take to send its request line (to pick the error shape)
+_RESERVED_FILES = 64  # open files kept for the store, logs and the like when sizing max_connections
+LINGER_IDLE, LINGER_TOTAL = 5.0, 30.0  # seconds, as nginx's lingering_timeout and lingering_time
+_EVICTABLE_AFTER = 1.0  # seconds a connection must have waited for a request before it may be closed for another
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    max_header_bytes: int
+    header_timeout: float  # seconds
+    max_connections: int
+
+
+def open_file_limit(raise_soft: bool = False) -> int:
+    """The process's open-file limit; with `raise_soft`, raised to the hard limit first (as Go does at start)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if raise_soft and hard != soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def auto_max_connections(open_files: int) -> int:
+    """Connections to allow with `open_files` descriptors: each client may also hold one to the bot."""
+    return max(16, min(10_000, (open_files - _RESERVED_FILES) // 2))
+
+
+def limits_of(config: Config, open_files: int | None = None) -> ConnectionLimits:
+    connections = config.max_connections or auto_max_connections(open_files or open_file_limit())
+    return ConnectionLimits(config.max_header_bytes, config.header_timeout, connections)
+
+
+def _raw_error(status_path: str, kind: ErrorKind, message: str, extra: Sequence[tuple[str, str]] = ()) -> bytes:
+    """A whole HTTP/1.1 error response, in the shape of the API `status_path` belongs to, that closes the connection."""
+    status, document = error_document(status_path, kind, message)
+    body = msgspec.json.encode(document)
+    reason = {408: "Request Timeout", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+    headers = [
+        ("content-type", "application/json"),
+        ("content-length", str(len(body))),
+        ("connection", "close"),
+        ("access-control-allow-origin", "*"),
+        *extra,
+    ]
+    head = f"HTTP/1.1 {status} {reason.get(status, 'Error')}\r\n" + "".join(f"{n}: {v}\r\n" for n, v in headers)
+    return head.encode("latin-1") + b"\r\n" + body
+
+
+def _path_of(target: bytes) -> str:
+    """The path of a request target (or of the start of one), for choosing an error shape."""
+    path = target.split(b"?", 1)[0].split(b"#", 1)[0]
+    if path.startswith((b"http://", b"https://")):  # absolute form
+        path = b"/" + path.split(b"/", 3)[-1] if path.count(b"/") >= 3 else b"/"
+    return path.decode("latin-1")
+
+
+def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if (name == b"content-length" and value.strip() not in (b"", b"0")) or name == b"transfer-encoding":
+            return True
+    return False
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with header size and time limits, and a bound on open connections."""
+
+    limits: ClassVar[ConnectionLimits]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._reading_head = True  # waiting for (or reading) a request's line and headers
+        self._busy = False  # a request is being answered
+        self._head_bytes = 0  # bytes received of the current head
+        self._head_size = 0  # its request target and headers, as parsed
+        self._target = b""  # the start of the current request target
+        self._waiting_since = 0.0  # when this connection started waiting for a head (eviction order)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._refusing = False
+        self._oversized = False  # set by a parser callback; acted on once the parser has returned
+        self._lingering_until: float | None = None  # answered, the rest of the body is being dropped
+        self._heads_begun = 0
+        self._ending = False  # the answer in progress began before its request's body was all in
+
+    # -- the connection -----------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._waiting_since = time.monotonic()
+        if len(self.connections) > self.limits.max_connections and not self._evict_one():
+            self._refusing = True  # answered 503 once its request line says which API it is for
+            self._deadline = self.loop.call_later(_REFUSE_WAIT, self._refuse)
+            return
+        self._arm(self.limits.header_timeout, self._head_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _evict_one(self) -> bool:
+        """Close the connection that has waited longest for a request; False when every one is busy.
+
+        Connections that opened (or were last answered) moments ago are left alone: their request may be
+        on its way. Those waiting longer are idle keep-alives and slow senders.
+        """
+        settled = time.monotonic() - min(_EVICTABLE_AFTER, self.limits.header_timeout / 2)
+        waiting = [
+            c
+            for c in self.connections
+            if isinstance(c, GuardedHttpToolsProtocol)
+            and c is not self
+            and not c._busy
+            and not c._refusing
+            and (c._reading_head or c._lingering_until is not None)
+            and c._waiting_since <= settled
+            and not c.transport.is_closing()
+        ]
+        if not waiting:
+            return False
+        oldest = min(waiting, key=lambda c: c._waiting_since)
+        oldest._end(ErrorKind.OVERLOADED, "the connection was idle and the service needed it for another client")
+        return True
+
+    def _refuse(self, data: bytes = b"") -> None:
+        self._disarm()
+        path = _path_of(data.split(b" ", 2)[1]) if data.count(b" ") >= 2 else "/"
+        if not self.transport.is_closing():
+            message = f"too many connections (the most is {self.limits.max_connections}): try again shortly"
+            self.transport.write(_raw_error(path, ErrorKind.OVERLOADED, message, [("retry-after", "1")]))
+            self.transport.close()
+        access_log(self.client, "-", path, 503, 0.0)
+
+    def _end(self, kind: ErrorKind, message: str, answer: bool = False) -> None:
+        """Answer a request that never completed its head, and close (silently when it sent nothing)."""
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        if self._head_bytes or answer:
+            path = _path_of(self._target)
+            status = error_document(path, kind, message)[0]
+            self.transport.write(_raw_error(path, kind, message))
+            access_log(self.client, "-", path, status, 0.0)
+        self.transport.close()
+
+    # -- timers -------------------------------------------------------------------------------------
+
+    def _arm(self, seconds: float, callback: Any) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, callback)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _head_timed_out(self) -> None:
+        self._deadline = None
+        self._end(ErrorKind.REQUEST_TIMEOUT, f"the request's headers took longer than {self.limits.header_timeout:g} s")
+
+    # -- bytes in -----------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._refusing:
+            self._refuse(data[:_PATH_PEEK])
+            return
+        if self.transport.is_closing():
+            return
+        if self._lingering_until is not None:
+            self._arm(min(LINGER_IDLE, max(0.0, self._lingering_until - self.loop.time())), self.transport.close)
+            return
+        # While a head is read, the parser is fed no more than the head may still take; what is left of the
+        # read is fed once the head is complete (its body, a pipelined request), or is too much.
+        while data and not self._oversized:
+            if not self._reading_head:
+                self._feed(data)
+                return
+            room = self.limits.max_header_bytes - self._head_bytes
+            head, data = data[:room], data[room:]
+            self._head_bytes += len(head)
+            heads_begun = self._heads_begun
+            self._feed(head)
+            if self.transport.is_closing() or self.transport.get_protocol() is not self:
+                return
+            if data and self._reading_head and self._heads_begun == heads_begun:
+                self._too_large()
+
+    def _feed(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._oversized:
+            self._too_large()
+
+    def _too_large(self) -> None:
+        """Answer 431 and close; after the response in progress, if a request before this one is still answered."""
+        self._oversized = True
+        if self._busy:
+            self.flow.pause_reading()
+            return
+        message = f"the request's headers exceed {self.limits.max_header_bytes} bytes"
+        self._end(ErrorKind.HEADERS_TOO_LARGE, message, answer=True)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._reading_head = True
+        self._heads_begun += 1
+        self._head_size = 0
+        self._target = b""
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._head_size += len(url)
+        if len(self._target) < _PATH_PEEK:
+            self._target += url[: _PATH_PEEK - len(self._target)]
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._head_size += len(name) + len(value) + 4
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        # a head that arrived in one read with an earlier request (pipelining) was not cut by data_received;
+        # the parser is still running: the rest of its callbacks are ignored, and the answer comes after it
+        if self._head_size > self.limits.max_header_bytes:
+            self._oversized = True
+            return
+        self._reading_head = False
+        self._busy = True
+        super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope and _has_body(self.headers):
+            cycle.send = self._ending_early(cycle)  # type: ignore[method-assign,assignment]
+
+    def _ending_early(self, cycle: RequestResponseCycle) -> Callable[[Any], Awaitable[None]]:
+        """The cycle's `send`, which ends the connection when the answer starts before the body is all in.
+
+        The answer says `connection: close`; the connection is then ended by
+        `_linger`, as uvicorn's immediate close could make the client see a
+        reset instead of the answer while it is still sending.
+        """
+        send = cycle.send
+
+        async def send_and_end(message: Any) -> None:
+            if message["type"] == "http.response.start" and cycle.more_body:
+                cycle.keep_alive = False
+                self._ending = True
+            elif self._ending and message["type"] == "http.response.body" and not message.get("more_body", False):
+                cycle.keep_alive = True  # so that uvicorn leaves the ending to on_response_complete
+            await send(message)
+
+        return send_and_end
+
+    def on_body(self, body: bytes) -> None:
+        if not self._oversized:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._oversized:
+            return
+        super().on_message_complete()
+        self._reading_head = True
+        self._head_bytes = 0
+
+    def on_response_complete(self) -> None:
+        ending, self._ending = self._ending, False
+        super().on_response_complete()
+        self._busy = self.cycle is not None and not self.cycle.response_complete  # a pipelined request
+        if self._oversized and not self._busy:
+            self._too_large()  # the head after that request's
+            return
+        if ending and not self.transport.is_closing():
+            self._linger()
+            return
+        self._waiting_since = time.monotonic()
+        if self._reading_head and not self._busy and not self.transport.is_closing():
+            self._arm(self.limits.header_timeout, self._head_timed_out)
+
+    def _linger(self) -> None:
+        """Answered before the body was all in: end the connection, dropping the rest of the body meanwhile."""
+        self._unset_keepalive_if_required()
+        self._busy = False
+        self._waiting_since = time.monotonic()
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()  # the client reads the answer, then its end
+        self._lingering_until = self.loop.time() + LINGER_TOTAL
+        self._arm(LINGER_IDLE, self.transport.close)
+
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm()
+        super().handle_websocket_upgrade()
+
+
+class QuietWebSocketsProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets protocol, without an error in the log for a client's mistake.
+
+    A refused upgrade (an HTTP answer instead of the handshake) ends the
+    handshake; a text frame that is not UTF-8 closes the connection (1007).
+    """
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
+            self.handshake_complete = True
+
+    def send_receive_event_to_app(self) -> None:
+        if self.curr_msg_data_type == "text":
+            try:
+                b"".join(self.frames).decode()
+            except UnicodeDecodeError:
+                self.frames = []
+                logging.getLogger("openline.stream").debug("closed a WebSocket that sent invalid UTF-8 text")
+                self.conn.send_close(1007, "invalid UTF-8")
+                self.handle_parser_exception()
+                return
+        super().send_receive_event_to_app()
+
+
+def server_config(app: Any, config: Config, limits: ConnectionLimits | None = None, **overrides: Any) -> uvicorn.Config:
+    """The uvicorn configuration openline runs with (the `openline serve` command and the tests alike)."""
+    limits = limits or limits_of(config)
+    http = type("OpenlineHttpProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
+    quiet_server_logs()
+    settings: dict[str, Any] = {
+        "host": config.host,
+        "port": config.port,
+        "http": http,
+        "ws": QuietWebSocketsProtocol,
+        "ws_max_size": WS_MAX_MESSAGE,
+        "ws_per_message_deflate": False,
+        "log_config": None,
+        "log_level": config.log_level.lower(),
+        "access_log": False,  # openline's own, with credentials redacted (openline.logs)
+        "server_header": False,
+        "lifespan": "on",
+        **overrides,
+    }
+    return uvicorn.Config(app, **settings)
