@@ -11,8 +11,10 @@ uvicorn's own, with these checks added where the bytes arrive:
   previous response ended (408, or a silent close when nothing was sent);
 - at most `max_connections` connections are open at once: a new one takes the
   place of the connection that has waited longest for a request (an idle
-  keep-alive, a slow sender; at least a second, or half the header timeout),
-  and is refused (503) only when no connection is waiting that long;
+  keep-alive or a slow sender, waiting at least a second, or half the header
+  timeout; in a burst, one that began a request's head and stalled), and is
+  refused (503) only when there is none such, then or when its own request
+  line arrives;
 - a response sent before its request's body was read to the end (a 413, a
   timeout) ends the connection: the server stops sending, then reads and drops
   what the client still sends (a lingering close, so the client reads the
@@ -30,9 +32,11 @@ an error in the log.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import resource
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -53,6 +57,7 @@ _REFUSE_WAIT = 1.0  # seconds a refused connection may take to send its request 
 _RESERVED_FILES = 64  # open files kept for the store, logs and the like when sizing max_connections
 LINGER_IDLE, LINGER_TOTAL = 5.0, 30.0  # seconds, as nginx's lingering_timeout and lingering_time
 _EVICTABLE_AFTER = 1.0  # seconds a connection must have waited for a request before it may be closed for another
+_EVICTION_SCAN = 64  # waiting connections looked at, longest waiting first, for one to close
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +125,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with header size and time limits, and a bound on open connections."""
 
     limits: ClassVar[ConnectionLimits]
+    # the server's connections waiting for a request (none in progress), longest waiting first
+    waiting: ClassVar[OrderedDict[GuardedHttpToolsProtocol, None]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -140,40 +147,49 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._waiting_since = time.monotonic()
         if len(self.connections) > self.limits.max_connections and not self._evict_one():
-            self._refusing = True  # answered 503 once its request line says which API it is for
+            # decided when its first bytes come: by then the connections accepted with it may have shown
+            # themselves to be slow senders (evictable); if not, it is refused in its API's error shape
+            self._refusing = True
             self._deadline = self.loop.call_later(_REFUSE_WAIT, self._refuse)
             return
+        self._admit()
+
+    def _admit(self) -> None:
+        self._refusing = False
+        self._start_waiting()
         self._arm(self.limits.header_timeout, self._head_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._stop_waiting()
         super().connection_lost(exc)
 
-    def _evict_one(self) -> bool:
-        """Close the connection that has waited longest for a request; False when every one is busy.
+    def _start_waiting(self) -> None:
+        self._waiting_since = time.monotonic()
+        self.waiting[self] = None
+        self.waiting.move_to_end(self)
 
-        Connections that opened (or were last answered) moments ago are left alone: their request may be
-        on its way. Those waiting longer are idle keep-alives and slow senders.
+    def _stop_waiting(self) -> None:
+        self.waiting.pop(self, None)
+
+    def _evict_one(self) -> bool:
+        """Close the connection that has waited longest for a request; False when there is none to close.
+
+        Connections that opened (or were last answered) moments ago are left alone, unless they began a
+        request's head and have not finished it: their request may be on its way. Those waiting longer are
+        idle keep-alives and slow senders. Looks at the longest waiting few only, so a flood of connections
+        costs little each.
         """
         settled = time.monotonic() - min(_EVICTABLE_AFTER, self.limits.header_timeout / 2)
-        waiting = [
-            c
-            for c in self.connections
-            if isinstance(c, GuardedHttpToolsProtocol)
-            and c is not self
-            and not c._busy
-            and not c._refusing
-            and (c._reading_head or c._lingering_until is not None)
-            and c._waiting_since <= settled
-            and not c.transport.is_closing()
-        ]
-        if not waiting:
-            return False
-        oldest = min(waiting, key=lambda c: c._waiting_since)
-        oldest._end(ErrorKind.OVERLOADED, "the connection was idle and the service needed it for another client")
-        return True
+        for candidate in list(itertools.islice(self.waiting, _EVICTION_SCAN)):
+            if candidate.transport.is_closing():
+                candidate._stop_waiting()
+            elif candidate._waiting_since <= settled or candidate._head_bytes:
+                candidate._stop_waiting()
+                candidate._end(ErrorKind.OVERLOADED, "the service needed this idle connection for another client")
+                return True
+        return False
 
     def _refuse(self, data: bytes = b"") -> None:
         self._disarm()
@@ -214,11 +230,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # -- bytes in -----------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self._refusing:
-            self._refuse(data[:_PATH_PEEK])
-            return
         if self.transport.is_closing():
             return
+        if self._refusing:
+            if len(self.connections) > self.limits.max_connections and not self._evict_one():
+                self._refuse(data[:_PATH_PEEK])
+                return
+            self._admit()
         if self._lingering_until is not None:
             self._arm(min(LINGER_IDLE, max(0.0, self._lingering_until - self.loop.time())), self.transport.close)
             return
@@ -278,6 +296,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._reading_head = False
         self._busy = True
+        self._stop_waiting()
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope and _has_body(self.headers):
@@ -323,15 +342,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if ending and not self.transport.is_closing():
             self._linger()
             return
-        self._waiting_since = time.monotonic()
         if self._reading_head and not self._busy and not self.transport.is_closing():
+            self._start_waiting()
             self._arm(self.limits.header_timeout, self._head_timed_out)
 
     def _linger(self) -> None:
         """Answered before the body was all in: end the connection, dropping the rest of the body meanwhile."""
         self._unset_keepalive_if_required()
         self._busy = False
-        self._waiting_since = time.monotonic()
+        self._start_waiting()
         if not self.transport.can_write_eof():
             self.transport.close()
             return
@@ -372,7 +391,7 @@ class QuietWebSocketsProtocol(WebSocketsSansIOProtocol):
 def server_config(app: Any, config: Config, limits: ConnectionLimits | None = None, **overrides: Any) -> uvicorn.Config:
     """The uvicorn configuration openline runs with (the `openline serve` command and the tests alike)."""
     limits = limits or limits_of(config)
-    http = type("OpenlineHttpProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
+    http = type("OpenlineHttpProtocol", (GuardedHttpToolsProtocol,), {"limits": limits, "waiting": OrderedDict()})
     quiet_server_logs()
     settings: dict[str, Any] = {
         "host": config.host,

@@ -181,8 +181,11 @@ class ConversationStore(Protocol):
 
         `origin` is kept with the activity and returned by `read` (the
         inspector shows which way it went). A client's activity is delivered to
-        the bot by the caller: its delivery record is created with it, atomically,
-        in state "pending" at `now`, attempt 1 (see `claim_delivery`).
+        the bot by the caller; when it has a `client_key` (a retry can find it),
+        its delivery record is created with it, atomically, in state "pending" at
+        `now`, attempt 1, so that a retry waits for that delivery rather than
+        making another (see `claim_delivery`). Without a key nothing can retry
+        it, and its record is only the outcome the caller adds.
         """
 
     async def replace(

@@ -148,7 +148,7 @@ class MemoryStore:
         record.activities.append((seq, now, copy.deepcopy(activity), origin))
         for f in files:
             record.files[f.id] = f
-        if origin == "client":
+        if origin == "client" and client_key is not None:
             record.deliveries[activity["id"]] = Delivery(activity["id"], now, None, 0.0, state="pending")
         record.last_active = now
         return StoredActivity(seq, activity, origin=origin)

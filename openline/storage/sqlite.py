@@ -435,7 +435,7 @@ class SqliteStore:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [(conversation_id, f.id, f.name, f.content_type, f.created_at, bytes(f.data)) for f in files],
             )
-            if origin == "client":
+            if origin == "client" and client_key is not None:
                 pending = Delivery(ids.activity_id(conversation_id, seq), now, None, 0.0, state="pending")
                 self._put_delivery(conn, conversation_id, pending)
         return seq, ts_ms, None

@@ -245,6 +245,21 @@ def test_idle_connections_make_room_for_new_ones(limited: Service) -> None:
             sock.close()
 
 
+def test_a_burst_of_slow_senders_makes_room_at_once(limited: Service) -> None:
+    """Connections that began a request and stalled give way even when they are young (a slow-loris burst)."""
+    slow = []
+    try:
+        for _ in range(MAX_CONNECTIONS * 3):
+            sock = _open(limited)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            slow.append(sock)
+        for _ in range(5):
+            assert _healthy(limited) < 1.0
+    finally:
+        for sock in slow:
+            sock.close()
+
+
 def test_when_every_connection_is_busy_a_new_one_gets_503(limited: Service) -> None:
     conv = limited.start()["conversationId"]
     # u1 is welcomed now (the bot's reply comes over a connection of its own), not while every connection is taken

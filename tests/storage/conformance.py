@@ -583,11 +583,15 @@ def _claim(store: ConversationStore, run: Run, cid: str, activity_id: str, now: 
     return result
 
 
-def test_a_client_activity_is_stored_with_a_pending_delivery(store: ConversationStore, run: Run) -> None:
+def test_a_client_activity_a_retry_can_find_is_stored_with_a_pending_delivery(
+    store: ConversationStore, run: Run
+) -> None:
     cid = run(_new(store))
-    run(store.append(cid, {"type": "message"}, T0 + 1, origin="client"))
-    run(store.append(cid, {"type": "message"}, T0 + 2, origin="bot"))
-    (record,) = run(store.deliveries(cid, 0, T0 + 2))  # the bot's own activity is not delivered to it
+    run(store.append(cid, {"type": "message"}, T0 + 1, client_key="k1", origin="client"))
+    run(store.append(cid, {"type": "message"}, T0 + 2, client_key="k2", origin="bot"))
+    run(store.append(cid, {"type": "message"}, T0 + 3, origin="client"))
+    # the bot's own activity is not delivered to it; one without a key gets only the record of its outcome
+    (record,) = run(store.deliveries(cid, 0, T0 + 3))
     assert record == Delivery("c1|0000001", T0 + 1, None, 0.0, state="pending", attempts=1)
 
 
@@ -602,7 +606,7 @@ def test_a_repeated_client_key_adds_no_delivery(store: ConversationStore, run: R
 
 def test_a_delivery_in_flight_is_not_claimed_until_abandoned(store: ConversationStore, run: Run) -> None:
     cid = run(_new(store))
-    run(store.append(cid, {"type": "message"}, T0))
+    run(store.append(cid, {"type": "message"}, T0, client_key="k"))
     claimed, record = _claim(store, run, cid, "c1|0000001", T0 + STALE - 1)
     assert not claimed and (record.state, record.at, record.attempts) == ("pending", T0, 1)
     # its sender died (or never recorded an outcome): taken over, one more attempt

@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,17 @@ def test_a_version_3_database_is_migrated(tmp_path: Path, run: Run) -> None:
         run(store.close())
 
 
+@contextlib.contextmanager
+def _opened(path: Path, run: Run) -> Iterator[SqliteStore]:
+    """A SQLite store on `path` (retention 100 s, conversations 1000 s), closed afterwards."""
+    store = SqliteStore(path, 100, 1000)
+    run(store.open())
+    try:
+        yield store
+    finally:
+        run(store.close())
+
+
 def _on_disk(path: Path) -> bytes:
     """Everything in the database's files: the database, its WAL and shared-memory index."""
     return b"".join(f.read_bytes() for f in path.parent.glob(path.name + "*") if f.is_file())
@@ -168,10 +180,8 @@ def _on_disk(path: Path) -> bytes:
 def test_expired_and_deleted_data_is_gone_from_every_file_after_a_sweep(tmp_path: Path, run: Run) -> None:
     """Found by scanning the files: no copy of a deleted text or file survives in the database or its WAL."""
     path = tmp_path / "db.sqlite3"
-    store = SqliteStore(path, 100, 1000)
-    run(store.open())
     secret_file = b"FILE-BYTES-" + os.urandom(8).hex().encode() + b"-" * 60_000  # spans overflow pages
-    try:
+    with _opened(path, run) as store:
         run(store.create_conversation("c1", "bot", T0))
         run(store.create_conversation("c2", "bot", T0 + 90))
         # expiring and kept rows side by side in the same pages, in many versions
@@ -202,15 +212,11 @@ def test_expired_and_deleted_data_is_gone_from_every_file_after_a_sweep(tmp_path
         run(store.append("c2", {"type": "message", "text": "after"}, T0 + 150))
         assert [a.activity["text"] for a in run(store.read("c2", 0, 10, T0 + 150))] == ["edited", "KEPT-TEXT", "after"]
         assert len(run(store.read("c1", 0, 100, T0 + 150))) == 50
-    finally:
-        run(store.close())
 
 
 def test_a_bot_delete_alone_is_scrubbed_by_the_next_sweep(tmp_path: Path, run: Run) -> None:
     path = tmp_path / "db.sqlite3"
-    store = SqliteStore(path, 100, 1000)
-    run(store.open())
-    try:
+    with _opened(path, run) as store:
         run(store.create_conversation("c1", "bot", T0))
         first = run(store.append("c1", {"type": "message", "text": "SAID-THEN-DELETED"}, T0))
         run(store.append("c1", {"type": "message", "text": "said after"}, T0))
@@ -220,23 +226,17 @@ def test_a_bot_delete_alone_is_scrubbed_by_the_next_sweep(tmp_path: Path, run: R
         assert b"SAID-THEN-DELETED" in _on_disk(path), "still in the WAL until the sweep"
         assert run(store.sweep(T0 + 1)) == 0  # nothing expired, but a deletion happened
         assert b"SAID-THEN-DELETED" not in _on_disk(path)
-    finally:
-        run(store.close())
 
 
 def test_a_conversation_past_its_ttl_is_gone_from_every_file(tmp_path: Path, run: Run) -> None:
     path = tmp_path / "db.sqlite3"
-    store = SqliteStore(path, 100, 1000)
-    run(store.open())
-    try:
+    with _opened(path, run) as store:
         run(store.create_conversation("conversation-WITH-A-MARK", "bot", T0))
         run(store.add_member("conversation-WITH-A-MARK", Member("u1", "MEMBER-WITH-A-MARK")))
         run(store.add_delivery("conversation-WITH-A-MARK", Delivery("x", T0, 200, 0.1, activity={"n": "UPDATE-MARK"})))
         assert run(store.sweep(T0 + 1001)) > 0
         data = _on_disk(path)
         assert b"WITH-A-MARK" not in data and b"UPDATE-MARK" not in data
-    finally:
-        run(store.close())
 
 
 def test_closed_store_refuses_calls(tmp_path: Path, run: Run) -> None:
