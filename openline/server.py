@@ -8,7 +8,8 @@ uvicorn's own, with these checks added where the bytes arrive:
 
 - the request line and headers may take at most `max_header_bytes` (431), and
   must be complete `header_timeout` seconds after the connection opened or the
-  previous response ended (408, or a silent close when nothing was sent);
+  previous response ended (408, or a silent close when nothing was sent; one
+  timer for every connection looks for late heads every fifth of that time);
 - at most `max_connections` connections are open at once: a new one takes the
   place of the connection that has waited longest for a request (an idle
   keep-alive or a slow sender, waiting at least a second, or half the header
@@ -114,27 +115,33 @@ def _path_of(target: bytes) -> str:
     return path.decode("latin-1")
 
 
-def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
-    for name, value in headers:
-        if (name == b"content-length" and value.strip() not in (b"", b"0")) or name == b"transfer-encoding":
-            return True
-    return False
+def _sweep_interval(limits: ConnectionLimits) -> float:
+    """How often late heads are looked for: a fifth of the header timeout (late by at most that), 1 s at most."""
+    return max(0.01, min(1.0, limits.header_timeout / 5))
+
+
+def _head_size(target: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    """About the bytes a request's head took: its target and its header lines."""
+    return len(target) + sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with header size and time limits, and a bound on open connections."""
 
     limits: ClassVar[ConnectionLimits]
-    # the server's connections waiting for a request (none in progress), longest waiting first
+    # the server's connections waiting for a request (none in progress), longest waiting first: the queue of
+    # header deadlines (one timer for them all, rather than one per request) and of connections to close for room
     waiting: ClassVar[OrderedDict[GuardedHttpToolsProtocol, None]]
+    sweeping: ClassVar[bool]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._reading_head = True  # waiting for (or reading) a request's line and headers
         self._busy = False  # a request is being answered
         self._head_bytes = 0  # bytes received of the current head
-        self._head_size = 0  # its request target and headers, as parsed
-        self._target = b""  # the start of the current request target
+        self._feeding_head = False  # the parser is being fed no more than a head may take
+        self._unbounded_head = False  # the current head began in bytes fed without that bound (pipelining)
+        self._completed_in_feed = 0  # requests the parser completed in the current feed
         self._waiting_since = 0.0  # when this connection started waiting for a head (eviction order)
         self._deadline: asyncio.TimerHandle | None = None
         self._refusing = False
@@ -157,8 +164,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _admit(self) -> None:
         self._refusing = False
+        self._disarm()
         self._start_waiting()
-        self._arm(self.limits.header_timeout, self._head_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -167,8 +174,26 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _start_waiting(self) -> None:
         self._waiting_since = time.monotonic()
-        self.waiting[self] = None
-        self.waiting.move_to_end(self)
+        self.waiting.pop(self, None)
+        self.waiting[self] = None  # at the end: the longest waiting come first
+        cls = type(self)
+        if not cls.sweeping:
+            cls.sweeping = True
+            self.loop.call_later(_sweep_interval(self.limits), cls._sweep_heads, self.loop)
+
+    @classmethod
+    def _sweep_heads(cls, loop: asyncio.AbstractEventLoop) -> None:
+        """End the connections whose head is late (the header timeout from when they began waiting)."""
+        late = time.monotonic() - cls.limits.header_timeout
+        while cls.waiting:
+            oldest = next(iter(cls.waiting))
+            if oldest._waiting_since > late:
+                break
+            oldest._stop_waiting()
+            oldest._head_timed_out()
+        cls.sweeping = bool(cls.waiting)
+        if cls.sweeping:
+            loop.call_later(_sweep_interval(cls.limits), cls._sweep_heads, loop)
 
     def _stop_waiting(self) -> None:
         self.waiting.pop(self, None)
@@ -206,7 +231,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if self._head_bytes or answer:
-            path = _path_of(self._target)
+            path = _path_of(getattr(self, "url", b"")[:_PATH_PEEK])
             status = error_document(path, kind, message)[0]
             self.transport.write(_raw_error(path, kind, message))
             access_log(self.client, "-", path, status, 0.0)
@@ -224,7 +249,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._deadline = None
 
     def _head_timed_out(self) -> None:
-        self._deadline = None
         self._end(ErrorKind.REQUEST_TIMEOUT, f"the request's headers took longer than {self.limits.header_timeout:g} s")
 
     # -- bytes in -----------------------------------------------------------------------------------
@@ -250,16 +274,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             head, data = data[:room], data[room:]
             self._head_bytes += len(head)
             heads_begun = self._heads_begun
+            self._feeding_head = True
             self._feed(head)
+            self._feeding_head = False
             if self.transport.is_closing() or self.transport.get_protocol() is not self:
                 return
             if data and self._reading_head and self._heads_begun == heads_begun:
                 self._too_large()
 
     def _feed(self, data: bytes) -> None:
+        self._completed_in_feed = 0
         super().data_received(data)
         if self._oversized:
             self._too_large()
+            return
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not cycle.response_started and "send" not in vars(cycle):
+            # a body still on its way after this read (the app has not started yet: it takes this `send`)
+            cycle.send = self._ending_early(cycle)  # type: ignore[method-assign,assignment]
 
     def _too_large(self) -> None:
         """Answer 431 and close; after the response in progress, if a request before this one is still answered."""
@@ -274,33 +306,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._reading_head = True
         self._heads_begun += 1
-        self._head_size = 0
-        self._target = b""
-
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        self._head_size += len(url)
-        if len(self._target) < _PATH_PEEK:
-            self._target += url[: _PATH_PEEK - len(self._target)]
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        self._head_size += len(name) + len(value) + 4
+        # counted exactly only when it begins a read fed with the head's bound
+        self._unbounded_head = self._completed_in_feed > 0 or not self._feeding_head
 
     def on_headers_complete(self) -> None:
         self._disarm()
-        # a head that arrived in one read with an earlier request (pipelining) was not cut by data_received;
-        # the parser is still running: the rest of its callbacks are ignored, and the answer comes after it
-        if self._head_size > self.limits.max_header_bytes:
+        # a head that arrived in one read with an earlier request (pipelining) was not cut by data_received:
+        # measured now. The parser is still running: the rest of its callbacks are ignored, and the answer
+        # comes once it has returned.
+        if self._unbounded_head and _head_size(self.url, self.headers) > self.limits.max_header_bytes:
             self._oversized = True
             return
         self._reading_head = False
         self._busy = True
-        self._stop_waiting()
+        self.waiting.pop(self, None)
         super().on_headers_complete()
-        cycle = self.cycle
-        if cycle is not None and cycle.scope is self.scope and _has_body(self.headers):
-            cycle.send = self._ending_early(cycle)  # type: ignore[method-assign,assignment]
 
     def _ending_early(self, cycle: RequestResponseCycle) -> Callable[[Any], Awaitable[None]]:
         """The cycle's `send`, which ends the connection when the answer starts before the body is all in.
@@ -331,6 +351,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._reading_head = True
         self._head_bytes = 0
+        self._completed_in_feed += 1
 
     def on_response_complete(self) -> None:
         ending, self._ending = self._ending, False
@@ -344,13 +365,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._reading_head and not self._busy and not self.transport.is_closing():
             self._start_waiting()
-            self._arm(self.limits.header_timeout, self._head_timed_out)
 
     def _linger(self) -> None:
         """Answered before the body was all in: end the connection, dropping the rest of the body meanwhile."""
         self._unset_keepalive_if_required()
         self._busy = False
-        self._start_waiting()
+        self._stop_waiting()
         if not self.transport.can_write_eof():
             self.transport.close()
             return
@@ -391,7 +411,8 @@ class QuietWebSocketsProtocol(WebSocketsSansIOProtocol):
 def server_config(app: Any, config: Config, limits: ConnectionLimits | None = None, **overrides: Any) -> uvicorn.Config:
     """The uvicorn configuration openline runs with (the `openline serve` command and the tests alike)."""
     limits = limits or limits_of(config)
-    http = type("OpenlineHttpProtocol", (GuardedHttpToolsProtocol,), {"limits": limits, "waiting": OrderedDict()})
+    state = {"limits": limits, "waiting": OrderedDict(), "sweeping": False}
+    http = type("OpenlineHttpProtocol", (GuardedHttpToolsProtocol,), state)
     quiet_server_logs()
     settings: dict[str, Any] = {
         "host": config.host,

@@ -150,6 +150,22 @@ def test_an_oversized_head_pipelined_after_a_request_is_refused(limited: Service
         assert _response(sock)[0] == 431
 
 
+def test_an_oversized_head_pipelined_after_a_body_is_refused(limited: Service) -> None:
+    with contextlib.closing(_open(limited)) as sock:
+        first = b"POST /v3/conversations/x/activities HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+        second = f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {'b' * MAX_HEADER}\r\n\r\n".encode()
+        sock.sendall(first + second)
+        assert _response(sock)[0] == 404  # no such conversation
+        assert _response(sock)[0] == 431
+
+
+def test_pipelined_requests_within_the_limit_are_served(limited: Service) -> None:
+    with contextlib.closing(_open(limited)) as sock:
+        one = f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: {'p' * (MAX_HEADER // 2)}\r\n\r\n".encode()
+        sock.sendall(one * 5)
+        assert [_response(sock)[0] for _ in range(5)] == [200] * 5
+
+
 def test_slow_headers_get_408(limited: Service) -> None:
     with contextlib.closing(_open(limited)) as sock:
         started = time.monotonic()
