@@ -24,6 +24,7 @@ _HELP = {
     "token_ttl": "conversation token lifetime, e.g. 1800, 30m (default 30m)",
     "retention": "how long messages and uploaded files are kept, e.g. 24h (default 24h)",
     "conversation_ttl": "how long an idle conversation is kept before it is deleted (default 15d)",
+    "scrub_interval": "SQLite: the longest time deleted data may stay in the database file (default 10m)",
     "bot_timeout": "how long to wait for the bot's answer, e.g. 15 or 15s (default 15s)",
     "max_message_bytes": "largest message body accepted, e.g. 256KB (default 256KB)",
     "max_upload_bytes": "largest upload accepted, e.g. 4MB (default 4MB)",
@@ -84,8 +85,12 @@ def _banner(config: Config, generated: list[tuple[str, str]], admin_secret: str 
 
 def _listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything is announced (OSError when the address is taken)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host.strip("[]"), port), family=family, backlog=2048)
+    address = host.strip("[]")
+    if ":" not in address:
+        return socket.create_server((address, port), backlog=2048)
+    # "::" takes IPv4 too, as uvicorn's own binding does
+    dual = address == "::" and socket.has_dualstack_ipv6()
+    return socket.create_server((address, port), family=socket.AF_INET6, backlog=2048, dualstack_ipv6=dual)
 
 
 def serve(config: Config) -> int:

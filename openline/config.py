@@ -43,6 +43,7 @@ class Config:
     token_ttl: int = 1800
     retention: int = 86400
     conversation_ttl: int = 15 * 86400
+    scrub_interval: int = 600  # SQLite: the least seconds between VACUUMs after deletions
     bot_timeout: float = 15.0
     max_message_bytes: int = 256 * 1024
     max_upload_bytes: int = 4 * 1024 * 1024
@@ -229,6 +230,7 @@ OPTIONS: dict[str, Callable[[Any], Any]] = {
     "token_ttl": parse_duration,
     "retention": parse_duration,
     "conversation_ttl": parse_duration,
+    "scrub_interval": parse_duration,
     "bot_timeout": parse_seconds,
     "max_message_bytes": parse_size,
     "max_upload_bytes": parse_size,

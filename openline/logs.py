@@ -26,7 +26,7 @@ access = logging.getLogger("openline.access")
 REDACTED = "REDACTED"
 # query parameters that never hold a credential; every other value is redacted
 _PLAIN_PARAMETERS = frozenset({"watermark", "userid", "limit", "pagesize", "continuationtoken", "bot", "e"})
-_CAPABILITY_PATH = re.compile(r"^(/v3/attachments/[^/~]*~)[^/]+")
+_CAPABILITY_PATH = re.compile(r"^(/+v3/+attachments/+[^/~]*~)[^/]+")  # as requested: slashes not yet collapsed
 # a credential in free text: a query parameter, or an Authorization value
 _CREDENTIAL_IN_TEXT = re.compile(
     r"(?i)(?P<lead>[?&;](?:t|token|s|sig|signature|secret|code|key|access_token|id_token)=)[^&\s\"'#]+"

@@ -49,7 +49,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from openline.api.errors import error_document
 from openline.config import Config
-from openline.logs import access_log, quiet_server_logs
+from openline.logs import access_log, quiet_server_logs, redact_target
+from openline.protocol.connector import max_attachment_body
 from openline.protocol.errors import ErrorKind
 
 WS_MAX_MESSAGE = 4096  # bytes a client's WebSocket message may have (directlinejs sends empty frames only)
@@ -66,6 +67,9 @@ class ConnectionLimits:
     max_header_bytes: int
     header_timeout: float  # seconds
     max_connections: int
+    # bytes after a request's head (its body, chunk framing, trailers) past which the connection is ended: twice
+    # the largest body any route takes, so it never cuts a request short; it bounds what no route reads
+    max_body_bytes: int = 1 << 62
 
 
 def open_file_limit(raise_soft: bool = False) -> int:
@@ -88,7 +92,8 @@ def auto_max_connections(open_files: int) -> int:
 
 def limits_of(config: Config, open_files: int | None = None) -> ConnectionLimits:
     connections = config.max_connections or auto_max_connections(open_files or open_file_limit())
-    return ConnectionLimits(config.max_header_bytes, config.header_timeout, connections)
+    largest = max(max_attachment_body(config.max_upload_bytes), config.max_message_bytes)
+    return ConnectionLimits(config.max_header_bytes, config.header_timeout, connections, 2 * largest + 65536)
 
 
 def _raw_error(status_path: str, kind: ErrorKind, message: str, extra: Sequence[tuple[str, str]] = ()) -> bytes:
@@ -142,6 +147,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._feeding_head = False  # the parser is being fed no more than a head may take
         self._unbounded_head = False  # the current head began in bytes fed without that bound (pipelining)
         self._completed_in_feed = 0  # requests the parser completed in the current feed
+        self._body_bytes = 0  # bytes received after the current request's head
         self._waiting_since = 0.0  # when this connection started waiting for a head (eviction order)
         self._deadline: asyncio.TimerHandle | None = None
         self._refusing = False
@@ -223,18 +229,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             message = f"too many connections (the most is {self.limits.max_connections}): try again shortly"
             self.transport.write(_raw_error(path, ErrorKind.OVERLOADED, message, [("retry-after", "1")]))
             self.transport.close()
-        access_log(self.client, "-", path, 503, 0.0)
+        access_log(self.client, "-", redact_target(path), 503, 0.0)
 
-    def _end(self, kind: ErrorKind, message: str, answer: bool = False) -> None:
-        """Answer a request that never completed its head, and close (silently when it sent nothing)."""
+    def _end(self, kind: ErrorKind, message: str, answer: bool | None = None) -> None:
+        """Answer (`kind`, in the shape of the request's API) and close; by default only if a request began."""
         self._disarm()
         if self.transport.is_closing():
             return
-        if self._head_bytes or answer:
+        if answer if answer is not None else self._head_bytes > 0:
             path = _path_of(getattr(self, "url", b"")[:_PATH_PEEK])
             status = error_document(path, kind, message)[0]
             self.transport.write(_raw_error(path, kind, message))
-            access_log(self.client, "-", path, status, 0.0)
+            access_log(self.client, "-", redact_target(path), status, 0.0)
         self.transport.close()
 
     # -- timers -------------------------------------------------------------------------------------
@@ -268,6 +274,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # read is fed once the head is complete (its body, a pipelined request), or is too much.
         while data and not self._oversized:
             if not self._reading_head:
+                self._body_bytes += len(data)
+                if self._body_bytes > self.limits.max_body_bytes:
+                    self._body_too_large()
+                    return
                 self._feed(data)
                 return
             room = self.limits.max_header_bytes - self._head_bytes
@@ -293,6 +303,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # a body still on its way after this read (the app has not started yet: it takes this `send`)
             cycle.send = self._ending_early(cycle)  # type: ignore[method-assign,assignment]
 
+    def _body_too_large(self) -> None:
+        """More after a head than any route takes (a huge body nobody reads, endless trailers): end it, with a 413."""
+        cycle = self.cycle
+        started = cycle is not None and cycle.response_started
+        if cycle is not None:
+            cycle.disconnected = True  # the app's answer, if it comes, goes nowhere; its reads end
+            cycle.message_event.set()
+        message = f"the request is larger than any this service takes ({self.limits.max_body_bytes} bytes)"
+        self._end(ErrorKind.TOO_LARGE, message, answer=not started)
+
     def _too_large(self) -> None:
         """Answer 431 and close; after the response in progress, if a request before this one is still answered."""
         self._oversized = True
@@ -306,6 +326,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._reading_head = True
         self._heads_begun += 1
+        self._body_bytes = 0
         # counted exactly only when it begins a read fed with the head's bound
         self._unbounded_head = self._completed_in_feed > 0 or not self._feeding_head
 
@@ -377,6 +398,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write_eof()  # the client reads the answer, then its end
         self._lingering_until = self.loop.time() + LINGER_TOTAL
         self._arm(LINGER_IDLE, self.transport.close)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes that are not HTTP/1.1, in the API's error shape instead of plain text."""
+        self._end(ErrorKind.MALFORMED, "the request is not valid HTTP/1.1", answer=True)
 
     def handle_websocket_upgrade(self) -> None:
         self._disarm()

@@ -697,3 +697,11 @@ def test_auto_max_connections_follows_the_open_file_limit() -> None:
     config = load_config(_cli(), env={})
     assert limits_of(config, 1024).max_connections == 480
     assert limits_of(load_config(_cli(max_connections="7"), env={}), 1024).max_connections == 7
+
+
+def test_scrub_interval() -> None:
+    assert load_config(_cli(), env={}).scrub_interval == 600
+    assert load_config(_cli(scrub_interval="0"), env={}).scrub_interval == 0
+    assert load_config(_cli(), env={"OPENLINE_SCRUB_INTERVAL": "1h"}).scrub_interval == 3600
+    with pytest.raises(ConfigError, match="scrub_interval"):
+        load_config(_cli(scrub_interval="soon"), env={})

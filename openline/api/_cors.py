@@ -1,4 +1,4 @@
-"""CORS for the public APIs (any origin, any request header), none for the service's own pages and admin API.
+"""CORS for the client APIs (any origin, any request header); none for own pages, admin API and bot routes.
 
 Browser clients (Web Chat, directlinejs) call the Direct Line APIs from other
 origins with `Authorization` and custom headers, so every call is preflighted;
@@ -15,7 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from openline.api._http import PRIVATE_PATHS
+from openline.api._http import NO_CORS_PATHS
 from openline.api.errors import error_response
 from openline.protocol.errors import ErrorKind
 
@@ -31,7 +31,7 @@ class PublicCors:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or path.startswith(PRIVATE_PATHS):
+        if scope["type"] != "http" or path.startswith(NO_CORS_PATHS):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)

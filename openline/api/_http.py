@@ -13,7 +13,11 @@ from openline.protocol.errors import ErrorKind, ServiceError
 
 # pages and APIs for this service's own pages only: never any CORS header, so other sites cannot read them
 PRIVATE_PATHS = ("/admin", "/inspect", "/web/")
+# what bots call (the connector API, bot attachments, the echo bot's endpoint): bots are not browsers, so no
+# CORS either, and a web page cannot use a visitor's browser to post there
+NO_CORS_PATHS = (*PRIVATE_PATHS, "/v3/conversations", "/v3/attachments", "/echobot/")
 
+MIN_BODY_RATE = 500  # bytes per second a body must average, beyond its first allowance (see read_body)
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
@@ -26,7 +30,11 @@ async def read_body(request: Request, limit: int, idle_seconds: float) -> bytes:
     """The request body, refusing (TOO_LARGE) as soon as it is known to exceed `limit` bytes.
 
     A client that pauses longer than `idle_seconds` while sending it gets
-    REQUEST_TIMEOUT (408), as does a `Content-Length` larger than what comes.
+    REQUEST_TIMEOUT (408), as does a `Content-Length` larger than what comes,
+    and so does one slower than `MIN_BODY_RATE` on average beyond that first
+    allowance (each byte received extends the time the body may take, as
+    Apache's `RequestReadTimeout ... MinRate` does): a trickle cannot hold a
+    connection for ever.
     """
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -36,19 +44,26 @@ async def read_body(request: Request, limit: int, idle_seconds: float) -> bytes:
             raise ServiceError(ErrorKind.TOO_LARGE, f"the body is larger than the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + idle_seconds
     while True:
+        wait = min(idle_seconds, deadline - loop.time())
         try:
-            async with asyncio.timeout(idle_seconds):
+            if wait <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(wait):
                 message = await request.receive()
         except TimeoutError:
             raise ServiceError(
-                ErrorKind.REQUEST_TIMEOUT, f"the body did not arrive: nothing came for {idle_seconds:g} s"
+                ErrorKind.REQUEST_TIMEOUT,
+                f"the body came too slowly (pauses of {idle_seconds:g} s at most, {MIN_BODY_RATE} bytes/s on average)",
             ) from None
         if message["type"] == "http.disconnect":
             # nothing was stored; the answer goes nowhere, but the request ends as a client error, not a crash
             raise ServiceError(ErrorKind.MALFORMED, "the client disconnected before sending the whole body")
         chunk = message.get("body", b"")
         size += len(chunk)
+        deadline += len(chunk) / MIN_BODY_RATE
         if size > limit:
             raise ServiceError(ErrorKind.TOO_LARGE, f"the body is larger than the limit of {limit} bytes")
         chunks.append(chunk)

@@ -27,6 +27,15 @@ class UrlSigner:
         sig = self._signature(conversation_id, file_id, expires)
         return f"{base_url.rstrip('/')}/attachments/{conversation_id}/{file_id}/{quoted}?e={expires}&s={sig}"
 
+    @staticmethod
+    def file_id_of(url: str, base_url: str, conversation_id: str) -> str | None:
+        """The id of the conversation's stored file a URL of `file_url` links to, else None (any other URL)."""
+        prefix = f"{base_url.rstrip('/')}/attachments/{conversation_id}/"
+        if not url.startswith(prefix):
+            return None
+        file_id, sep, _ = url[len(prefix) :].partition("/")
+        return file_id if sep and file_id else None
+
     def valid(self, conversation_id: str, file_id: str, expires: str, signature: str, now: float) -> bool:
         """True when the signature matches and the URL has not expired."""
         if not (expires.isascii() and expires.isdigit() and signature.isascii()) or int(expires) < now:

@@ -121,7 +121,8 @@ class Channel:
         new is stored (files included) and the answer is the first activity's
         id once the bot has it. The bot is called again only when that
         activity's delivery failed or was abandoned; a delivery still in flight
-        is waited for (see `Dispatcher.claim_again`).
+        is waited for (see `Dispatcher.claim_again`). Whoever delivers keeps
+        its claim alive until it calls the bot, so only one ever does.
         """
         bot = self.bot(conversation.bot_id)
         act.from_client(activity, conversation.id, bot.account, user=user)
@@ -132,24 +133,34 @@ class Channel:
             return Posted(activity_id)
         stored = await self.publisher.append(conversation.id, activity, files, client_key, "client")
         first = stored.activity
-        attempt = 1
-        if stored.repeated:
-            try:
-                claimed = await self.dispatcher.claim_again(conversation.id, first["id"])
-            except UnknownConversation:
-                raise conversation_not_found(conversation.id) from None
-            if claimed is None:
-                return Posted(first["id"], repeated=True)
-            attempt = claimed.attempts
-        await self._introduce(conversation.id, bot, first)
-        _raise_for(await self.dispatcher.deliver(conversation.id, bot, first, attempt))
+        attempt = 1 if not stored.repeated else await self._claim_again(conversation.id, first["id"])
+        while attempt:
+            # the claim is renewed after the bot was told of joins, which may take as long as a delivery
+            introduced = await self._introduce(conversation.id, bot, first)
+            if not (introduced and client_key) or await self.dispatcher.renew(conversation.id, first["id"], attempt):
+                _raise_for(await self.dispatcher.deliver(conversation.id, bot, first, attempt))
+                break
+            attempt = await self._claim_again(conversation.id, first["id"])  # taken over meanwhile
         return Posted(first["id"], repeated=stored.repeated)
 
-    async def _introduce(self, conversation_id: str, bot: Bot, activity: act.Activity) -> None:
-        """Before a client's activity: tell the bot it joined, and that the sender joined, unless it knows."""
+    async def _claim_again(self, conversation_id: str, activity_id: str) -> int:
+        """The attempt this request makes at a stored activity's delivery; 0 when the bot has it already."""
+        try:
+            claimed = await self.dispatcher.claim_again(conversation_id, activity_id)
+        except UnknownConversation:
+            raise conversation_not_found(conversation_id) from None
+        return claimed.attempts if claimed is not None else 0
+
+    async def _introduce(self, conversation_id: str, bot: Bot, activity: act.Activity) -> bool:
+        """Before a client's activity: tell the bot it joined, and that the sender joined, unless it knows.
+
+        True when the bot was told (or may have been: the news was not known to be delivered before).
+        """
         sender = activity.get("from")
         if not (isinstance(sender, dict) and isinstance(sender.get("id"), str)):
-            return
+            return False
+        if self.dispatcher.knows(conversation_id, bot.id) and self.dispatcher.knows(conversation_id, sender["id"]):
+            return False
         locale = activity.get("locale")
         locale = locale if isinstance(locale, str) else None
         try:
@@ -159,6 +170,7 @@ class Channel:
             await self.dispatcher.announce(conversation_id, bot, sender, sender, locale)
         except UnknownConversation:
             raise conversation_not_found(conversation_id) from None
+        return True
 
     async def read(self, conversation: Conversation, after_seq: int, limit: int) -> list[StoredActivity]:
         try:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from openline.auth.signing import UrlSigner
 from openline.protocol import activity as act
 from openline.protocol import connector as wire
 from openline.protocol.errors import ErrorKind, ServiceError
@@ -27,6 +28,7 @@ class BotConnector:
         publisher: Publisher,
         bots: Mapping[str, Bot],
         forget_member: Callable[[str, str], None],
+        public_url: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -34,6 +36,7 @@ class BotConnector:
         self.broker = publisher.broker
         self.bots = bots
         self._forget_member = forget_member  # a removed member is announced again when it posts
+        self.public_url = public_url.rstrip("/")
         self.clock = clock
 
     def bot(self, bot_id: str) -> Bot:
@@ -65,8 +68,9 @@ class BotConnector:
         _, bot = await self._bot_conversation(conversation_id)
         seq = self._position(conversation_id, activity_id)
         act.from_bot(activity, conversation_id, bot.account, None)
+        dropped = await self._linked_files(conversation_id, seq) - self._file_ids(conversation_id, activity)
         try:
-            replaced = await self.store.replace(conversation_id, seq, activity, self.clock())
+            replaced = await self.store.replace(conversation_id, seq, activity, self.clock(), sorted(dropped))
         except UnknownConversation:
             raise conversation_not_found(conversation_id) from None
         if replaced is None:
@@ -75,17 +79,31 @@ class BotConnector:
         return activity_id
 
     async def delete_from_bot(self, conversation_id: str, activity_id: str) -> None:
-        """Remove a stored activity, and tell the streams (`protocol.activity.deletion`)."""
+        """Remove a stored activity and the files uploaded with it; tell the streams (`protocol.activity.deletion`)."""
         _, bot = await self._bot_conversation(conversation_id)
         seq = self._position(conversation_id, activity_id)
         try:
-            deleted = await self.store.delete(conversation_id, seq)
+            files = await self._linked_files(conversation_id, seq)
+            deleted = await self.store.delete(conversation_id, seq, sorted(files))
         except UnknownConversation:
             raise conversation_not_found(conversation_id) from None
         if not deleted:
             raise ServiceError(ErrorKind.NOT_FOUND, f"activity {activity_id!r} is not in this conversation")
         tombstone = act.deletion(conversation_id, activity_id, bot.account, int(self.clock() * 1000))
         await self.broker.publish(conversation_id, Event(None, tombstone, removed=True))
+
+    async def _linked_files(self, conversation_id: str, seq: int) -> set[str]:
+        """The conversation's stored files the activity at `seq` links to (uploads sent with it)."""
+        try:
+            page = await self.store.read(conversation_id, seq - 1, 1, self.clock())
+        except UnknownConversation:
+            raise conversation_not_found(conversation_id) from None
+        return self._file_ids(conversation_id, page[0].activity) if page and page[0].seq == seq else set()
+
+    def _file_ids(self, conversation_id: str, activity: act.Activity) -> set[str]:
+        urls = (a.get("contentUrl") for a in activity.get("attachments") or () if isinstance(a, dict))
+        found = (UrlSigner.file_id_of(u, self.public_url, conversation_id) for u in urls if isinstance(u, str))
+        return {file_id for file_id in found if file_id is not None}
 
     async def members(self, conversation_id: str, activity_id: str | None = None) -> list[act.Account]:
         """The conversation's members as ChannelAccounts (the bot first).

@@ -115,6 +115,17 @@ class Dispatcher:
                     async with asyncio.timeout(min(_POLL, max(abandoned_in, 0.01))):
                         await _final_report(reports, activity_id)
 
+    async def renew(self, conversation_id: str, activity_id: str, attempt: int) -> bool:
+        """Keep this sender's claim on a delivery alive (its record says "pending" since now); False when lost.
+
+        Called right before the bot is called when the claim is old (the bot
+        was told of joins first): otherwise a retry could take it as abandoned.
+        """
+        try:
+            return await self.store.renew_claim(conversation_id, activity_id, attempt, self.clock())
+        except UnknownConversation:
+            return True  # gone meanwhile: the delivery fails on its own
+
     @contextlib.asynccontextmanager
     async def _reports(self, conversation_id: str) -> AsyncIterator[Subscription]:
         subscription = self.broker.subscribe(conversation_id, deliveries=True)
@@ -175,6 +186,10 @@ class Dispatcher:
         finally:
             del self._announcing[key]
             done.set_result(None)
+
+    def knows(self, conversation_id: str, member_id: str) -> bool:
+        """Whether this process knows the bot was told that the member joined (no store read)."""
+        return (conversation_id, member_id) in self._announced
 
     def forget_member(self, conversation_id: str, member_id: str) -> None:
         """A member was removed: the next activity announces it to the bot again."""

@@ -23,8 +23,10 @@ def parse_store_url(url: str | None) -> tuple[str, Path | None]:
     raise ValueError(f"{url!r} is not a store URL: use memory://, sqlite:///PATH, or leave it unset")
 
 
-def open_store(url: str | None, data_dir: Path, retention: float, conversation_ttl: float) -> ConversationStore:
-    """The store a `--store` URL names (see `parse_store_url`)."""
+def open_store(
+    url: str | None, data_dir: Path, retention: float, conversation_ttl: float, scrub_interval: float = 0.0
+) -> ConversationStore:
+    """The store a `--store` URL names (see `parse_store_url`); `scrub_interval` is SQLite's (see `SqliteStore`)."""
     kind, path = parse_store_url(url)
     if kind == "memory":
         from openline.storage.memory import MemoryStore
@@ -32,4 +34,4 @@ def open_store(url: str | None, data_dir: Path, retention: float, conversation_t
         return MemoryStore(retention, conversation_ttl)
     from openline.storage.sqlite import SqliteStore
 
-    return SqliteStore(path or data_dir / "openline.sqlite3", retention, conversation_ttl)
+    return SqliteStore(path or data_dir / "openline.sqlite3", retention, conversation_ttl, scrub_interval)

@@ -189,19 +189,22 @@ class ConversationStore(Protocol):
         """
 
     async def replace(
-        self, conversation_id: str, seq: int, activity: dict[str, Any], now: float
+        self, conversation_id: str, seq: int, activity: dict[str, Any], now: float, file_ids: Sequence[str] = ()
     ) -> StoredActivity | None:
         """Replace the body of the stored activity at `seq`, keeping its `id` and `timestamp`.
 
         The new body is stamped with the old position (in place) and returned;
         None when there is no such activity (never stored, deleted, or past the
-        retention). The sequence does not move. Raises UnknownConversation.
+        retention). The sequence does not move. The conversation's files
+        `file_ids` (those the old version linked and the new one does not) are
+        deleted with it, in one step. Raises UnknownConversation.
         """
 
-    async def delete(self, conversation_id: str, seq: int) -> bool:
+    async def delete(self, conversation_id: str, seq: int, file_ids: Sequence[str] = ()) -> bool:
         """Remove the activity at `seq` (its number is not reused); True when it was there.
 
-        Raises UnknownConversation.
+        The conversation's files `file_ids` (uploaded with it) are deleted
+        with it, in one step. Raises UnknownConversation.
         """
 
     async def conversations(self, bot_id: str, after_id: str, limit: int) -> list[Conversation]:
@@ -213,8 +216,18 @@ class ConversationStore(Protocol):
     async def add_delivery(self, conversation_id: str, delivery: Delivery) -> None:
         """Record what the bot did with an activity; kept for the retention (from `delivery.at`).
 
-        One record per `activity_id`: a second one replaces the first. Does not
-        mark the conversation active. Raises UnknownConversation.
+        One record per `activity_id`: a second one replaces the first, unless
+        the first is of a later attempt (more `attempts`): the outcome of an
+        attempt that was taken over is dropped. Does not mark the conversation
+        active. Raises UnknownConversation.
+        """
+
+    async def renew_claim(self, conversation_id: str, activity_id: str, attempts: int, now: float) -> bool:
+        """Keep a claim alive: a "pending" record of attempt `attempts` gets `at = now`; True when it did.
+
+        False when the record is no longer that claim (another sender took the
+        delivery over, or there is none): the caller must not deliver it.
+        Raises UnknownConversation.
         """
 
     async def claim_delivery(

@@ -154,7 +154,7 @@ class MemoryStore:
         return StoredActivity(seq, activity, origin=origin)
 
     async def replace(
-        self, conversation_id: str, seq: int, activity: dict[str, Any], now: float
+        self, conversation_id: str, seq: int, activity: dict[str, Any], now: float, file_ids: Sequence[str] = ()
     ) -> StoredActivity | None:
         record = self._record(conversation_id)
         i = record.find(seq)
@@ -163,14 +163,18 @@ class MemoryStore:
         _, stored_at, old, origin = record.activities[i]
         activity["id"], activity["timestamp"] = old["id"], old["timestamp"]
         record.activities[i] = (seq, stored_at, copy.deepcopy(activity), origin)
+        for file_id in file_ids:
+            record.files.pop(file_id, None)
         return StoredActivity(seq, activity, origin=origin)
 
-    async def delete(self, conversation_id: str, seq: int) -> bool:
+    async def delete(self, conversation_id: str, seq: int, file_ids: Sequence[str] = ()) -> bool:
         record = self._record(conversation_id)
         i = record.find(seq)
         if i is None:
             return False
         del record.activities[i]
+        for file_id in file_ids:
+            record.files.pop(file_id, None)
         return True
 
     async def conversations(self, bot_id: str, after_id: str, limit: int) -> list[Conversation]:
@@ -184,7 +188,18 @@ class MemoryStore:
         record.last_active = max(record.last_active, file.created_at)
 
     async def add_delivery(self, conversation_id: str, delivery: Delivery) -> None:
-        self._record(conversation_id).deliveries[delivery.activity_id] = _copied(delivery)
+        deliveries = self._record(conversation_id).deliveries
+        known = deliveries.get(delivery.activity_id)
+        if known is None or known.attempts <= delivery.attempts:
+            deliveries[delivery.activity_id] = _copied(delivery)
+
+    async def renew_claim(self, conversation_id: str, activity_id: str, attempts: int, now: float) -> bool:
+        deliveries = self._record(conversation_id).deliveries
+        known = deliveries.get(activity_id)
+        if known is None or known.state != "pending" or known.attempts != attempts:
+            return False
+        deliveries[activity_id] = dataclasses.replace(known, at=now)
+        return True
 
     async def claim_delivery(
         self, conversation_id: str, activity_id: str, now: float, stale_before: float

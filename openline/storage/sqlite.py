@@ -5,7 +5,9 @@ All SQLite work runs on two single-thread executors, off the event loop: one wri
 Deleted means unrecoverable: the writer runs with `secure_delete` (freed space is overwritten with zeros),
 and each retention sweep that follows a deletion (expired rows, or the bot's deletes and replacements)
 ends with a truncating checkpoint, which moves the zeroed pages into the database file and empties the WAL,
-where the old page images would otherwise stay readable until a clean stop.
+where the old page images would otherwise stay readable until a clean stop. `secure_delete` does not reach
+every copy (when SQLite rebalances a b-tree, fragments of moved rows can stay in a page's unused space), so
+after a deletion the sweep also rewrites the whole database with VACUUM, at most once per `scrub_interval`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import math
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -164,10 +168,14 @@ def _origin(value: str | None) -> Origin | None:
 
 
 class SqliteStore:
-    def __init__(self, path: Path, retention: float, conversation_ttl: float) -> None:
+    def __init__(self, path: Path, retention: float, conversation_ttl: float, scrub_interval: float = 0.0) -> None:
+        """`scrub_interval`: the least seconds between two VACUUMs after deletions (0: at every sweep)."""
         self.path = path
         self.retention = retention
         self.conversation_ttl = conversation_ttl
+        self.scrub_interval = scrub_interval
+        self._vacuumed_at = -math.inf  # time.monotonic() of the last VACUUM
+        self._unvacuumed = False  # deleted rows may have left fragments that only a VACUUM removes
         self._writer: ThreadPoolExecutor | None = None
         self._reader: ThreadPoolExecutor | None = None
         self._wconn: sqlite3.Connection | None = None
@@ -441,16 +449,16 @@ class SqliteStore:
         return seq, ts_ms, None
 
     async def replace(
-        self, conversation_id: str, seq: int, activity: dict[str, Any], now: float
+        self, conversation_id: str, seq: int, activity: dict[str, Any], now: float, file_ids: Sequence[str] = ()
     ) -> StoredActivity | None:
-        found = await self._write(self._replace, conversation_id, seq, activity, now)
+        found = await self._write(self._replace, conversation_id, seq, activity, now, file_ids)
         if found is None:
             return None
         activity["id"], activity["timestamp"], origin = found
         return StoredActivity(seq, activity, origin=origin)
 
     def _replace(
-        self, conversation_id: str, seq: int, activity: dict[str, Any], now: float
+        self, conversation_id: str, seq: int, activity: dict[str, Any], now: float, file_ids: Sequence[str]
     ) -> tuple[str, str, Origin | None] | None:
         """The stored activity's (id, timestamp, origin), or None when there is none to replace."""
         conn = self._w
@@ -469,21 +477,31 @@ class SqliteStore:
                 "UPDATE activities SET body = ? WHERE conversation_id = ? AND seq = ?", (body, conversation_id, seq)
             )
             self._deleted = True  # the old body
+            self._delete_files(conn, conversation_id, file_ids)
             conn.execute(
                 "UPDATE conversations SET last_active = max(last_active, ?) WHERE id = ?", (now, conversation_id)
             )
         return position[0], position[1], _origin(row[1])
 
-    async def delete(self, conversation_id: str, seq: int) -> bool:
-        return await self._write(self._delete, conversation_id, seq)
+    async def delete(self, conversation_id: str, seq: int, file_ids: Sequence[str] = ()) -> bool:
+        return await self._write(self._delete, conversation_id, seq, file_ids)
 
-    def _delete(self, conversation_id: str, seq: int) -> bool:
+    def _delete(self, conversation_id: str, seq: int, file_ids: Sequence[str]) -> bool:
         conn = self._w
         with _transaction(conn):
             self._check_exists(conn, conversation_id)
             cur = conn.execute("DELETE FROM activities WHERE conversation_id = ? AND seq = ?", (conversation_id, seq))
+            if cur.rowcount != 1:
+                return False
+            self._delete_files(conn, conversation_id, file_ids)
             self._deleted = True
-            return cur.rowcount == 1
+            return True
+
+    @staticmethod
+    def _delete_files(conn: sqlite3.Connection, conversation_id: str, file_ids: Sequence[str]) -> None:
+        conn.executemany(
+            "DELETE FROM files WHERE conversation_id = ? AND id = ?", [(conversation_id, f) for f in file_ids]
+        )
 
     async def conversations(self, bot_id: str, after_id: str, limit: int) -> list[Conversation]:
         return await self._read(self._conversations, bot_id, after_id, limit)
@@ -552,7 +570,31 @@ class SqliteStore:
         conn = self._w
         with _transaction(conn):
             self._check_exists(conn, conversation_id)
+            if delivery.activity is None:  # a stored activity's (the others have ids of their own, never claimed)
+                known = self._delivery(conn, conversation_id, delivery.activity_id)
+                if known is not None and known.attempts > delivery.attempts:
+                    return  # the outcome of an attempt another sender took over
             self._put_delivery(conn, conversation_id, delivery)
+
+    @staticmethod
+    def _delivery(conn: sqlite3.Connection, conversation_id: str, activity_id: str) -> Delivery | None:
+        row = conn.execute(
+            "SELECT body FROM deliveries WHERE conversation_id = ? AND activity_id = ?", (conversation_id, activity_id)
+        ).fetchone()
+        return msgspec.json.decode(row[0], type=Delivery) if row is not None else None
+
+    async def renew_claim(self, conversation_id: str, activity_id: str, attempts: int, now: float) -> bool:
+        return await self._write(self._renew_claim, conversation_id, activity_id, attempts, now)
+
+    def _renew_claim(self, conversation_id: str, activity_id: str, attempts: int, now: float) -> bool:
+        conn = self._w
+        with _transaction(conn):
+            self._check_exists(conn, conversation_id)
+            known = self._delivery(conn, conversation_id, activity_id)
+            if known is None or known.state != "pending" or known.attempts != attempts:
+                return False
+            self._put_delivery(conn, conversation_id, dataclasses.replace(known, at=now))
+            return True
 
     @staticmethod
     def _put_delivery(conn: sqlite3.Connection, conversation_id: str, delivery: Delivery) -> None:
@@ -572,11 +614,7 @@ class SqliteStore:
         conn = self._w
         with _transaction(conn):
             self._check_exists(conn, conversation_id)
-            row = conn.execute(
-                "SELECT body FROM deliveries WHERE conversation_id = ? AND activity_id = ?",
-                (conversation_id, activity_id),
-            ).fetchone()
-            known = msgspec.json.decode(row[0], type=Delivery) if row is not None else None
+            known = self._delivery(conn, conversation_id, activity_id)
             if known is not None and (
                 known.state == "delivered" or (known.state == "pending" and known.at >= stale_before)
             ):
@@ -668,15 +706,28 @@ class SqliteStore:
         while (n := await self._write(self._sweep_batch, now)) is not None:
             removed += n
         if removed or self._deleted:
+            self._unvacuumed = True
+            await self._scrub()
+        elif self._unvacuumed and time.monotonic() - self._vacuumed_at >= self.scrub_interval:
             await self._scrub()
         return removed
 
     async def _scrub(self) -> None:
-        """Empty the WAL, where deleted rows live on in old page images (the next sweep tries again if busy)."""
+        """VACUUM when due, then empty the WAL, where deleted rows live on in old page images.
+
+        The next sweep tries again if a reader kept the checkpoint from completing.
+        """
+        if self._unvacuumed and time.monotonic() - self._vacuumed_at >= self.scrub_interval:
+            self._unvacuumed = False
+            self._vacuumed_at = time.monotonic()
+            await self._write(self._vacuum)
         for _ in range(_SCRUB_TRIES):
             if await self._write(self._checkpoint):
                 return
             await asyncio.sleep(_SCRUB_PAUSE)
+
+    def _vacuum(self) -> None:
+        self._w.execute("VACUUM")
 
     def _checkpoint(self) -> bool:
         """A truncating checkpoint; False when a reader's transaction kept it from completing."""

@@ -195,3 +195,44 @@ def test_history_errors(service: Service) -> None:
     big = {"activities": [{"type": "message", "text": "x" * (MAX_UPLOAD + 1)}]}
     error(service.http.post(f"/v3/conversations/{conv}/activities/history", json=big), 413, "BadArgument")
     error(service.http.get(f"/v3/conversations/{conv}/activities/history"), 405, "BadArgument")
+
+
+def test_files_uploaded_with_an_activity_go_with_it(service: Service) -> None:
+    """A bot deletes (or replaces without them) an activity that came with files: the files are gone too."""
+    from tests.api._v3 import V3
+
+    v3 = V3(service)
+    conv = v3.start()["conversationId"]
+    ids = []
+    for name in ("one.png", "two.png"):
+        r = v3.post(
+            f"/conversations/{conv}/upload?userId=u1",
+            content=b"\x89PNG " + name.encode(),
+            headers={"Content-Type": "image/png", "Content-Disposition": f'name="file"; filename="{name}"'},
+        )
+        assert r.status_code == 200, r.text
+        ids.append(r.json()["id"])
+    urls = {a["id"]: a["attachments"][0]["contentUrl"] for a in service.stored(conv) if a.get("attachments")}
+    assert [service.http.get(urls[i]).status_code for i in ids] == [200, 200]
+    assert service.http.delete(_path(conv, ids[0])).status_code == 200
+    assert service.http.get(urls[ids[0]]).status_code == 404, "deleted with its activity"
+    edited = service.http.put(_path(conv, ids[1]), json={"type": "message", "text": "no picture any more"})
+    assert edited.status_code == 200
+    assert service.http.get(urls[ids[1]]).status_code == 404, "dropped by the new version"
+
+
+def test_a_replacement_that_keeps_its_files_keeps_them(service: Service) -> None:
+    from tests.api._v3 import V3
+
+    v3 = V3(service)
+    conv = v3.start()["conversationId"]
+    r = v3.post(
+        f"/conversations/{conv}/upload?userId=u1",
+        content=b"\x89PNG kept",
+        headers={"Content-Type": "image/png", "Content-Disposition": 'name="file"; filename="kept.png"'},
+    )
+    activity_id = r.json()["id"]
+    (stored,) = [a for a in service.stored(conv) if a["id"] == activity_id]
+    edited = {"type": "message", "text": "a caption", "attachments": stored["attachments"]}
+    assert service.http.put(_path(conv, activity_id), json=edited).status_code == 200
+    assert service.http.get(stored["attachments"][0]["contentUrl"]).content == b"\x89PNG kept"

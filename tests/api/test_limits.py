@@ -231,6 +231,42 @@ def test_a_stalled_body_gets_408_in_the_api_shape(limited: Service) -> None:
     assert [a for a in limited.stored(conv) if a.get("type") == "mess"] == []
 
 
+def test_a_body_trickled_in_is_ended_by_its_average_rate(limited: Service) -> None:
+    """A byte now and then, each within the pause limit: the body must still average 500 bytes a second."""
+    conv = limited.start()["conversationId"]
+    with contextlib.closing(_open(limited)) as sock:
+        head = f"POST /v3/conversations/{conv}/activities HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n"
+        sock.sendall(head.encode())
+        started = time.monotonic()
+        status = None
+        with contextlib.suppress(OSError):
+            for _ in range(40):
+                time.sleep(BODY_TIMEOUT / 3)
+                sock.send(b"x")
+                sock.settimeout(0.01)
+                with contextlib.suppress(TimeoutError):
+                    if sock.recv(1, socket.MSG_PEEK):
+                        break
+        status, _, body = _response(sock)
+        assert status == 408 and _error(body)["code"] == "RequestTimeout"
+        assert time.monotonic() - started < BODY_TIMEOUT * 3, "not held for as long as the trickle goes on"
+
+
+def test_endless_chunk_trailers_are_cut_off(limited: Service) -> None:
+    """Trailers come after the head: they are bounded with everything after it (no route takes that much)."""
+    with contextlib.closing(_open(limited)) as sock:
+        sock.sendall(b"POST /v3/conversations/x/activities HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(b"2\r\n{}\r\n0\r\n")
+        sent = 0
+        with contextlib.suppress(OSError):
+            line = b"X-Trailer: " + b"t" * 1000 + b"\r\n"
+            while sent < 64 * 1024 * 1024:
+                sock.sendall(line * 64)
+                sent += len(line) * 64
+        assert sent < 64 * 1024 * 1024, "the server stopped reading"
+        assert _healthy(limited) < 1.0
+
+
 def test_a_body_the_service_does_not_read_ends_the_connection(limited: Service) -> None:
     with contextlib.closing(_open(limited)) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n")
@@ -244,6 +280,27 @@ def test_a_body_over_the_limit_is_answered_before_it_is_sent(limited: Service) -
     body = b'{"text": "' + b"x" * 200_000 + b'"}'
     r = limited.http.post(f"/api/conversations/{conv}/messages", headers=limited.auth(REC_SECRET), content=body)
     assert r.status_code == 413 and r.json()["error"]["code"] == "MalformedData"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "shape"),
+    [
+        (b"THIS IS NOT HTTP\r\n\r\n", "3.0"),
+        (b"GET /api/conversations HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", "1.1"),
+        (b"POST /v3/directline/conversations HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n", "3.0"),
+        (
+            b"POST /api/conversations HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "1.1",
+        ),
+    ],
+)
+def test_bytes_that_are_not_http_get_400_in_the_api_shape(limited: Service, request_bytes: bytes, shape: str) -> None:
+    with contextlib.closing(_open(limited)) as sock:
+        sock.sendall(request_bytes)
+        status, headers, body = _response(sock)
+        assert status == 400 and headers["content-type"] == "application/json", body
+        error = _error(body)
+        assert error["code"] == ("MalformedData" if shape == "1.1" else "BadArgument")
 
 
 # -- connections -----------------------------------------------------------------------------------------

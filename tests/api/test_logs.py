@@ -55,6 +55,8 @@ def _no_errors(logs: pytest.LogCaptureFixture) -> None:
         ("/attachments/c/f/n.png", "e=1700000000&s=sig-nature", f"/attachments/c/f/n.png?e=1700000000&s={REDACTED}"),
         ("/v3/attachments/conv~capabilitykey/views/original", "", f"/v3/attachments/conv~{REDACTED}/views/original"),
         ("/v3/attachments/conv~capabilitykey", "", f"/v3/attachments/conv~{REDACTED}"),
+        ("//v3/attachments/conv~capabilitykey/views/original", "", f"//v3/attachments/conv~{REDACTED}/views/original"),
+        ("/v3//attachments//conv~capabilitykey", "", f"/v3//attachments//conv~{REDACTED}"),
         (
             "/api/conversations/c/upload",
             "userId=u1&token=t0k&code=123",
@@ -130,6 +132,30 @@ def test_no_credential_reaches_the_log(service: Service, logs: pytest.LogCapture
     _no_errors(logs)
 
 
+def test_capabilities_are_redacted_as_bots_ask_for_them_and_in_early_answers(
+    service: Service, logs: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    data = {"type": "image/png", "name": "x.png", "originalBase64": base64.b64encode(b"x").decode()}
+    conv = service.start()["conversationId"]
+    attachment = service.http.post(f"/v3/conversations/{conv}/attachments", json=data).json()["id"]
+    key = attachment.split("~")[1]
+    # the way bots build it from a serviceUrl that ends in "/"
+    assert service.http.get(f"{service.url}//v3/attachments/{attachment}/views/original").status_code == 200
+    # an answer from the server itself, before the app: headers over the limit
+    host, port = service.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        big = "x" * (64 * 1024)
+        sock.sendall(
+            f"GET /v3/attachments/{attachment}/views/original HTTP/1.1\r\nHost: x\r\nX: {big}\r\n\r\n".encode()
+        )
+        assert sock.recv(100).startswith(b"HTTP/1.1 431")
+    text = "\n".join(_lines(logs))
+    assert key not in text
+    assert sum(f"~{REDACTED}" in line for line in _lines(logs, ACCESS)) >= 2
+
+
 def test_a_refused_upgrade_logs_no_error(service: Service, logs: pytest.LogCaptureFixture) -> None:
     url = V3(service).start()["streamUrl"]
     bad = url.replace("t=", "t=x")
@@ -162,5 +188,7 @@ def test_a_malformed_request_is_information_not_a_warning(service: Service, logs
     host, port = service.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(b"THIS IS NOT HTTP\r\n\r\n")
-        assert sock.recv(1000).startswith(b"HTTP/1.1 400")
+        answer = sock.recv(1000)
+    assert answer.startswith(b"HTTP/1.1 400") and b"application/json" in answer
     assert not [r for r in logs.records if r.levelno >= logging.WARNING and r.name.startswith("uvicorn")]
+    assert any('" 400 ' in line for line in _lines(logs, ACCESS)), "an access line for it too"

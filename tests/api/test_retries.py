@@ -144,6 +144,25 @@ def test_a_retry_within_the_deliverers_time_waits_then_takes_over(service: Servi
     assert len(_received(service, conv, "orphan too")) == 1
 
 
+def test_a_retry_while_the_bot_is_being_told_of_joins_does_not_deliver_twice(service: Service) -> None:
+    """Telling the bot of joins before the activity may take longer than a delivery: the claim is kept alive."""
+    v3 = V3(service)
+    service.bot.fail_updates = 1  # the bot's own join at start fails: it is sent again with the first message
+    conv = v3.start()["conversationId"]
+    service.bot.update_delay = BOT_TIMEOUT * 0.85  # each join takes nearly the bot timeout
+    try:
+        message = _message("slow joins", "k-joins")
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            first = pool.submit(_post, v3, conv, message)
+            time.sleep(abandoned_after(BOT_TIMEOUT) + 0.2)  # the first is still telling the bot of joins
+            retry = pool.submit(_post, v3, conv, message)
+            answers = [first.result(20), retry.result(20)]
+    finally:
+        service.bot.update_delay = 0.0
+    assert [a.status_code for a in answers] == [200, 200] and answers[0].json() == answers[1].json()
+    assert len(_received(service, conv, "slow joins")) == 1, "the bot got it once"
+
+
 def _upload(v3: V3, conv: str, key: str, data: bytes) -> httpx.Response:
     activity = {"type": "message", "from": {"id": "u1"}, "channelData": {"clientActivityID": key}}
     activity["attachments"] = [{"name": "cat.png", "contentType": "image/png"}]

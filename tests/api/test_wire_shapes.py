@@ -84,9 +84,7 @@ def test_doubled_slashes_reach_the_client_apis_too(service: Service) -> None:
 # -- CORS ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "path", ["/api/conversations", "/v3/directline/conversations", "/v3/conversations/c/activities", "/healthz"]
-)
+@pytest.mark.parametrize("path", ["/api/conversations", "/v3/directline/conversations", "/healthz"])
 def test_a_preflight_asking_for_any_header_is_allowed(service: Service, path: str) -> None:
     asked = "authorization, content-type, x-ms-bot-agent, x-custom-tracing, traceparent, x-ms-conversation-id"
     r = service.http.options(path, headers={**PREFLIGHT, "Access-Control-Request-Headers": asked})
@@ -96,10 +94,7 @@ def test_a_preflight_asking_for_any_header_is_allowed(service: Service, path: st
     assert "POST" in r.headers["access-control-allow-methods"]
 
 
-@pytest.mark.parametrize(
-    ("path", "shape"),
-    [("/api/conversations", "1.1"), ("/v3/directline/conversations", "3.0"), ("/v3/conversations", "3.0")],
-)
+@pytest.mark.parametrize(("path", "shape"), [("/api/conversations", "1.1"), ("/v3/directline/conversations", "3.0")])
 def test_a_preflight_for_a_method_no_route_serves_is_refused_in_the_api_shape(
     service: Service, path: str, shape: str
 ) -> None:
@@ -121,10 +116,24 @@ def test_a_preflight_from_a_public_site_into_a_private_network_is_refused_in_the
     assert "access-control-allow-private-network" not in r.headers
 
 
-def test_no_cors_on_the_private_paths(service: Service) -> None:
-    r = service.http.options("/admin/status", headers=PREFLIGHT)
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/status",
+        "/v3/conversations",
+        "/v3/conversations/c/activities",
+        "//v3/conversations/c/activities",
+        "/v3/attachments/c~k",
+        "/echobot/api/messages",
+    ],
+)
+def test_no_cors_on_the_pages_admin_and_bot_routes(service: Service, path: str) -> None:
+    """Bots are not browsers: a web page cannot use a visitor's browser to call the connector API."""
+    r = service.http.options(service.url + path, headers=PREFLIGHT)
     assert r.status_code == 405 and "access-control-allow-origin" not in r.headers
     assert r.json()["error"]["code"] == "BadArgument"
+    posted = service.http.post(service.url + path, headers={"Origin": "https://evil.example"}, json={"type": "message"})
+    assert "access-control-allow-origin" not in posted.headers
 
 
 # -- a client is never the bot ---------------------------------------------------------------------------------

@@ -631,6 +631,39 @@ def test_a_failed_delivery_is_claimed_again_and_a_delivered_one_never(store: Con
     assert _claim(store, run, cid, "c1|0000001", T0 + 500) == (False, delivered)
 
 
+def test_the_outcome_of_an_attempt_taken_over_is_dropped(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(store.append(cid, {"type": "message"}, T0, client_key="k"))
+    claimed, second = _claim(store, run, cid, "c1|0000001", T0 + STALE + 1)  # the first sender was too slow
+    assert claimed and second.attempts == 2
+    delivered = _delivery("c1|0000001", T0 + STALE + 2, 200, attempts=2)
+    run(store.add_delivery(cid, delivered))
+    # the first sender's late outcome does not overwrite the second's
+    run(store.add_delivery(cid, _delivery("c1|0000001", T0 + STALE + 3, None, error="bot_timeout", attempts=1)))
+    assert run(store.deliveries(cid, 0, T0 + STALE + 3)) == [delivered]
+    # one of the same attempt, or later, does
+    again = _delivery("c1|0000001", T0 + STALE + 4, 201, attempts=3)
+    run(store.add_delivery(cid, again))
+    assert run(store.deliveries(cid, 0, T0 + STALE + 4)) == [again]
+
+
+def test_a_claim_is_renewed_only_by_its_holder(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(store.append(cid, {"type": "message"}, T0, client_key="k"))
+    assert run(store.renew_claim(cid, "c1|0000001", 1, T0 + 10))
+    # renewed: not abandoned for another STALE seconds
+    assert not _claim(store, run, cid, "c1|0000001", T0 + STALE + 5)[0]
+    claimed, record = _claim(store, run, cid, "c1|0000001", T0 + 10 + STALE + 1)
+    assert claimed and record.attempts == 2
+    assert not run(store.renew_claim(cid, "c1|0000001", 1, T0 + 40)), "taken over: the first holder must not deliver"
+    assert run(store.renew_claim(cid, "c1|0000001", 2, T0 + 40))
+    run(store.add_delivery(cid, _delivery("c1|0000001", T0 + 41, 200, attempts=2)))
+    assert not run(store.renew_claim(cid, "c1|0000001", 2, T0 + 42)), "delivered: nothing to renew"
+    assert not run(store.renew_claim(cid, "c1|0000009", 1, T0 + 42)), "no record"
+    with pytest.raises(UnknownConversation):
+        run(store.renew_claim("nope", "nope|0000001", 1, T0))
+
+
 def test_a_delivery_without_a_record_is_claimed(store: ConversationStore, run: Run) -> None:
     cid = run(_new(store))
     run(store.append(cid, {"type": "message"}, T0, origin="bot"))
@@ -765,3 +798,24 @@ def test_summaries_keep_members_apart(store: ConversationStore, run: Run) -> Non
 
 def test_summary_of_an_unknown_conversation_is_none(store: ConversationStore, run: Run) -> None:
     assert run(store.summary("nope", T0)) is None
+
+
+# -- files go with the activity they came with ------------------------------------------------------------
+
+
+def test_delete_takes_the_files_named_with_it(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    files = [_file(cid, "f1", T0), _file(cid, "f2", T0), _file(cid, "f3", T0)]
+    run(store.append(cid, {"type": "message"}, T0, files))
+    assert not run(store.delete(cid, 9, ["f3"])), "no such activity: nothing deleted"
+    assert run(store.get_file(cid, "f3", T0)) is not None
+    assert run(store.delete(cid, 1, ["f1", "f2", "unknown"]))
+    assert run(store.get_file(cid, "f1", T0)) is None and run(store.get_file(cid, "f2", T0)) is None
+    assert run(store.get_file(cid, "f3", T0)) is not None, "only those named"
+
+
+def test_replace_takes_the_files_named_with_it(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(store.append(cid, {"type": "message"}, T0, [_file(cid, "f1", T0), _file(cid, "f2", T0)]))
+    assert run(store.replace(cid, 1, {"type": "message", "text": "edited"}, T0 + 1, ["f1"])) is not None
+    assert run(store.get_file(cid, "f1", T0 + 1)) is None and run(store.get_file(cid, "f2", T0 + 1)) is not None

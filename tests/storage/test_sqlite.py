@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import itertools
 import os
+import random
 import signal
 import sqlite3
 import stat
@@ -237,6 +238,64 @@ def test_a_conversation_past_its_ttl_is_gone_from_every_file(tmp_path: Path, run
         assert run(store.sweep(T0 + 1001)) > 0
         data = _on_disk(path)
         assert b"WITH-A-MARK" not in data and b"UPDATE-MARK" not in data
+
+
+ROWS = 1500
+
+
+# seeds whose rebalancing leaves fragments that secure_delete misses (found by running without the VACUUM)
+@pytest.mark.parametrize("seed", [0, 4])
+def test_no_fragment_of_a_deleted_row_survives_rebalanced_pages(tmp_path: Path, run: Run, seed: int) -> None:
+    """Many rows of many sizes, then a third deleted and a third replaced: b-tree rebalancing moves rows around,
+    and secure_delete alone leaves fragments of some in pages' unused space; the sweep's VACUUM removes them."""
+    rng = random.Random(seed)
+    path = tmp_path / "db.sqlite3"
+    with _opened(path, run) as store:
+        run(store.create_conversation("c1", "bot", T0))
+        seqs = [
+            run(store.append("c1", {"type": "message", "text": f"MARK{i:05d}" + "x" * rng.randint(10, 3000)}, T0)).seq
+            for i in range(ROWS)
+        ]
+        gone = []
+        for i, seq in enumerate(seqs):
+            if i % 3 == 0:
+                assert run(store.delete("c1", seq))
+            elif i % 3 == 1:
+                assert run(store.replace("c1", seq, {"type": "message", "text": "r"}, T0)) is not None
+            gone += [f"MARK{i:05d}"] if i % 3 != 2 else []
+        run(store.sweep(T0))
+        data = _on_disk(path)
+        assert [m for m in gone if m.encode() in data] == []
+        assert b"MARK00002" in data and b"MARK01499" in data, "the rows kept are all there"
+
+
+def test_a_vacuum_runs_at_most_once_per_scrub_interval(tmp_path: Path, run: Run) -> None:
+    path = tmp_path / "db.sqlite3"
+    store = SqliteStore(path, 100, 1000, scrub_interval=3600)
+    vacuums: list[float] = []
+    vacuum = store._vacuum
+
+    def counted() -> None:
+        vacuums.append(T0)
+        vacuum()
+
+    store._vacuum = counted  # type: ignore[method-assign]
+    run(store.open())
+    try:
+        run(store.create_conversation("c1", "bot", T0))
+        for text in ("one", "two"):
+            stored = run(store.append("c1", {"type": "message", "text": text}, T0))
+            assert run(store.delete("c1", stored.seq))
+            run(store.sweep(T0))
+        assert len(vacuums) == 1, "the second deletion waits for the interval (its WAL copy is gone already)"
+        assert (tmp_path / "db.sqlite3-wal").stat().st_size == 0
+        store._vacuumed_at -= 3600  # an hour later
+        run(store.sweep(T0))
+        assert len(vacuums) == 2, "due now, though nothing new was deleted"
+        run(store.sweep(T0))
+        assert len(vacuums) == 2, "nothing left to scrub"
+    finally:
+        run(store.close())
 
 
 def test_closed_store_refuses_calls(tmp_path: Path, run: Run) -> None:
