@@ -15,12 +15,15 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from openline import __version__, echobot
 from openline.api._cors import PublicCors
 from openline.api._http import json_response
 from openline.api._origin import OriginCheck
 from openline.api._paths import NormalPaths
+from openline.api._ws import deny
 from openline.api.admin import AdminApi
 from openline.api.attachments import AttachmentsApi
 from openline.api.connector import ConnectorApi
@@ -36,7 +39,7 @@ from openline.auth.tokens import TokenAuthority
 from openline.config import Config
 from openline.datadir import DataDir
 from openline.logs import AccessLog
-from openline.protocol.errors import ServiceError
+from openline.protocol.errors import ErrorKind, ServiceError
 from openline.service.channel import Channel
 from openline.service.connector import BotConnector
 from openline.service.delivery import BotClient
@@ -211,4 +214,19 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
+    app.router.default = _websocket_not_found(app.router.default)
     return app
+
+
+def _websocket_not_found(default: ASGIApp) -> ASGIApp:
+    """The router's answer to a path it has no route for: a WebSocket upgrade gets a 404 in the error shape too."""
+
+    async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            path = scope.get("path", "")
+            error = ServiceError(ErrorKind.NOT_FOUND, f"no WebSocket is served at {path}")
+            await deny(WebSocket(scope, receive, send), error)
+            return
+        await default(scope, receive, send)
+
+    return not_found

@@ -6,6 +6,7 @@ import ipaddress
 import os
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -185,10 +186,13 @@ def _log_level(value: Any) -> str:
 
 
 def _str_list(value: Any) -> list[str]:
+    """A comma-separated string (empty items are left out), or a list of strings, none empty."""
     if isinstance(value, str):
         return [s.strip() for s in value.split(",") if s.strip()]
     if isinstance(value, list | tuple) and all(isinstance(s, str) for s in value):
-        return [s for s in value if s]
+        if not all(s.strip() for s in value):
+            raise ConfigError("an empty value is not allowed (leave the option out instead)")
+        return [s.strip() for s in value]
     raise ConfigError(f"{value!r} is not a list of strings")
 
 
@@ -213,8 +217,14 @@ def _store(value: Any) -> str:
 
 def _url(value: Any) -> str:
     url = str(value).strip().rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    url = scheme.lower() + sep + rest  # schemes are case-insensitive: HTTP://x is http://x
     if not re.match(r"^https?://[^/\s]+", url):
         raise ConfigError(f"{value!r} is not an http(s) URL")
+    try:
+        urllib.parse.urlsplit(url).port  # noqa: B018 (parses the host and port, raising on a malformed one)
+    except ValueError as e:
+        raise ConfigError(f"{value!r} is not a valid URL: {e}") from None
     return url
 
 

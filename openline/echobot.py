@@ -83,10 +83,12 @@ class EchoBot:
             response.raise_for_status()
 
     async def _welcome(self, activity: dict[str, Any]) -> None:
-        bot_id = (activity.get("recipient") or {}).get("id")
-        for member in activity.get("membersAdded") or []:
-            if isinstance(member, dict) and member.get("id") != bot_id:
-                await self._send(activity, self._reply(activity, text=WELCOME), None)
+        recipient = activity.get("recipient")
+        bot_id = recipient.get("id") if isinstance(recipient, dict) else None
+        added = activity.get("membersAdded")
+        members = [m for m in added if isinstance(m, dict) and m.get("id") != bot_id] if isinstance(added, list) else []
+        if members:  # one welcome for the update, however many joined
+            await self._send(activity, self._reply(activity, text=WELCOME), None)
 
     async def _echo(self, activity: dict[str, Any]) -> None:
         text = activity.get("text") or ""

@@ -34,6 +34,9 @@ _CREDENTIAL_IN_TEXT = re.compile(
 )
 # uvicorn's words for a client's mistakes, logged at WARNING or ERROR by it: information here
 _CLIENT_MISTAKES = ("Invalid HTTP request received.", "Unsupported upgrade request.")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# libraries that log a client's malformed input at WARNING (python-multipart: "Expected boundary ...")
+_CHATTY_LIBRARIES = ("python_multipart",)
 
 
 def redact_target(path: str, query: str | bytes = "") -> str:
@@ -60,11 +63,16 @@ def redact_text(text: str) -> str:
     return _CREDENTIAL_IN_TEXT.sub(replace, text)
 
 
+def printable(text: str) -> str:
+    """`text` with control characters escaped (`\\x0a`): what a client sent can never start a log line of its own."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def access_log(client: Any, method: str, target: str, status: int, seconds: float) -> None:
-    """One line of the access log; `target` must be redacted already."""
+    """One line of the access log; `target` must be redacted already (control characters are escaped here)."""
     if access.isEnabledFor(logging.INFO):
         host = f"{client[0]}:{client[1]}" if isinstance(client, list | tuple) and len(client) >= 2 else "-"
-        access.info('%s "%s %s" %d %.1fms', host, method, target, status, seconds * 1000)
+        access.info('%s "%s %s" %d %.1fms', host, printable(method), printable(target), status, seconds * 1000)
 
 
 class AccessLog:
@@ -104,11 +112,11 @@ class _ServerLogFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if '"WebSocket ' in message:
-            return False  # "[accepted]", "403", ...: the access log has them, redacted
+        if '"WebSocket ' in message or message.startswith("connection rejected ("):
+            return False  # "[accepted]", "403", a refused handshake: the access log has them, redacted
         if message in _CLIENT_MISTAKES and record.levelno > logging.INFO:
             record.levelno, record.levelname = logging.INFO, "INFO"
-        redacted = redact_text(message)
+        redacted = printable(redact_text(message))
         if redacted != message:
             record.msg, record.args = redacted, None
         return True
@@ -118,11 +126,13 @@ _SERVER_FILTER = _ServerLogFilter()
 
 
 def quiet_server_logs() -> None:
-    """Apply the redaction to uvicorn's loggers (idempotent)."""
+    """Apply the redaction to uvicorn's loggers, and keep libraries from warning about clients (idempotent)."""
     for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         if _SERVER_FILTER not in logger.filters:
             logger.addFilter(_SERVER_FILTER)
+    for name in _CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def configure(level: str) -> None:

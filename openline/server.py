@@ -46,12 +46,15 @@ import msgspec
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+from websockets.http11 import Response as WsResponse
 
+from openline.api._paths import normal_raw_path
 from openline.api.errors import error_document
 from openline.config import Config
 from openline.logs import access_log, quiet_server_logs, redact_target
 from openline.protocol.connector import max_attachment_body
-from openline.protocol.errors import ErrorKind
+from openline.protocol.errors import ErrorKind, kind_of_status
 
 WS_MAX_MESSAGE = 4096  # bytes a client's WebSocket message may have (directlinejs sends empty frames only)
 _PATH_PEEK = 256  # bytes of the request target kept to choose the error shape of an early answer
@@ -113,11 +116,11 @@ def _raw_error(status_path: str, kind: ErrorKind, message: str, extra: Sequence[
 
 
 def _path_of(target: bytes) -> str:
-    """The path of a request target (or of the start of one), for choosing an error shape."""
+    """The path of a request target (or of the start of one), as routes see it: for choosing an error shape."""
     path = target.split(b"?", 1)[0].split(b"#", 1)[0]
     if path.startswith((b"http://", b"https://")):  # absolute form
         path = b"/" + path.split(b"/", 3)[-1] if path.count(b"/") >= 3 else b"/"
-    return path.decode("latin-1")
+    return normal_raw_path(path).decode("latin-1")
 
 
 def _sweep_interval(limits: ConnectionLimits) -> float:
@@ -412,8 +415,28 @@ class QuietWebSocketsProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets protocol, without an error in the log for a client's mistake.
 
     A refused upgrade (an HTTP answer instead of the handshake) ends the
-    handshake; a text frame that is not UTF-8 closes the connection (1007).
+    handshake; a text frame that is not UTF-8 closes the connection (1007); a
+    handshake the websockets library refuses (no key, another version, not a
+    GET) is answered in the API's error shape, with an access line.
     """
+
+    def handle_connect(self, event: Request) -> None:
+        reject = self.conn.reject
+
+        def json_reject(status: Any, text: str) -> WsResponse:
+            path = normal_raw_path(event.path.split("?", 1)[0].encode("latin-1", "replace")).decode("latin-1")
+            code = int(status)
+            message = text.strip().removeprefix("Failed to open a WebSocket connection: ").rstrip(".")
+            _, document = error_document(path, kind_of_status(code), message)
+            response = reject(status, "")
+            response.body = msgspec.json.encode(document)
+            response.headers["Content-Type"] = "application/json"
+            response.headers["Content-Length"] = str(len(response.body))
+            access_log(self.client, "WEBSOCKET", redact_target(event.path.split("?", 1)[0]), code, 0.0)
+            return response
+
+        self.conn.reject = json_reject  # type: ignore[method-assign]
+        super().handle_connect(event)
 
     async def send(self, message: Any) -> None:
         await super().send(message)

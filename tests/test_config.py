@@ -705,3 +705,18 @@ def test_scrub_interval() -> None:
     assert load_config(_cli(), env={"OPENLINE_SCRUB_INTERVAL": "1h"}).scrub_interval == 3600
     with pytest.raises(ConfigError, match="scrub_interval"):
         load_config(_cli(scrub_interval="soon"), env={})
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://x:99999", "ftp://x", "http//x"])
+def test_malformed_public_urls_are_config_errors(url: str) -> None:
+    with pytest.raises(ConfigError, match="public_url"):
+        load_config(_cli(public_url=url), env={})
+
+
+def test_url_schemes_are_case_insensitive() -> None:
+    assert load_config(_cli(public_url="HTTPS://Chat.Example.com/"), env={}).public_url == "https://Chat.Example.com"
+
+
+def test_an_empty_secret_flag_is_an_error_not_no_secret() -> None:
+    with pytest.raises(ConfigError, match="secret"):
+        load_config(vars(_parser().parse_args(["serve", "--secret", ""])), env={})

@@ -99,13 +99,21 @@ _MAX_CLIENT_KEY = 256
 
 
 def client_key(activity: Activity) -> str | None:
-    """The client's own id for the activity (Web Chat's `channelData.clientActivityID`), if it gave one.
+    """The client's own id for the activity (Web Chat's `channelData.clientActivityID`), if it gave one as a string.
 
     A client that sends the same activity again (a retry) sends the same key.
+    One over 256 characters is refused (MALFORMED) rather than silently not
+    making the post a retry.
     """
     channel_data = activity.get("channelData")
     key = channel_data.get("clientActivityID") if isinstance(channel_data, dict) else None
-    return key if isinstance(key, str) and key and len(key) <= _MAX_CLIENT_KEY else None
+    if not isinstance(key, str) or not key:
+        return None
+    if len(key) > _MAX_CLIENT_KEY:
+        raise ServiceError(
+            ErrorKind.MALFORMED, f"channelData.clientActivityID is longer than {_MAX_CLIENT_KEY} characters"
+        )
+    return key
 
 
 def account(id_: str, name: str | None = None, role: str | None = None) -> Account:
@@ -171,6 +179,8 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "recipient": dict,
     "replyToId": str,
     "locale": str,
+    "membersAdded": list,
+    "membersRemoved": list,
 }
 
 
@@ -183,6 +193,10 @@ def check_fields(activity: Activity) -> None:
     for i, attachment in enumerate(activity.get("attachments") or ()):
         if not isinstance(attachment, dict):
             raise ServiceError(ErrorKind.MALFORMED, f"attachments[{i}] must be an object")
+    for name in ("membersAdded", "membersRemoved"):
+        for i, member in enumerate(activity.get(name) or ()):
+            if not isinstance(member, dict) or not isinstance(member.get("id"), str):
+                raise ServiceError(ErrorKind.MALFORMED, f"{name}[{i}] must be a ChannelAccount with a string 'id'")
 
 
 def from_bot(activity: Any, conversation_id: str, bot: Account, reply_to_id: str | None) -> Activity:

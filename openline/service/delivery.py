@@ -16,6 +16,7 @@ import aiohttp
 import msgspec
 
 from openline import __version__
+from openline.logs import printable, redact_text
 from openline.protocol.errors import ErrorKind
 
 log = logging.getLogger("openline.delivery")
@@ -81,9 +82,9 @@ class BotClient:
         conversation = activity.get("conversation") or {}
         log.warning(
             "bot did not accept %s %s in conversation %s: %s",
-            activity.get("type"),
+            printable(str(activity.get("type"))),
             activity.get("id"),
             conversation.get("id"),
-            detail,
+            printable(redact_text(detail)),  # the bot's own words may quote file links, or anything a client sent
         )
         return DeliveryResult(status, duration, kind, detail)

@@ -107,6 +107,7 @@ class RecordingBot:
     fail_updates: int = 0  # how many conversationUpdates to answer with 500 next
     fail_messages: int = 0  # how many other activities to answer with 500 next (after any pause)
     pause_seconds: float = 0.5
+    fail_body: bytes | None = None  # what a failing answer says (a default error when None)
     update_delay: float = 0.0  # seconds to wait before answering a conversationUpdate
     _session: aiohttp.ClientSession | None = None
     _released: asyncio.Event | None = None
@@ -166,7 +167,7 @@ class RecordingBot:
                 await asyncio.wait_for(self._released.wait(), self.pause_seconds)
         if self.fail_messages > 0:
             self.fail_messages -= 1
-            return Response(b'{"error":"bot crashed for now"}', status_code=500)
+            return Response(self.fail_body or b'{"error":"bot crashed for now"}', status_code=500)
         if text == "fail":
             return Response(b'{"error":"bot crashed"}', status_code=500)
         if text == "slow":

@@ -119,6 +119,13 @@ def test_headers_over_the_limit_get_431_in_the_api_shape(limited: Service, path:
         assert _closed(sock)
 
 
+def test_early_answers_to_doubled_slash_paths_keep_their_api_shape(limited: Service) -> None:
+    with contextlib.closing(_open(limited)) as sock:
+        sock.sendall(f"POST //api//conversations HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * MAX_HEADER}\r\n\r\n".encode())
+        status, _, body = _response(sock)
+        assert status == 431 and _error(body)["statusCode"] == 431, "the 1.1 shape, as the app would answer"
+
+
 def test_headers_just_under_the_limit_are_served(limited: Service) -> None:
     with contextlib.closing(_open(limited)) as sock:
         head = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import urllib.parse
 
@@ -192,3 +193,75 @@ def test_a_malformed_request_is_information_not_a_warning(service: Service, logs
     assert answer.startswith(b"HTTP/1.1 400") and b"application/json" in answer
     assert not [r for r in logs.records if r.levelno >= logging.WARNING and r.name.startswith("uvicorn")]
     assert any('" 400 ' in line for line in _lines(logs, ACCESS)), "an access line for it too"
+
+
+def test_a_client_cannot_write_lines_of_its_own_into_the_log(service: Service, logs: pytest.LogCaptureFixture) -> None:
+    forged = "%0a2026-11-30%2009:00:00,000%20ERROR%20openline.api:%20forged%20line%0d%00"
+    service.http.get(f"{service.url}/api/x{forged}")
+    service.http.get(f"{service.url}/v3/directline/x{forged}?watermark=1{forged}")
+    assert not [m for m in _lines(logs) if "\n" in m or "\r" in m or "\x00" in m]
+    assert any("\\x0a2026" in line for line in _lines(logs, ACCESS))
+
+
+def test_what_a_failing_bot_says_is_logged_without_credentials(
+    service: Service, logs: pytest.LogCaptureFixture
+) -> None:
+    """The recording bot answers "fail" with 500 and its body; a bot's body can quote a signed file link."""
+    v3 = V3(service)
+    conv = v3.start()["conversationId"]
+    upload = v3.post(f"/conversations/{conv}/upload?userId=u1", content=b"x", headers={"Content-Type": "image/png"})
+    (url,) = [a["attachments"][0]["contentUrl"] for a in service.stored(conv) if a.get("attachments")]
+    assert upload.status_code == 200
+    signature = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["s"][0]
+    service.bot.fail_body = f'{{"error": "cannot read {url}"}}'.encode()
+    try:
+        service.bot.fail_messages = 1
+        assert (
+            v3.post(f"/conversations/{conv}/activities", json={"type": "message", "from": {"id": "u1"}}).status_code
+            == 502
+        )
+    finally:
+        service.bot.fail_body = None
+    warnings = [m for m in _lines(logs, "openline.delivery")]
+    assert warnings and all(signature not in m for m in warnings) and any(f"s={REDACTED}" in m for m in warnings)
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [
+        ("/healthz", {"Method": "POST"}, 405),
+        ("/healthz", {}, 404),
+        ("/api/conversations", {}, 404),
+        ("/v3/directline/conversations/c/stream/multimodal", {}, 404),
+        ("/v3/directline/conversations/c/stream", {"Sec-WebSocket-Version": "8"}, 400),
+        ("/v3/directline/conversations/c/stream", {"Sec-WebSocket-Key": ""}, 400),
+    ],
+)
+def test_a_refused_websocket_upgrade_is_in_the_error_shape(
+    service: Service, logs: pytest.LogCaptureFixture, path: str, headers: dict[str, str], status: int
+) -> None:
+    import socket
+
+    fields = {
+        "Host": "x",
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        **headers,
+    }
+    method = fields.pop("Method", "GET")
+    head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n"
+    host, port = service.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(head.encode())
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert int(status_line.split()[1]) == status, answer
+    body = rest.partition(b"\r\n\r\n")[2]
+    assert json.loads(body)["error"]["message"], answer
+    assert b"application/json" in rest.lower()
+    assert any(f'" {status} ' in line for line in _lines(logs, ACCESS))
+    _no_errors(logs)

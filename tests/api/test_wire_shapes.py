@@ -10,7 +10,7 @@ import pytest
 from openline.api._paths import normal_raw_path
 from openline.protocol import activity as act
 from tests.api._v3 import V3
-from tests.api.conftest import REC_SECRET, Service
+from tests.api.conftest import ECHO_SECRET, REC_SECRET, Service
 
 PREFLIGHT = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
 
@@ -182,3 +182,44 @@ def test_no_token_or_conversation_for_a_user_who_is_the_bot(service: Service) ->
     _refused(v3.post("/tokens/generate", json={"user": {"id": "rec"}}))
     _refused(v3.post("/conversations", json={"user": {"id": "REC", "name": "x"}}))
     assert v3.post("/conversations", json={"user": {"id": "rec-fan"}}).status_code == 201
+
+
+# -- odd activities ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("members", [5, "x", [5], [{"name": "no id"}], [{"id": 7}], {"id": "u2"}])
+def test_members_lists_of_the_wrong_shape_are_refused(service: Service, members: object) -> None:
+    v3 = V3(service)
+    conv = v3.start()["conversationId"]
+    activity = {"type": "conversationUpdate", "from": {"id": "u1"}, "membersAdded": members}
+    _refused(v3.post(f"/conversations/{conv}/activities", json=activity))
+    _refused(v3.post(f"/conversations/{conv}/activities", json={**activity, "membersRemoved": members}))
+    bot = service.http.post(
+        f"/v3/conversations/{conv}/activities", json={"type": "conversationUpdate", "membersAdded": members}
+    )
+    _refused(bot)
+
+
+def test_the_echo_bot_survives_what_clients_may_send_it(service: Service) -> None:
+    v3 = V3(service, ECHO_SECRET)
+    conv = v3.start()["conversationId"]
+    many = [{"id": f"u{i}"} for i in range(100)]
+    r = v3.post(
+        f"/conversations/{conv}/activities",
+        json={"type": "conversationUpdate", "from": {"id": "u1"}, "membersAdded": many},
+    )
+    assert r.status_code == 200, r.text
+    texts = [a.get("text") for a in v3.activities(conv)["activities"]]
+    assert len([t for t in texts if t and t.startswith("Welcome")]) <= 2, "one welcome per update, not one per member"
+
+
+def test_a_client_activity_id_too_long_to_be_a_retry_key_is_refused(service: Service) -> None:
+    v3 = V3(service)
+    conv = v3.start()["conversationId"]
+    activity = {"type": "message", "from": {"id": "u1"}, "text": "x", "channelData": {"clientActivityID": "k" * 257}}
+    _refused(v3.post(f"/conversations/{conv}/activities", json=activity))
+    _refused(
+        service.send(conv, {"from": "u1", "text": "x", "channelData": {"clientActivityID": "k" * 257}}), "MalformedData"
+    )
+    ok = {**activity, "channelData": {"clientActivityID": "k" * 256}}
+    assert v3.post(f"/conversations/{conv}/activities", json=ok).status_code == 200

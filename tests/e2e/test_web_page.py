@@ -277,7 +277,7 @@ def test_the_inspector_survives_activities_of_an_odd_shape(procs: Processes, pag
         session = httpx.post(service.url + "/web/token", timeout=HTTP_TIMEOUT).json()
         auth = {"Authorization": f"Bearer {session['token']}"}
         conversation_id = client.post("/conversations", headers=auth).json()["conversationId"]
-        odd = {"type": "message", "from": {"id": session["user"]["id"]}, "text": "odd", "membersAdded": "x"}
+        odd = {"type": "message", "from": {"id": session["user"]["id"]}, "text": "odd", "entities": [5]}
         # botbuilder cannot read it either: it answers 500, and the post fails with 502
         answer = client.post(f"/conversations/{conversation_id}/activities", json=odd, headers=auth)
         assert answer.status_code == 502, answer.text
