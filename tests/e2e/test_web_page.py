@@ -24,7 +24,7 @@ from tests.e2e._js import JS_DIR, node_with_packages, unavailable
 from tests.e2e.harness import HTTP_TIMEOUT, Openline, Processes, free_port
 
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 except ImportError:  # the test extras were not installed
     sync_playwright = None  # type: ignore[assignment]
 
@@ -111,6 +111,28 @@ def _service(procs: Processes, *extra: str) -> Openline:
     return service.wait_ready()
 
 
+def _open_chat(page: Page, service: Openline) -> tuple[str, str, Locator]:
+    """Open the chat page and wait for the bot's welcome: the page's user id, conversation id and transcript."""
+    page.goto(service.url + "/")
+    expect(page.locator("#connection-status")).to_have_text("connection: online", timeout=WAIT_MS)
+    webchat = page.locator("#webchat")
+    user_id = webchat.get_attribute("data-user-id")
+    conversation_id = webchat.get_attribute("data-conversation-id")
+    assert user_id is not None and re.fullmatch(r"dl_[A-Za-z0-9_-]{16}", user_id)
+    assert conversation_id
+    transcript = page.locator(".webchat__basic-transcript")
+    expect(transcript).to_contain_text(f"Welcome, {user_id}!", timeout=WAIT_MS)
+    return user_id, conversation_id, transcript
+
+
+def _say(page: Page, transcript: Locator, text: str) -> None:
+    """Type a message into Web Chat's send box and wait for the bot's echo of it."""
+    box = page.locator(".webchat__send-box-text-box__input")
+    box.fill(text)
+    box.press("Enter")
+    expect(transcript).to_contain_text(f"echo: {text}", timeout=WAIT_MS)
+
+
 def _transcript(page: Page) -> str:
     return page.locator(".webchat__basic-transcript").inner_text()
 
@@ -119,23 +141,13 @@ def test_chat_upload_and_inspect_in_a_real_browser(procs: Processes, page: Page)
     service = _service(procs, "--webchat-file", str(WEBCHAT_JS))
 
     # the chat page: Web Chat connects over the stream and the bot greets the page's dl_ user
-    page.goto(service.url + "/")
+    user_id, conversation_id, transcript = _open_chat(page, service)
     expect(page.locator("#bot-name")).to_have_text("Bot")
-    expect(page.locator("#connection-status")).to_have_text("connection: online", timeout=WAIT_MS)
     expect(page.locator("#service-status")).to_have_text("service: ok", timeout=WAIT_MS)
-    webchat = page.locator("#webchat")
-    user_id = webchat.get_attribute("data-user-id")
-    conversation_id = webchat.get_attribute("data-conversation-id")
-    assert user_id is not None and re.fullmatch(r"dl_[A-Za-z0-9_-]{16}", user_id)
-    assert conversation_id
-    transcript = page.locator(".webchat__basic-transcript")
-    expect(transcript).to_contain_text(f"Welcome, {user_id}!", timeout=WAIT_MS)
 
     # a message typed into Web Chat's send box comes back from the bot
+    _say(page, transcript, "hello from the browser")
     box = page.locator(".webchat__send-box-text-box__input")
-    box.fill("hello from the browser")
-    box.press("Enter")
-    expect(transcript).to_contain_text("echo: hello from the browser", timeout=WAIT_MS)
     _screenshot(page, "chat")
 
     # an image through Web Chat's upload button (sent with the next message, Web Chat's default since 4.18):
@@ -203,22 +215,10 @@ def test_web_chat_takes_the_user_from_the_token_and_drops_what_the_bot_deletes(p
             posts.append((r.url, r.post_data or "")) if r.method == "POST" and "/v3/directline/" in r.url else None
         ),
     )
-    page.goto(service.url + "/")
-    expect(page.locator("#connection-status")).to_have_text("connection: online", timeout=WAIT_MS)
-    webchat = page.locator("#webchat")
-    user_id = webchat.get_attribute("data-user-id")
-    conversation_id = webchat.get_attribute("data-conversation-id")
-    assert user_id and conversation_id
-    transcript = page.locator(".webchat__basic-transcript")
-    expect(transcript).to_contain_text(f"Welcome, {user_id}!", timeout=WAIT_MS)
-
+    user_id, conversation_id, transcript = _open_chat(page, service)
+    _say(page, transcript, "keep this one")
+    _say(page, transcript, "delete the answer")
     box = page.locator(".webchat__send-box-text-box__input")
-    box.fill("keep this one")
-    box.press("Enter")
-    expect(transcript).to_contain_text("echo: keep this one", timeout=WAIT_MS)
-    box.fill("delete the answer")
-    box.press("Enter")
-    expect(transcript).to_contain_text("echo: delete the answer", timeout=WAIT_MS)
     page.locator("input[type=file]").set_input_files([{"name": "dots.png", "mimeType": "image/png", "buffer": PNG}])
     box.fill("with a file")
     page.locator(".webchat__send-button").click()
@@ -240,9 +240,7 @@ def test_web_chat_takes_the_user_from_the_token_and_drops_what_the_bot_deletes(p
     expect(transcript).not_to_contain_text("echo: delete the answer", timeout=WAIT_MS)
     expect(transcript).to_contain_text("echo: keep this one")
     expect(transcript).to_contain_text("delete the answer")
-    box.fill("still working")
-    box.press("Enter")
-    expect(transcript).to_contain_text("echo: still working", timeout=WAIT_MS)
+    _say(page, transcript, "still working")
     _screenshot(page, "chat-after-delete")
     assert not [line for line in console if "renderer" in line.lower()], console
     assert not [line for line in console if line.startswith("error")], console
