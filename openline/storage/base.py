@@ -12,6 +12,7 @@ clock. Every method is a coroutine and must not block the event loop.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -83,6 +84,23 @@ class Delivery:
     def __post_init__(self) -> None:
         if (self.state == "failed") != (self.error is not None):
             raise ValueError(f"a {self.state!r} delivery record {'needs' if self.error is None else 'has no'} error")
+
+    def claimed(self, now: float) -> Delivery:
+        """This record taken over for one more attempt: "pending" since `now`, the last outcome cleared."""
+        return dataclasses.replace(
+            self, at=now, status=None, duration=0.0, error=None, detail="", state="pending", attempts=self.attempts + 1
+        )
+
+
+def claimable(state: DeliveryState, at: float, stale_before: float) -> bool:
+    """The rule of every claim (`claim_delivery`, `claim_announcement`): a failed delivery, or one whose
+    sender has held it since before `stale_before` (it gave up or died); never one the bot has."""
+    return state == "failed" or (state == "pending" and at < stale_before)
+
+
+def first_claim(activity_id: str, now: float) -> Delivery:
+    """The record of a delivery claimed for its first attempt, at `now`."""
+    return Delivery(activity_id, now, None, 0.0, state="pending")
 
 
 @dataclass(frozen=True, slots=True)

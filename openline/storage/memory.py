@@ -24,6 +24,8 @@ from openline.storage.base import (
     StoredActivity,
     StoredFile,
     UnknownConversation,
+    claimable,
+    first_claim,
 )
 
 
@@ -105,7 +107,7 @@ class MemoryStore:
             record.members[member.id] = member
         else:
             state, at = record.announcements.get(member.id, ("delivered", 0.0))
-            if state == "delivered" or (state == "pending" and at >= stale_before):
+            if not claimable(state, at, stale_before):
                 return False, state
         record.announcements[member.id] = ("pending", now)
         return True, "pending"
@@ -149,7 +151,7 @@ class MemoryStore:
         for f in files:
             record.files[f.id] = f
         if origin == "client" and client_key is not None:
-            record.deliveries[activity["id"]] = Delivery(activity["id"], now, None, 0.0, state="pending")
+            record.deliveries[activity["id"]] = first_claim(activity["id"], now)
         record.last_active = now
         return StoredActivity(seq, activity, origin=origin)
 
@@ -206,15 +208,9 @@ class MemoryStore:
     ) -> tuple[bool, Delivery]:
         record = self._record(conversation_id)
         known = record.deliveries.get(activity_id)
-        if known is not None and (
-            known.state == "delivered" or (known.state == "pending" and known.at >= stale_before)
-        ):
+        if known is not None and not claimable(known.state, known.at, stale_before):
             return False, _copied(known)
-        attempts = known.attempts + 1 if known is not None else 1
-        base = known if known is not None else Delivery(activity_id, now, None, 0.0)
-        claimed = dataclasses.replace(
-            base, at=now, status=None, duration=0.0, error=None, detail="", state="pending", attempts=attempts
-        )
+        claimed = known.claimed(now) if known is not None else first_claim(activity_id, now)
         record.deliveries[activity_id] = claimed
         return True, _copied(claimed)
 

@@ -40,6 +40,8 @@ from openline.storage.base import (
     StoredActivity,
     StoredFile,
     UnknownConversation,
+    claimable,
+    first_claim,
 )
 
 P = ParamSpec("P")
@@ -332,8 +334,8 @@ class SqliteStore:
                     (conversation_id, member.id, member.name, now, conversation_id),
                 )
                 return True, "pending"
-            state, at = cast("DeliveryState", row[0]), row[1]
-            if state == "delivered" or (state == "pending" and at >= stale_before):
+            state: DeliveryState = row[0]
+            if not claimable(state, row[1], stale_before):
                 return False, state
             conn.execute(
                 "UPDATE members SET announce_state = 'pending', announce_at = ?"
@@ -444,8 +446,7 @@ class SqliteStore:
                 [(conversation_id, f.id, f.name, f.content_type, f.created_at, bytes(f.data)) for f in files],
             )
             if origin == "client" and client_key is not None:
-                pending = Delivery(ids.activity_id(conversation_id, seq), now, None, 0.0, state="pending")
-                self._put_delivery(conn, conversation_id, pending)
+                self._put_delivery(conn, conversation_id, first_claim(ids.activity_id(conversation_id, seq), now))
         return seq, ts_ms, None
 
     async def replace(
@@ -615,21 +616,9 @@ class SqliteStore:
         with _transaction(conn):
             self._check_exists(conn, conversation_id)
             known = self._delivery(conn, conversation_id, activity_id)
-            if known is not None and (
-                known.state == "delivered" or (known.state == "pending" and known.at >= stale_before)
-            ):
+            if known is not None and not claimable(known.state, known.at, stale_before):
                 return False, known
-            base = known if known is not None else Delivery(activity_id, now, None, 0.0)
-            claimed = dataclasses.replace(
-                base,
-                at=now,
-                status=None,
-                duration=0.0,
-                error=None,
-                detail="",
-                state="pending",
-                attempts=base.attempts + 1 if known is not None else 1,
-            )
+            claimed = known.claimed(now) if known is not None else first_claim(activity_id, now)
             self._put_delivery(conn, conversation_id, claimed)
         return True, claimed
 
