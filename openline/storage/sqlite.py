@@ -571,11 +571,19 @@ class SqliteStore:
         conn = self._w
         with _transaction(conn):
             self._check_exists(conn, conversation_id)
-            if delivery.activity is None:  # a stored activity's (the others have ids of their own, never claimed)
-                known = self._delivery(conn, conversation_id, delivery.activity_id)
-                if known is not None and known.attempts > delivery.attempts:
-                    return  # the outcome of an attempt another sender took over
-            self._put_delivery(conn, conversation_id, delivery)
+            # one statement, no read: a record of a later attempt (one that took this over) is left as it is
+            conn.execute(
+                "INSERT INTO deliveries (conversation_id, activity_id, at, body) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (conversation_id, activity_id) DO UPDATE SET at = excluded.at, body = excluded.body"
+                " WHERE coalesce(json_extract(CAST(deliveries.body AS TEXT), '$.attempts'), 1) <= ?",
+                (
+                    conversation_id,
+                    delivery.activity_id,
+                    delivery.at,
+                    msgspec.json.encode(delivery),
+                    delivery.attempts,
+                ),
+            )
 
     @staticmethod
     def _delivery(conn: sqlite3.Connection, conversation_id: str, activity_id: str) -> Delivery | None:
