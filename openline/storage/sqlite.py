@@ -177,7 +177,7 @@ class SqliteStore:
         self.conversation_ttl = conversation_ttl
         self.scrub_interval = scrub_interval
         self._vacuumed_at = -math.inf  # time.monotonic() of the last VACUUM
-        self._unvacuumed = False  # deleted rows may have left fragments that only a VACUUM removes
+        self._unvacuumed = False  # deleted rows may have left fragments that only a VACUUM removes (see _mark_deleted)
         self._writer: ThreadPoolExecutor | None = None
         self._reader: ThreadPoolExecutor | None = None
         self._wconn: sqlite3.Connection | None = None
@@ -363,7 +363,7 @@ class SqliteStore:
             cur = conn.execute(
                 "DELETE FROM members WHERE conversation_id = ? AND member_id = ?", (conversation_id, member_id)
             )
-            self._deleted = True
+            self._mark_deleted()
             return cur.rowcount == 1
 
     async def members(self, conversation_id: str) -> list[Member]:
@@ -477,7 +477,7 @@ class SqliteStore:
             conn.execute(
                 "UPDATE activities SET body = ? WHERE conversation_id = ? AND seq = ?", (body, conversation_id, seq)
             )
-            self._deleted = True  # the old body
+            self._mark_deleted()  # the old body
             self._delete_files(conn, conversation_id, file_ids)
             conn.execute(
                 "UPDATE conversations SET last_active = max(last_active, ?) WHERE id = ?", (now, conversation_id)
@@ -495,7 +495,7 @@ class SqliteStore:
             if cur.rowcount != 1:
                 return False
             self._delete_files(conn, conversation_id, file_ids)
-            self._deleted = True
+            self._mark_deleted()
             return True
 
     @staticmethod
@@ -702,22 +702,27 @@ class SqliteStore:
         removed = 0
         while (n := await self._write(self._sweep_batch, now)) is not None:
             removed += n
-        if removed or self._deleted:
-            self._unvacuumed = True
-            await self._scrub()
-        elif self._unvacuumed and time.monotonic() - self._vacuumed_at >= self.scrub_interval:
-            await self._scrub()
+        if removed:
+            self._mark_deleted()
+        await self._scrub()
         return removed
 
+    def _mark_deleted(self) -> None:
+        """Rows were deleted or overwritten: the WAL must be emptied, and a VACUUM is owed."""
+        self._deleted = self._unvacuumed = True
+
     async def _scrub(self) -> None:
-        """VACUUM when due, then empty the WAL, where deleted rows live on in old page images.
+        """VACUUM when one is owed and due, then empty the WAL, where deleted rows live on in old page images.
 
         The next sweep tries again if a reader kept the checkpoint from completing.
         """
-        if self._unvacuumed and time.monotonic() - self._vacuumed_at >= self.scrub_interval:
+        vacuum = self._unvacuumed and time.monotonic() - self._vacuumed_at >= self.scrub_interval
+        if vacuum:
             self._unvacuumed = False
             self._vacuumed_at = time.monotonic()
             await self._write(self._vacuum)
+        if not (vacuum or self._deleted):
+            return
         for _ in range(_SCRUB_TRIES):
             if await self._write(self._checkpoint):
                 return
