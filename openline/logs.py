@@ -40,18 +40,21 @@ _CHATTY_LIBRARIES = ("python_multipart",)
 
 
 def redact_target(path: str, query: str | bytes = "") -> str:
-    """`path?query` as it may be logged: credentials replaced by REDACTED (see the module's description)."""
+    """`path?query` as it may be logged: credentials replaced by REDACTED (see the module's description).
+
+    Control characters are escaped too (`printable`): the result is safe to log as it is.
+    """
     path = _CAPABILITY_PATH.sub(r"\1" + REDACTED, path)
     if isinstance(query, bytes):
         query = query.decode("latin-1")
     if not query:
-        return path
+        return printable(path)
     parts = []
     for item in query.split("&"):
         name, sep, _ = item.partition("=")
         plain = urllib.parse.unquote_plus(name).lower() in _PLAIN_PARAMETERS
         parts.append(item if plain or not sep else f"{name}={REDACTED}")
-    return f"{path}?{'&'.join(parts)}"
+    return printable(f"{path}?{'&'.join(parts)}")
 
 
 def redact_text(text: str) -> str:
@@ -69,10 +72,10 @@ def printable(text: str) -> str:
 
 
 def access_log(client: Any, method: str, target: str, status: int, seconds: float) -> None:
-    """One line of the access log; `target` must be redacted already (control characters are escaped here)."""
+    """One line of the access log; `target` comes from `redact_target` (redacted, control characters escaped)."""
     if access.isEnabledFor(logging.INFO):
         host = f"{client[0]}:{client[1]}" if isinstance(client, list | tuple) and len(client) >= 2 else "-"
-        access.info('%s "%s %s" %d %.1fms', host, printable(method), printable(target), status, seconds * 1000)
+        access.info('%s "%s %s" %d %.1fms', host, printable(method), target, status, seconds * 1000)
 
 
 class AccessLog:

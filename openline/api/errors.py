@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from openline.api._http import NO_CORS_PATHS, json_response
-from openline.logs import printable, redact_target
+from openline.logs import redact_target
 from openline.protocol.errors import ErrorKind, ServiceError, kind_of_status, v1_error, v3_error
 
 log = logging.getLogger("openline.api")
@@ -56,7 +56,7 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, printable(redact_target(request.url.path)))
+    log.exception("unexpected error on %s %s", request.method, redact_target(request.url.path))
     # this handler runs outside the CORS middleware: without the header a browser client sees status 0
     public = not request.url.path.startswith(NO_CORS_PATHS)
     headers = {"Access-Control-Allow-Origin": "*"} if public and "origin" in request.headers else None

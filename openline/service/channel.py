@@ -70,8 +70,7 @@ class Channel:
         the bot did not take is sent again before the next activity reaches it.
         """
         bot = self.bot(bot_id)
-        if user is not None:
-            act.check_user_id(user["id"], bot.account)
+        self.check_user(bot_id, user)
         if not await self.store.create_conversation(conversation_id, bot.id, self.clock()):
             return False
         sender = user or act.account(conversation_id)

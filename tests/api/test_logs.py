@@ -65,6 +65,7 @@ def _no_errors(logs: pytest.LogCaptureFixture) -> None:
         ),
         ("/x", "T=upper&flag&%74=encoded", f"/x?T={REDACTED}&flag&%74={REDACTED}"),
         ("/admin/conversations", "limit=5", "/admin/conversations?limit=5"),
+        ("/api/x\n2026 ERROR forged\r", "", "/api/x\\x0a2026 ERROR forged\\x0d"),
     ],
 )
 def test_redact_target(path: str, query: str, logged: str) -> None:
