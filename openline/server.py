@@ -424,7 +424,7 @@ class QuietWebSocketsProtocol(WebSocketsSansIOProtocol):
         reject = self.conn.reject
 
         def json_reject(status: Any, text: str) -> WsResponse:
-            path = normal_raw_path(event.path.split("?", 1)[0].encode("latin-1", "replace")).decode("latin-1")
+            path = _path_of(event.path.encode("latin-1", "replace"))
             code = int(status)
             message = text.strip().removeprefix("Failed to open a WebSocket connection: ").rstrip(".")
             _, document = error_document(path, kind_of_status(code), message)
@@ -432,7 +432,7 @@ class QuietWebSocketsProtocol(WebSocketsSansIOProtocol):
             response.body = msgspec.json.encode(document)
             response.headers["Content-Type"] = "application/json"
             response.headers["Content-Length"] = str(len(response.body))
-            access_log(self.client, "WEBSOCKET", redact_target(event.path.split("?", 1)[0]), code, 0.0)
+            access_log(self.client, "WEBSOCKET", redact_target(path), code, 0.0)
             return response
 
         self.conn.reject = json_reject  # type: ignore[method-assign]
