@@ -157,21 +157,17 @@ class Dispatcher:
         self._announcing[key] = done
         try:
             name = member.get("name")
+            joined = Member(member["id"], name if isinstance(name, str) else None)
             now = self.clock()
-            claimed, state = await self.store.claim_announcement(
-                conversation_id,
-                Member(member["id"], name if isinstance(name, str) else None),
-                now,
-                now - self.stale_after,
-            )
+            claimed, state = await self.store.claim_announcement(conversation_id, joined, now, now - self.stale_after)
             if claimed:
                 update = act.members_added(
                     conversation_id,
                     f"{conversation_id}|{random_id(10)}",
-                    int(self.clock() * 1000),
+                    int(now * 1000),
                     bot.account,
                     sender,
-                    [act.account(member["id"], name if isinstance(name, str) else None)],
+                    [act.account(joined.id, joined.name)],
                     locale,
                 )
                 ok = (await self.deliver(conversation_id, bot, update, stored=False)).ok

@@ -304,12 +304,19 @@ class SqliteStore:
         conn = self._w
         with _transaction(conn):
             self._check_exists(conn, conversation_id)
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO members (conversation_id, member_id, name, position)"
-                " SELECT ?, ?, ?, coalesce(max(position), 0) + 1 FROM members WHERE conversation_id = ?",
-                (conversation_id, member.id, member.name, conversation_id),
-            )
-            return cur.rowcount == 1
+            return self._insert_member(conn, conversation_id, member, "delivered", 0.0)
+
+    @staticmethod
+    def _insert_member(
+        conn: sqlite3.Connection, conversation_id: str, member: Member, state: DeliveryState, at: float
+    ) -> bool:
+        """Add `member` at the end, its announcement in `state` since `at`; False when the id is there already."""
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO members (conversation_id, member_id, name, position, announce_state, announce_at)"
+            " SELECT ?, ?, ?, coalesce(max(position), 0) + 1, ?, ? FROM members WHERE conversation_id = ?",
+            (conversation_id, member.id, member.name, state, at, conversation_id),
+        )
+        return cur.rowcount == 1
 
     async def claim_announcement(
         self, conversation_id: str, member: Member, now: float, stale_before: float
@@ -327,12 +334,7 @@ class SqliteStore:
                 (conversation_id, member.id),
             ).fetchone()
             if row is None:
-                conn.execute(
-                    "INSERT INTO members (conversation_id, member_id, name, position, announce_state, announce_at)"
-                    " SELECT ?, ?, ?, coalesce(max(position), 0) + 1, 'pending', ? FROM members"
-                    " WHERE conversation_id = ?",
-                    (conversation_id, member.id, member.name, now, conversation_id),
-                )
+                self._insert_member(conn, conversation_id, member, "pending", now)
                 return True, "pending"
             state: DeliveryState = row[0]
             if not claimable(state, row[1], stale_before):
