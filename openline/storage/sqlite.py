@@ -16,12 +16,10 @@ import asyncio
 import dataclasses
 import functools
 import math
-import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -43,83 +41,11 @@ from openline.storage.base import (
     claimable,
     first_claim,
 )
+from openline.storage.sqlite_schema import open_reader, open_writer, transaction
+from openline.storage.sqlite_sweep import sweep_batch
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-# `_MIGRATIONS[n]` takes a database from schema version n to n + 1 (`PRAGMA user_version`);
-# a new schema version is a new entry at the end, never an edit of an old one.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE conversations (
-            id TEXT PRIMARY KEY,
-            bot_id TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            last_active REAL NOT NULL,
-            last_seq INTEGER NOT NULL DEFAULT 0,
-            last_ts_ms INTEGER NOT NULL DEFAULT 0
-        )""",
-        "CREATE INDEX conversations_last_active ON conversations (last_active)",
-        """CREATE TABLE members (
-            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-            member_id TEXT NOT NULL,
-            name TEXT,
-            position INTEGER NOT NULL,
-            PRIMARY KEY (conversation_id, member_id)
-        ) WITHOUT ROWID""",
-        """CREATE TABLE activities (
-            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-            seq INTEGER NOT NULL,
-            stored_at REAL NOT NULL,
-            body BLOB NOT NULL,
-            PRIMARY KEY (conversation_id, seq)
-        ) WITHOUT ROWID""",
-        "CREATE INDEX activities_stored_at ON activities (stored_at)",
-        # a rowid table: the rows hold whole uploads, which WITHOUT ROWID tables store badly
-        """CREATE TABLE files (
-            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-            id TEXT NOT NULL,
-            name TEXT NOT NULL,
-            content_type TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            data BLOB NOT NULL,
-            PRIMARY KEY (conversation_id, id)
-        )""",
-        "CREATE INDEX files_created_at ON files (created_at)",
-    ),
-    (
-        # a client's own id for an activity (Web Chat's clientActivityID): a retried post finds the first one
-        "ALTER TABLE activities ADD COLUMN client_key TEXT",
-        "CREATE UNIQUE INDEX activities_client_key ON activities (conversation_id, client_key)"
-        " WHERE client_key IS NOT NULL",
-        "CREATE INDEX conversations_bot ON conversations (bot_id, id)",
-    ),
-    (
-        # who sent each activity, for the inspector; NULL in rows stored before (read as origin None)
-        "ALTER TABLE activities ADD COLUMN origin TEXT",
-        # what the bot did with each activity sent to it; the body is the whole `Delivery` as JSON
-        """CREATE TABLE deliveries (
-            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-            activity_id TEXT NOT NULL,
-            at REAL NOT NULL,
-            body BLOB NOT NULL,
-            PRIMARY KEY (conversation_id, activity_id)
-        ) WITHOUT ROWID""",
-        "CREATE INDEX deliveries_at ON deliveries (at)",
-        "CREATE INDEX deliveries_conversation_at ON deliveries (conversation_id, at)",
-    ),
-    (
-        # whether the bot was told that each member joined: members recorded before were (they were
-        # removed again when the bot did not take them)
-        "ALTER TABLE members ADD COLUMN announce_state TEXT NOT NULL DEFAULT 'delivered'",
-        "ALTER TABLE members ADD COLUMN announce_at REAL NOT NULL DEFAULT 0",
-        # each delivery record says where it stands (`Delivery.state`); the records before were all final
-        "UPDATE deliveries SET body = CAST(json_set(CAST(body AS TEXT), '$.state',"
-        " CASE WHEN json_extract(CAST(body AS TEXT), '$.error') IS NULL THEN 'delivered' ELSE 'failed' END)"
-        " AS BLOB)",
-    ),
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
 
 # A conversation's row as `_summaries` reads it; the parameter is the retention cut-off of the activity count.
 _SUMMARY_SELECT = (
@@ -128,40 +54,8 @@ _SUMMARY_SELECT = (
     " FROM conversations"
 )
 
-# Rows deleted per sweep transaction: small enough that appends queued behind a sweep wait milliseconds.
-_SWEEP_BATCH = 500
 # A truncating checkpoint waits for the reader's current transaction to end: tries, and the pause between them.
 _SCRUB_TRIES, _SCRUB_PAUSE = 40, 0.025
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[None]:
-    """BEGIN ... COMMIT, or ROLLBACK on any error (connections are in autocommit mode otherwise)."""
-    conn.execute(f"BEGIN {mode}")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:  # SQLite may already have rolled back by itself (e.g. disk full)
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    # isolation_level=None: no implicit transactions; every transaction here is an explicit BEGIN.
-    # check_same_thread=False: created on the loop's thread, used only on its executor's one thread.
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    try:
-        # WAL + synchronous=NORMAL: a commit is in the WAL file when COMMIT returns, so it survives the
-        # process crashing or being killed (kill -9); only an OS crash or power loss can lose the last
-        # few commits (never corrupting the file). The WAL also lets the reader run beside the writer.
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
 
 
 def _origin(value: str | None) -> Origin | None:
@@ -215,41 +109,12 @@ class SqliteStore:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openline-sqlite-writer")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openline-sqlite-reader")
         try:
-            self._wconn = await self._write(self._open_writer)
+            self._wconn = await self._write(open_writer, self.path)
             # the reader connects after the schema exists, so it never sees a half-made database
-            self._rconn = await self._read(self._open_reader)
+            self._rconn = await self._read(open_reader, self.path)
         except BaseException:
             await self.close()
             raise
-
-    def _open_writer(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not self.path.exists():
-            # conversations and files are private: SQLite gives its -wal and -shm files the database's mode
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
-        conn = _connect(self.path)
-        try:
-            conn.execute("PRAGMA secure_delete = ON")
-            with _transaction(conn):
-                version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version > SCHEMA_VERSION:
-                    raise RuntimeError(
-                        f"{self.path} has schema version {version}; this openline knows up to {SCHEMA_VERSION}"
-                    )
-                for migration in _MIGRATIONS[version:]:
-                    for statement in migration:
-                        conn.execute(statement)
-                if version != SCHEMA_VERSION:
-                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _open_reader(self) -> sqlite3.Connection:
-        conn = _connect(self.path)
-        conn.execute("PRAGMA query_only = ON")
-        return conn
 
     async def close(self) -> None:
         # Each executor runs its jobs in order, so closing the connection on it comes after every write
@@ -302,7 +167,7 @@ class SqliteStore:
 
     def _add_member(self, conversation_id: str, member: Member) -> bool:
         conn = self._w
-        with _transaction(conn):
+        with transaction(conn):
             self._check_exists(conn, conversation_id)
             return self._insert_member(conn, conversation_id, member, "delivered", 0.0)
 
@@ -327,7 +192,7 @@ class SqliteStore:
         self, conversation_id: str, member: Member, now: float, stale_before: float
     ) -> tuple[bool, DeliveryState]:
         conn = self._w
-        with _transaction(conn):
+        with transaction(conn):
             self._check_exists(conn, conversation_id)
             row = conn.execute(
                 "SELECT announce_state, announce_at FROM members WHERE conversation_id = ? AND member_id = ?",
@@ -360,7 +225,7 @@ class SqliteStore:
 
     def _remove_member(self, conversation_id: str, member_id: str) -> bool:
         conn = self._w
-        with _transaction(conn):
+        with transaction(conn):
             self._check_exists(conn, conversation_id)
             cur = conn.execute(
                 "DELETE FROM members WHERE conversation_id = ? AND member_id = ?", (conversation_id, member_id)
@@ -373,7 +238,7 @@ class SqliteStore:
 
     def _members(self, conversation_id: str) -> list[Member]:
         conn = self._r
-        with _transaction(conn, "DEFERRED"):  # one snapshot for both queries
+        with transaction(conn, "DEFERRED"):  # one snapshot for both queries
             self._check_exists(conn, conversation_id)
             rows = conn.execute(
                 "SELECT member_id, name FROM members WHERE conversation_id = ? ORDER BY position", (conversation_id,)
@@ -412,7 +277,7 @@ class SqliteStore:
     ) -> tuple[int, int, tuple[bytes, Origin | None] | None]:
         """(seq, timestamp ms, None) of the new activity, or (seq, 0, (body, origin)) of the one with `client_key`."""
         conn = self._w
-        with _transaction(conn):
+        with transaction(conn):
             if client_key is not None:
                 row = conn.execute(
                     "SELECT seq, body, origin FROM activities"
@@ -465,7 +330,7 @@ class SqliteStore:
     ) -> tuple[str, str, Origin | None] | None:
         """The stored activity's (id, timestamp, origin), or None when there is none to replace."""
         conn = self._w
-        with _transaction(conn):
+        with transaction(conn):
             self._check_exists(conn, conversation_id)
             row = conn.execute(
                 "SELECT body, origin FROM activities WHERE conversation_id = ? AND seq = ? AND stored_at >= ?",
@@ -491,7 +356,7 @@ class SqliteStore:
 
     def _delete(self, conversation_id: str, seq: int, file_ids: Sequence[str]) -> bool:
         conn = self._w
-        with _transaction(conn):
+        with transaction(conn):
             self._check_exists(conn, conversation_id)
             cur = conn.execute("DELETE FROM activities WHERE conversation_id = ? AND seq = ?", (conversation_id, seq))
             if cur.rowcount != 1:
@@ -521,7 +386,7 @@ class SqliteStore:
 
     def _add_file(self, file: StoredFile) -> None:
         conn = self._w
-        with _transaction(conn):
+        with transaction(conn):
             self._check_exists(conn, file.conversation_id)
             conn.execute(
                 "INSERT OR REPLACE INTO files (conversation_id, id, name, content_type, created_at, data)"
@@ -538,7 +403,7 @@ class SqliteStore:
 
     def _read_activities(self, conversation_id: str, after_seq: int, limit: int, now: float) -> list[StoredActivity]:
         conn = self._r
-        with _transaction(conn, "DEFERRED"):
+        with transaction(conn, "DEFERRED"):
             self._check_exists(conn, conversation_id)
             rows = conn.execute(
                 "SELECT seq, body, origin FROM activities WHERE conversation_id = ? AND seq > ? AND stored_at >= ?"
@@ -571,7 +436,7 @@ class SqliteStore:
 
     def _add_delivery(self, conversation_id: str, delivery: Delivery) -> None:
         conn = self._w
-        with _transaction(conn):
+        with transaction(conn):
             self._check_exists(conn, conversation_id)
             # one statement, no read: a record of a later attempt (one that took this over) is left as it is
             conn.execute(
@@ -599,7 +464,7 @@ class SqliteStore:
 
     def _renew_claim(self, conversation_id: str, activity_id: str, attempts: int, now: float) -> bool:
         conn = self._w
-        with _transaction(conn):
+        with transaction(conn):
             self._check_exists(conn, conversation_id)
             known = self._delivery(conn, conversation_id, activity_id)
             if known is None or known.state != "pending" or known.attempts != attempts:
@@ -623,7 +488,7 @@ class SqliteStore:
         self, conversation_id: str, activity_id: str, now: float, stale_before: float
     ) -> tuple[bool, Delivery]:
         conn = self._w
-        with _transaction(conn):
+        with transaction(conn):
             self._check_exists(conn, conversation_id)
             known = self._delivery(conn, conversation_id, activity_id)
             if known is not None and not claimable(known.state, known.at, stale_before):
@@ -637,7 +502,7 @@ class SqliteStore:
 
     def _deliveries(self, conversation_id: str, since: float, now: float) -> list[Delivery]:
         conn = self._r
-        with _transaction(conn, "DEFERRED"):
+        with transaction(conn, "DEFERRED"):
             self._check_exists(conn, conversation_id)
             rows = conn.execute(
                 "SELECT body FROM deliveries WHERE conversation_id = ? AND at >= ? ORDER BY at, activity_id",
@@ -650,7 +515,7 @@ class SqliteStore:
 
     def _recent_conversations(self, limit: int, now: float) -> list[ConversationSummary]:
         conn = self._r
-        with _transaction(conn, "DEFERRED"):  # one snapshot for both queries
+        with transaction(conn, "DEFERRED"):  # one snapshot for both queries
             # ordered by the conversations_last_active index
             rows = conn.execute(
                 _SUMMARY_SELECT + " ORDER BY last_active DESC, id LIMIT ?",
@@ -668,7 +533,7 @@ class SqliteStore:
 
     def _summary(self, conversation_id: str, now: float) -> ConversationSummary | None:
         conn = self._r
-        with _transaction(conn, "DEFERRED"):  # one snapshot for both queries
+        with transaction(conn, "DEFERRED"):  # one snapshot for both queries
             rows = conn.execute(
                 _SUMMARY_SELECT + " WHERE id = ?",
                 (now - self.retention, conversation_id),
@@ -730,6 +595,9 @@ class SqliteStore:
                 return
             await asyncio.sleep(_SCRUB_PAUSE)
 
+    def _sweep_batch(self, now: float) -> int | None:
+        return sweep_batch(self._w, now, self.retention, self.conversation_ttl)
+
     def _vacuum(self) -> None:
         self._w.execute("VACUUM")
 
@@ -740,67 +608,6 @@ class SqliteStore:
         if busy:
             self._deleted = self._deleted or deleted
         return not busy
-
-    def _sweep_batch(self, now: float) -> int | None:
-        """Delete one batch of expired rows; the count of items deleted, or None when nothing is left.
-
-        Counts activities, files, deliveries and conversations (not members), like `MemoryStore`.
-        """
-        conn = self._w
-        cutoff = now - self.retention
-        with _transaction(conn):
-            n = conn.execute(
-                "DELETE FROM activities WHERE (conversation_id, seq) IN"
-                " (SELECT conversation_id, seq FROM activities WHERE stored_at < ? LIMIT ?)",
-                (cutoff, _SWEEP_BATCH),
-            ).rowcount
-            if n:
-                return n
-            n = conn.execute(
-                "DELETE FROM files WHERE rowid IN (SELECT rowid FROM files WHERE created_at < ? LIMIT ?)",
-                (cutoff, _SWEEP_BATCH),
-            ).rowcount
-            if n:
-                return n
-            n = conn.execute(
-                "DELETE FROM deliveries WHERE (conversation_id, activity_id) IN"
-                " (SELECT conversation_id, activity_id FROM deliveries WHERE at < ? LIMIT ?)",
-                (cutoff, _SWEEP_BATCH),
-            ).rowcount
-            if n:
-                return n
-            row = conn.execute(
-                "SELECT id FROM conversations WHERE last_active < ? ORDER BY last_active LIMIT 1",
-                (now - self.conversation_ttl,),
-            ).fetchone()
-            if row is None:
-                return None
-            # An idle conversation is emptied a batch at a time, and each batch checks (in its own
-            # transaction) that it is still idle; the last one deletes its members and the row.
-            (conversation_id,) = row
-            n = conn.execute(
-                "DELETE FROM activities WHERE conversation_id = ? AND seq IN"
-                " (SELECT seq FROM activities WHERE conversation_id = ? ORDER BY seq LIMIT ?)",
-                (conversation_id, conversation_id, _SWEEP_BATCH),
-            ).rowcount
-            if n:
-                return n
-            n = conn.execute(
-                "DELETE FROM files WHERE rowid IN (SELECT rowid FROM files WHERE conversation_id = ? LIMIT ?)",
-                (conversation_id, _SWEEP_BATCH),
-            ).rowcount
-            if n:
-                return n
-            n = conn.execute(
-                "DELETE FROM deliveries WHERE conversation_id = ? AND activity_id IN"
-                " (SELECT activity_id FROM deliveries WHERE conversation_id = ? LIMIT ?)",
-                (conversation_id, conversation_id, _SWEEP_BATCH),
-            ).rowcount
-            if n:
-                return n
-            conn.execute("DELETE FROM members WHERE conversation_id = ?", (conversation_id,))
-            conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
-            return 1
 
 
 _: type[ConversationStore] = SqliteStore

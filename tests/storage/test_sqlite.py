@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from openline.storage.base import Delivery, Member, StoredFile
-from openline.storage.sqlite import _MIGRATIONS, SCHEMA_VERSION, SqliteStore
+from openline.storage.sqlite import SqliteStore
+from openline.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 from tests.storage.conformance import T0, Run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,7 +87,7 @@ def test_a_version_2_database_is_migrated(tmp_path: Path, run: Run) -> None:
     path = tmp_path / "db.sqlite3"
     body = b'{"type":"message","text":"old","id":"c1|0000001","timestamp":"2023-11-14T22:13:20.000Z"}'
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
-        for statement in itertools.chain.from_iterable(_MIGRATIONS[:2]):
+        for statement in itertools.chain.from_iterable(MIGRATIONS[:2]):
             conn.execute(statement)
         conn.execute("PRAGMA user_version = 2")
         conn.execute(
@@ -128,7 +129,7 @@ def test_a_version_3_database_is_migrated(tmp_path: Path, run: Run) -> None:
         b'"detail":"HTTP 500","activity":null}'
     )
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
-        for statement in itertools.chain.from_iterable(_MIGRATIONS[:3]):
+        for statement in itertools.chain.from_iterable(MIGRATIONS[:3]):
             conn.execute(statement)
         conn.execute("PRAGMA user_version = 3")
         conn.execute(
