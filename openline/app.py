@@ -26,6 +26,7 @@ from openline.api._paths import NormalPaths
 from openline.api._ws import deny
 from openline.api.admin import AdminApi
 from openline.api.attachments import AttachmentsApi
+from openline.api.bot_auth import BotAuthApi
 from openline.api.connector import ConnectorApi
 from openline.api.errors import on_http_exception, on_service_error, on_unexpected
 from openline.api.stream import StreamApi
@@ -33,6 +34,9 @@ from openline.api.v1 import V1Api
 from openline.api.v3 import V3Api
 from openline.api.web import WebPages
 from openline.auth.admin import AdminAuth
+from openline.auth.bot_auth import BotAuthority, BotCredentials
+from openline.auth.bot_keys import KeyFile, Keyring
+from openline.auth.bot_tokens import BOTFRAMEWORK_RESOURCE, BotTokens
 from openline.auth.credentials import Authenticator
 from openline.auth.signing import UrlSigner
 from openline.auth.tokens import TokenAuthority
@@ -50,8 +54,10 @@ from openline.service.publish import Bot, Publisher
 from openline.storage import open_store
 from openline.storage.base import Broker, ConversationStore
 from openline.storage.local_broker import LocalBroker
+from openline.tls import outbound_context
 
 log = logging.getLogger("openline")
+KEY_RELOAD_INTERVAL = 30.0  # seconds
 
 
 @dataclass
@@ -60,6 +66,7 @@ class Services:
     store: ConversationStore
     broker: Broker
     auth: Authenticator
+    bot_authority: BotAuthority
     signer: UrlSigner
     bot_client: BotClient
     channel: Channel
@@ -96,31 +103,54 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
             )
     admin_secret, admin_created = (config.admin_secret, False) if config.admin_secret else data.admin_secret()
     uses_echo = any(b.endpoint is None for b in config.bots)
-    bots = {b.id: Bot(b.id, b.name, b.endpoint or config.local_url + echobot.PATH) for b in config.bots}
+    bots = {b.id: Bot(b.id, b.name, b.endpoint or config.local_url + echobot.PATH, b.app_id) for b in config.bots}
+    keyring = Keyring(KeyFile(config.data_dir), clock())
+    bot_tokens = BotTokens(keyring, config.public_url, [BOTFRAMEWORK_RESOURCE, config.public_url], clock)
+    credentials = [BotCredentials(b.id, b.app_id, b.app_passwords, b.sidecar_secret) for b in config.bots]
+    bot_authority = BotAuthority(credentials, bot_tokens, config.require_bot_auth, clock)
     store = open_store(config.store, config.data_dir, config.retention, config.conversation_ttl, config.scrub_interval)
     broker = LocalBroker()
     signer = UrlSigner(key)
-    client = BotClient(config.bot_timeout)
+    tls = outbound_context(config.tls_cert)
+    client = BotClient(config.bot_timeout, tls)
     publisher = Publisher(store, broker, clock)
-    dispatcher = Dispatcher(store, broker, client, config.public_url, clock)
+    dispatcher = Dispatcher(store, broker, client, config.public_url, clock, bot_authority)
     channel = Channel(store, publisher, bots, dispatcher, clock)
     return Services(
         config=config,
         store=store,
         broker=broker,
         auth=Authenticator(secrets, TokenAuthority(key, config.token_ttl, clock)),
+        bot_authority=bot_authority,
         signer=signer,
         bot_client=client,
         channel=channel,
-        connector=BotConnector(store, publisher, bots, dispatcher.forget_member, config.public_url, clock),
+        connector=BotConnector(
+            store, publisher, bots, dispatcher.forget_member, config.public_url, clock, bot_authority.note_refusal
+        ),
         files=Files(store, signer, config.public_url, clock),
         inspector=Inspector(store, broker, bots, clock),
         admin=AdminAuth(admin_secret, key, clock),
-        echo_bot=echobot.EchoBot(config.public_url) if uses_echo else None,
+        echo_bot=echobot.EchoBot(config.public_url, tls) if uses_echo else None,
         clock=clock,
         generated_secrets=generated,
         generated_admin_secret=admin_secret if admin_created else None,
     )
+
+
+async def _reload_keys_forever(services: Services) -> None:
+    """Pick up `openline keys rotate`, run against the data directory while the service runs."""
+    keyring = services.bot_authority.tokens.keyring
+    while True:
+        await asyncio.sleep(KEY_RELOAD_INTERVAL)
+        try:
+            if await asyncio.to_thread(keyring.refresh):
+                log.info(
+                    "bot authentication keys changed: now signing with %s",
+                    keyring.keys.signing_key(services.clock()).kid,
+                )
+        except Exception:
+            log.exception("could not re-read the bot authentication keys; the ones in use stay")
 
 
 async def _sweep_forever(services: Services) -> None:
@@ -174,7 +204,8 @@ def create_app(
         *StreamApi(
             services.auth.tokens, services.channel, services.broker, config.stream_keepalive, config.page_size
         ).routes(),
-        *ConnectorApi(config, services.connector, services.files).routes(),
+        *ConnectorApi(config, services.connector, services.files, services.bot_authority).routes(),
+        *BotAuthApi(services.bot_authority, services.bot_authority.tokens, config.public_url).routes(),
         *AttachmentsApi(services.store, services.signer, services.clock).routes(),
     ]
     if services.echo_bot is not None:
@@ -186,15 +217,19 @@ def create_app(
         await services.bot_client.start()
         if services.echo_bot is not None:
             await services.echo_bot.start()
-        sweeper = asyncio.create_task(_sweep_forever(services))
+        background = [
+            asyncio.create_task(_sweep_forever(services)),
+            asyncio.create_task(_reload_keys_forever(services)),
+        ]
         if on_ready is not None:
             on_ready()
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if services.echo_bot is not None:
                 await services.echo_bot.close()
             await services.bot_client.close()

@@ -6,12 +6,14 @@ import argparse
 import os
 import socket
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 
 from openline import __version__, logs
-from openline.config import OPTIONS, Config, ConfigError, load_config
+from openline.config import OPTIONS, Config, ConfigError, load_config, parse_duration
 
 _HELP = {
     "host": "address to listen on (default 127.0.0.1)",
@@ -40,6 +42,13 @@ _HELP = {
     "webchat_file": "a local copy of Web Chat's webchat.js to serve instead (for machines without internet)",
     "admin_secret": "the credential of /inspect and /admin (default: generated, kept in the data dir)",
     "log_level": "debug, info, warning or error (default info)",
+    "bot_app_id": "the app id of the bot of --bot: turns bot authentication on, both ways (README: Bot authentication)",
+    "bot_app_password": "the bot's app password, which it gets its tokens with; repeat for several during a rotation",
+    "bot_sidecar_secret": "a long random secret: serves the Agents SDK sidecar token API for the bot at"
+    " /sidecar/SECRET (JS agents with AUTHTYPE=EntraAuthSideCar)",
+    "require_bot_auth": "refuse unauthenticated connector calls even for bots without an app id (default off)",
+    "tls_cert": "serve https with this certificate (PEM, with its chain); needs --tls-key",
+    "tls_key": "the private key (PEM) of --tls-cert",
 }
 
 
@@ -56,14 +65,54 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", metavar="FILE", help="TOML file with settings and [[bots]]")
     for name in OPTIONS:
         flag = "--" + name.replace("_", "-")
-        if name == "secret":
+        if name in ("secret", "bot_app_password"):
             serve.add_argument(flag, action="append", metavar="S", help=_HELP[name])
-        elif name in ("web_page", "access_log"):
+        elif name in ("web_page", "access_log", "require_bot_auth"):
             serve.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=_HELP[name])
         else:
-            metavars = {"bot": "URL", "public_url": "URL", "store": "URL", "webchat_file": "PATH"}
+            metavars = {
+                "bot": "URL",
+                "public_url": "URL",
+                "store": "URL",
+                "webchat_file": "PATH",
+                "tls_cert": "FILE",
+                "tls_key": "FILE",
+                "bot_app_id": "ID",
+                "bot_sidecar_secret": "SECRET",
+            }
             metavar = metavars.get(name, name.split("_")[-1].upper())
             serve.add_argument(flag, metavar=metavar, help=_HELP[name])
+
+    keys = commands.add_parser(
+        "keys",
+        help="the keys bot-authentication tokens are signed with",
+        description="The RSA keys openline signs channel and access tokens with, kept in DATA_DIR/bot-keys.json. "
+        "A running service picks up a rotation within a minute.",
+    )
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    for name, text in (
+        ("list", "list the keys: id, when made, when it signs, and its state"),
+        ("rotate", "publish a new key now, and sign with it after --activate-in"),
+    ):
+        sub = keys_commands.add_parser(name, help=text, description=text)
+        sub.add_argument("--data-dir", metavar="DIR", help="the service's data directory (default ./openline-data)")
+        if name == "rotate":
+            sub.add_argument(
+                "--activate-in",
+                metavar="DURATION",
+                default="24h",
+                help="how long the new key is published before it signs (default 24h: botbuilder-python bots"
+                " re-read the keys once a day; 0 when every bot re-reads on an unknown key)",
+            )
+
+    dev_cert = commands.add_parser(
+        "dev-cert",
+        help="make a local CA and an https certificate for trying bot authentication",
+        description="Make (or reuse) a local certificate authority in DIR and a server certificate for localhost, "
+        "127.0.0.1, ::1 and the --name values; print the serve flags and the trust-store settings each bot SDK needs.",
+    )
+    dev_cert.add_argument("--dir", default="openline-certs", help="where to write them (default ./openline-certs)")
+    dev_cert.add_argument("--name", action="append", default=[], help="another host name or address to certify")
     return parser
 
 
@@ -75,6 +124,11 @@ def _banner(config: Config, generated: list[tuple[str, str]], admin_secret: str 
     print(f"  conversations inspector at {config.public_url}/inspect", flush=True)
     for bot in config.bots:
         print(f"  bot {bot.id!r} ({bot.name}) at {bot.endpoint or 'the built-in echo bot'}", flush=True)
+        if bot.app_id:
+            print(f"    authenticated both ways as app id {bot.app_id!r}", flush=True)
+    if any(bot.app_id for bot in config.bots):
+        print(f"  bot authentication: issuer {config.public_url}, authority {config.public_url}/adfs", flush=True)
+        print(f"    OpenID metadata at {config.public_url}/v1/.well-known/openidconfiguration", flush=True)
     for bot_id, secret in generated:
         print(f"  generated Direct Line secret for {bot_id!r} (shown once; kept in {config.data_dir}/secrets.json):")
         print(f"    {secret}", flush=True)
@@ -121,8 +175,74 @@ def serve(config: Config) -> int:
     return 0 if server.started else 1
 
 
+def _data_dir(value: str | None) -> Path:
+    return Path(value or os.environ.get("OPENLINE_DATA_DIR") or "openline-data")
+
+
+def _when(stamp: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp))
+
+
+def keys_command(args: argparse.Namespace) -> int:
+    from openline.auth.bot_keys import KeyFile
+
+    data_dir = _data_dir(args.data_dir)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    file = KeyFile(data_dir)
+    now = time.time()
+    try:
+        if args.keys_command == "rotate":
+            try:
+                delay = parse_duration(args.activate_in)
+            except ConfigError as e:
+                print(f"openline: --activate-in: {e}", file=sys.stderr)
+                return 2
+            keys, new = file.rotate(delay, now)
+            print(f"new key {new.kid}: published now, signs from {_when(new.active_from)}")
+        keys = file.load_or_create(now)
+    except (OSError, ValueError) as e:
+        print(f"openline: {e}", file=sys.stderr)
+        return 1
+    signing = keys.signing_key(now)
+    published = {k.kid for k in keys.published(now)}
+    print(f"keys in {file.path}:")
+    for key in keys.keys:
+        if key is signing:
+            state = "signing"
+        elif key.active_from > now:
+            state = "published, waiting to sign"
+        else:
+            state = "published, replaced" if key.kid in published else "retired"
+        print(f"  {key.kid}  made {_when(key.created)}  signs from {_when(key.active_from)}  {state}")
+    return 0
+
+
+def dev_cert_command(args: argparse.Namespace) -> int:
+    from openline.devcert import make_dev_cert
+
+    try:
+        made = make_dev_cert(Path(args.dir), args.name)
+    except (OSError, ValueError) as e:
+        print(f"openline: cannot make the certificate: {e}", file=sys.stderr)
+        return 1
+    print(f"openline dev-cert: certificate for {', '.join(made.names)}, signed by the local CA {made.ca_cert}")
+    print("  serve over https:")
+    print(f"    openline serve --tls-cert {made.cert} --tls-key {made.key} --public-url https://localhost:3000")
+    print("  trust it in Python bots (botbuilder, Agents SDK); both variables replace the system store, so the")
+    print(f"  bundle holds the system's CA certificates and this CA ({made.system_bundle or 'no system store found'}):")
+    print(f"    export SSL_CERT_FILE={made.bundle.resolve()}")
+    print(f"    export REQUESTS_CA_BUNDLE={made.bundle.resolve()}")
+    print("  trust it in Node bots (botbuilder-js, Agents SDK JS), added to Node's own store:")
+    print(f"    export NODE_EXTRA_CA_CERTS={made.ca_cert.resolve()}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "keys":
+        return keys_command(args)
+    if args.command == "dev-cert":
+        return dev_cert_command(args)
     try:
         config = load_config(vars(args))
     except ConfigError as e:

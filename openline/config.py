@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import ssl
 import tomllib
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -30,6 +31,9 @@ class BotConfig:
     name: str
     endpoint: str | None  # None: the built-in echo bot
     secrets: tuple[str, ...] = ()
+    app_id: str | None = None  # set: bot authentication both ways (channel tokens to it, its tokens required)
+    app_passwords: tuple[str, ...] = ()  # several during a rotation
+    sidecar_secret: str | None = None  # set: the Agents SDK sidecar token API at /sidecar/<secret>/... for it
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,9 @@ class Config:
     webchat_file: Path | None = None  # a local webchat.js, served instead of webchat_url
     admin_secret: str | None = None  # None: generated and kept in the data dir
     log_level: str = "info"
+    require_bot_auth: bool = False  # refuse unauthenticated connector calls even for bots without an app id
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     @property
     def connect_host(self) -> str:
@@ -67,8 +74,12 @@ class Config:
         return connect_host(self.host)
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert is not None else "http"
+
+    @property
     def local_url(self) -> str:
-        return f"http://{self.connect_host}:{self.port}"
+        return f"{self.scheme}://{self.connect_host}:{self.port}"
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -178,6 +189,39 @@ def _admin_secret(value: Any) -> str:
     return secret
 
 
+def _app_id(value: Any) -> str:
+    app_id = _text(value).strip()
+    if not re.fullmatch(r"[\x21-\x7e]{1,128}", app_id):
+        raise ConfigError(f"{value!r} is not an app id (1-128 printable ASCII characters, no spaces)")
+    return app_id
+
+
+def _app_passwords(value: Any) -> list[str]:
+    passwords = [value] if isinstance(value, str) else value
+    if not isinstance(passwords, list | tuple) or not all(isinstance(p, str) for p in passwords):
+        raise ConfigError("an app password is a string (or a list of them, during a rotation)")
+    for password in passwords:
+        if len(password) < 16 or any(c.isspace() for c in password):
+            raise ConfigError("an app password must be at least 16 characters, without spaces")
+    return list(passwords)
+
+
+def _sidecar_secret(value: Any) -> str:
+    secret = _text(value)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{32,256}", secret):
+        raise ConfigError(
+            "a sidecar secret must be 32-256 letters, digits, '-' or '_' (it is the only credential of its URL)"
+        )
+    return secret
+
+
+def _existing_file(value: Any) -> Path:
+    path = _path(value)
+    if not path.is_file():
+        raise ConfigError(f"{str(path)!r} is not a readable file")
+    return path
+
+
 def _log_level(value: Any) -> str:
     level = _text(value).lower()
     if level not in ("debug", "info", "warning", "error"):
@@ -256,7 +300,16 @@ OPTIONS: dict[str, Callable[[Any], Any]] = {
     "admin_secret": _admin_secret,
     "log_level": _log_level,
     "access_log": parse_bool,
+    "bot_app_id": _app_id,
+    "bot_app_password": _app_passwords,
+    "bot_sidecar_secret": _sidecar_secret,
+    "require_bot_auth": parse_bool,
+    "tls_cert": _existing_file,
+    "tls_key": _existing_file,
 }
+
+# the options that describe the single bot of --bot (with [[bots]] in a config file, each bot says its own)
+_SINGLE_BOT = ("bot", "secret", "bot_app_id", "bot_app_password", "bot_sidecar_secret")
 
 
 def is_loopback(host: str) -> bool:
@@ -294,7 +347,7 @@ def _bots_from_toml(entries: Any) -> list[BotConfig]:
     bots = []
     for i, entry in enumerate(entries):
         entry = {k.replace("-", "_"): v for k, v in entry.items()}
-        unknown = set(entry) - {"id", "name", "endpoint", "secrets"}
+        unknown = set(entry) - {"id", "name", "endpoint", "secrets", "app_id", "app_password", "sidecar_secret"}
         if unknown:
             raise ConfigError(f"bots[{i}]: unknown keys {sorted(unknown)}")
         bot_id = entry.get("id")
@@ -304,15 +357,54 @@ def _bots_from_toml(entries: Any) -> list[BotConfig]:
         if not isinstance(name, str):
             raise ConfigError(f"bots[{i}]: 'name' must be a string")
         endpoint = entry.get("endpoint")
+        try:
+            app_id = _app_id(entry["app_id"]) if "app_id" in entry else None
+            passwords = _app_passwords(entry.get("app_password", []))
+            sidecar = _sidecar_secret(entry["sidecar_secret"]) if "sidecar_secret" in entry else None
+        except ConfigError as e:
+            raise ConfigError(f"bots[{i}]: {e}") from None
         bots.append(
             BotConfig(
                 bot_id,
                 name,
                 _url(endpoint) if endpoint else None,
                 tuple(_str_list(entry.get("secrets", []))),
+                app_id,
+                tuple(passwords),
+                sidecar,
             )
         )
     return bots
+
+
+def _check_bot_auth(bots: list[BotConfig], require_bot_auth: bool) -> None:
+    """Bot authentication settings that cannot work are refused at start, saying why."""
+    app_ids = [b.app_id.lower() for b in bots if b.app_id]
+    if len(set(app_ids)) != len(app_ids):
+        raise ConfigError("an app id can belong to one bot only")
+    sidecars = [b.sidecar_secret for b in bots if b.sidecar_secret]
+    if len(set(sidecars)) != len(sidecars):
+        raise ConfigError("a sidecar secret can belong to one bot only")
+    for bot in bots:
+        if bot.app_id is None:
+            if bot.app_passwords or bot.sidecar_secret:
+                raise ConfigError(f"bot {bot.id!r}: an app password or sidecar secret needs the bot's app id")
+            if require_bot_auth:
+                what = "the built-in echo bot" if bot.endpoint is None else f"bot {bot.id!r}"
+                raise ConfigError(f"{what} has no app id: with require_bot_auth on, its calls could never be accepted")
+        elif bot.endpoint is None:
+            raise ConfigError("the built-in echo bot does not authenticate: give an app id only to your own bots")
+        elif not bot.app_passwords and not bot.sidecar_secret:
+            raise ConfigError(
+                f"bot {bot.id!r}: an app id needs an app password (or a sidecar secret) for the bot to get its tokens"
+            )
+
+
+def _check_tls(cert: Path, key: Path) -> None:
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError(f"tls_cert {cert} and tls_key {key} cannot be used together: {e}") from None
 
 
 def load_config(cli: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
@@ -343,15 +435,22 @@ def load_config(cli: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
         except (TypeError, ValueError):
             raise ConfigError(f"{name}: {value!r} is not a valid value") from None
 
-    bot_url, secrets = values.pop("bot", None), values.pop("secret", [])
+    single = {name: values.pop(name) for name in _SINGLE_BOT if name in values}
+    bot_url, secrets = single.get("bot"), single.get("secret", [])
+    app_id: str | None = single.get("bot_app_id")
+    passwords: tuple[str, ...] = tuple(single.get("bot_app_password", []))
+    sidecar: str | None = single.get("bot_sidecar_secret")
     if toml_bots is not None:
-        if bot_url or secrets:
-            raise ConfigError("--bot/--secret describe one bot; with [[bots]] in the config file, configure bots there")
+        if bot_url or secrets or app_id or passwords or sidecar:
+            raise ConfigError(
+                "--bot, --secret and --bot-app-* describe one bot; with [[bots]] in the config file,"
+                " configure bots there"
+            )
         bots = _bots_from_toml(toml_bots)
     elif bot_url:
-        bots = [BotConfig("bot", "Bot", bot_url, tuple(secrets))]
+        bots = [BotConfig("bot", "Bot", bot_url, tuple(secrets), app_id, passwords, sidecar)]
     else:
-        bots = [BotConfig(ECHO_BOT_ID, ECHO_BOT_NAME, None, tuple(secrets))]
+        bots = [BotConfig(ECHO_BOT_ID, ECHO_BOT_NAME, None, tuple(secrets), app_id, passwords, sidecar)]
     if not bots:
         raise ConfigError("no bots configured")
     ids = [b.id for b in bots]
@@ -360,6 +459,11 @@ def load_config(cli: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
     all_secrets = [s for b in bots for s in b.secrets]
     if len(set(all_secrets)) != len(all_secrets):
         raise ConfigError("a secret can belong to one bot only")
+    _check_bot_auth(bots, bool(values.get("require_bot_auth", False)))
+    if ("tls_cert" in values) != ("tls_key" in values):
+        raise ConfigError("tls_cert and tls_key go together: the certificate (chain) and its private key")
+    if "tls_cert" in values:
+        _check_tls(values["tls_cert"], values["tls_key"])
 
     config = Config(bots=tuple(bots), public_url_given=bool(values.get("public_url")), **values)
     if not config.public_url:

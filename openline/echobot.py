@@ -9,6 +9,7 @@ and echoes messages (text and attachments).
 from __future__ import annotations
 
 import logging
+import ssl
 import urllib.parse
 from typing import Any
 
@@ -24,9 +25,10 @@ WELCOME = "Welcome to openline! I am the built-in echo bot: send me a message an
 
 
 class EchoBot:
-    def __init__(self, service_url: str) -> None:
+    def __init__(self, service_url: str, tls: ssl.SSLContext | None = None) -> None:
         # the only serviceUrl it replies to: its endpoint is public, and must not post anywhere a caller names
         self.service_url = service_url.rstrip("/")
+        self._tls = tls
         self._session: aiohttp.ClientSession | None = None
 
     def routes(self) -> list[Route]:
@@ -34,7 +36,8 @@ class EchoBot:
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=30)
+            connector=aiohttp.TCPConnector(limit=0, ssl=self._tls if self._tls is not None else True),
+            timeout=aiohttp.ClientTimeout(total=30),
         )
 
     async def close(self) -> None:

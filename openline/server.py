@@ -474,6 +474,11 @@ def server_config(app: Any, config: Config, limits: ConnectionLimits | None = No
         "access_log": False,  # openline's own, with credentials redacted (openline.logs)
         "server_header": False,
         "lifespan": "on",
+        **(
+            {"ssl_certfile": str(config.tls_cert), "ssl_keyfile": str(config.tls_key)}
+            if config.tls_cert is not None and config.tls_key is not None
+            else {}
+        ),
         **overrides,
     }
     return uvicorn.Config(app, **settings)

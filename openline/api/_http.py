@@ -15,7 +15,16 @@ from openline.protocol.errors import ErrorKind, ServiceError
 PRIVATE_PATHS = ("/admin", "/inspect", "/web/")
 # what bots call (the connector API, bot attachments, the echo bot's endpoint): bots are not browsers, so no
 # CORS either, and a web page cannot use a visitor's browser to post there
-NO_CORS_PATHS = (*PRIVATE_PATHS, "/v3/conversations", "/v3/attachments", "/echobot/")
+NO_CORS_PATHS = (
+    *PRIVATE_PATHS,
+    "/v3/conversations",
+    "/v3/attachments",
+    "/echobot/",
+    # bot authentication: metadata, keys, the token endpoint and the sidecar (bots and their SDKs only)
+    "/v1/.well-known/",
+    "/adfs/",
+    "/sidecar/",
+)
 
 MIN_BODY_RATE = 500  # bytes per second a body must average, beyond its first allowance (see read_body)
 _encode = msgspec.json.Encoder().encode

@@ -5,7 +5,7 @@ views `original` and optionally `thumbnail`) and answers `{"id": attachmentId}`;
 `GET /v3/attachments/{attachmentId}` describes it and
 `GET /v3/attachments/{attachmentId}/views/{viewId}` serves the bytes. The
 attachment id (`{conversationId}~{random}`, see `protocol/connector.py`) is the
-capability: reads need no credential, so a bot can put
+capability: reads need no credential (uploads need the bot's, like every connector call), so a bot can put
 `{serviceUrl}/v3/attachments/{id}/views/original` in an activity for clients.
 Files are kept for the retention, like client uploads.
 """
@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from openline.api._http import decode_json, json_response, read_body
 from openline.api.attachments import file_response
+from openline.auth.bot_auth import BotAuthority
 from openline.config import Config
 from openline.protocol import connector as wire
 from openline.protocol.errors import ErrorKind, ServiceError
@@ -25,9 +26,10 @@ from openline.service.files import Files
 
 
 class ConnectorAttachmentsApi:
-    def __init__(self, config: Config, files: Files) -> None:
+    def __init__(self, config: Config, files: Files, authority: BotAuthority) -> None:
         self.config = config
         self.files = files
+        self.authority = authority
 
     def routes(self) -> list[Route]:
         return [
@@ -37,10 +39,11 @@ class ConnectorAttachmentsApi:
         ]
 
     async def upload_attachment(self, request: Request) -> Response:
+        caller = self.authority.caller(request.headers.get("authorization"))
         limit = self.config.max_upload_bytes
         body = await read_body(request, wire.max_attachment_body(limit), self.config.body_timeout)
         data = wire.parse_attachment_data(decode_json(body, "the attachment data"), limit)
-        attachment_id = await self.files.upload_from_bot(request.path_params["conversation_id"], data)
+        attachment_id = await self.files.upload_from_bot(caller, request.path_params["conversation_id"], data)
         return json_response({"id": attachment_id})
 
     async def attachment_info(self, request: Request) -> Response:

@@ -182,4 +182,5 @@ def _raise_for(result: DeliveryResult) -> None:
     """The client's error for a bot that did not take its activity (the detail is logged, not shown)."""
     if result.error is not None:
         status = f" (HTTP {result.status})" if result.status else ""
-        raise ServiceError(result.error, _BOT_FAILURE[result.error] + status, result.status)
+        why = f": {result.explanation}" if result.explanation else ""
+        raise ServiceError(result.error, _BOT_FAILURE[result.error] + status + why, result.status)

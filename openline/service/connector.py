@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from openline.auth.bot_auth import BotCaller
 from openline.auth.signing import UrlSigner
 from openline.protocol import activity as act
 from openline.protocol import connector as wire
@@ -30,6 +31,7 @@ class BotConnector:
         forget_member: Callable[[str, str], None],
         public_url: str,
         clock: Callable[[], float] = time.time,
+        on_refusal: Callable[[str, str], None] = lambda bot_id, what: None,
     ) -> None:
         self.store = store
         self.publisher = publisher
@@ -38,19 +40,32 @@ class BotConnector:
         self._forget_member = forget_member  # a removed member is announced again when it posts
         self.public_url = public_url.rstrip("/")
         self.clock = clock
+        self._on_refusal = on_refusal  # (bot id, what): a failed delivery to that bot can then say why
 
     def bot(self, bot_id: str) -> Bot:
         return find_bot(self.bots, bot_id)
 
-    async def _bot_conversation(self, conversation_id: str) -> tuple[Conversation, Bot]:
+    def _authorize(self, caller: BotCaller, bot_id: str) -> None:
+        """Raise (401/403) unless the caller may act for the bot; the bot's refusal is remembered."""
+        try:
+            caller.require(bot_id)
+        except ServiceError as e:
+            self._on_refusal(bot_id, f"called the connector API and was refused: {e.message}")
+            raise
+
+    async def _bot_conversation(self, caller: BotCaller, conversation_id: str) -> tuple[Conversation, Bot]:
+        """The conversation and its bot, once the caller is known to act for that bot (else 401/403)."""
         conversation = await self.store.get_conversation(conversation_id)
         if conversation is None:
             raise conversation_not_found(conversation_id)
+        self._authorize(caller, conversation.bot_id)
         return conversation, self.bot(conversation.bot_id)
 
-    async def post_from_bot(self, conversation_id: str, activity: Any, reply_to_id: str | None) -> str:
+    async def post_from_bot(
+        self, caller: BotCaller, conversation_id: str, activity: Any, reply_to_id: str | None
+    ) -> str:
         """Store an activity the bot sent through the connector API (typing: push only); its id."""
-        _, bot = await self._bot_conversation(conversation_id)
+        _, bot = await self._bot_conversation(caller, conversation_id)
         act.from_bot(activity, conversation_id, bot.account, reply_to_id)
         if activity.get("type") in act.EPHEMERAL_TYPES:
             return await self.publisher.publish_ephemeral(conversation_id, activity, "bot")
@@ -63,9 +78,9 @@ class BotConnector:
             raise ServiceError(ErrorKind.NOT_FOUND, f"activity {activity_id!r} is not in this conversation")
         return seq
 
-    async def replace_from_bot(self, conversation_id: str, activity_id: str, activity: Any) -> str:
+    async def replace_from_bot(self, caller: BotCaller, conversation_id: str, activity_id: str, activity: Any) -> str:
         """Replace a stored activity with the bot's new version (same id and timestamp), and tell the streams."""
-        _, bot = await self._bot_conversation(conversation_id)
+        _, bot = await self._bot_conversation(caller, conversation_id)
         seq = self._position(conversation_id, activity_id)
         act.from_bot(activity, conversation_id, bot.account, None)
         dropped = await self._linked_files(conversation_id, seq) - self._file_ids(conversation_id, activity)
@@ -78,9 +93,9 @@ class BotConnector:
         await self.broker.publish(conversation_id, Event(None, replaced.activity))
         return activity_id
 
-    async def delete_from_bot(self, conversation_id: str, activity_id: str) -> None:
+    async def delete_from_bot(self, caller: BotCaller, conversation_id: str, activity_id: str) -> None:
         """Remove a stored activity and the files uploaded with it; tell the streams (`protocol.activity.deletion`)."""
-        _, bot = await self._bot_conversation(conversation_id)
+        _, bot = await self._bot_conversation(caller, conversation_id)
         seq = self._position(conversation_id, activity_id)
         try:
             files = await self._linked_files(conversation_id, seq)
@@ -105,15 +120,15 @@ class BotConnector:
         found = (UrlSigner.file_id_of(u, self.public_url, conversation_id) for u in urls if isinstance(u, str))
         return {file_id for file_id in found if file_id is not None}
 
-    async def members(self, conversation_id: str, activity_id: str | None = None) -> list[act.Account]:
+    async def members(
+        self, caller: BotCaller, conversation_id: str, activity_id: str | None = None
+    ) -> list[act.Account]:
         """The conversation's members as ChannelAccounts (the bot first).
 
         With `activity_id`, the members of the conversation that activity belongs
         to: NOT_FOUND for an activity the conversation never had.
         """
-        conversation = await self.store.get_conversation(conversation_id)
-        if conversation is None:
-            raise conversation_not_found(conversation_id)
+        conversation, _ = await self._bot_conversation(caller, conversation_id)
         if activity_id is not None:
             seq = sequence_of(conversation_id, activity_id)
             if seq is None or not 1 <= seq <= conversation.last_seq:
@@ -124,27 +139,27 @@ class BotConnector:
             raise conversation_not_found(conversation_id) from None
         return [act.account(m.id, m.name, "bot" if m.id == conversation.bot_id else "user") for m in members]
 
-    async def member(self, conversation_id: str, member_id: str) -> act.Account:
+    async def member(self, caller: BotCaller, conversation_id: str, member_id: str) -> act.Account:
         """One member of the conversation as a ChannelAccount (NOT_FOUND when it is not a member)."""
-        for account in await self.members(conversation_id):
+        for account in await self.members(caller, conversation_id):
             if account["id"] == member_id:
                 return account
         raise ServiceError(ErrorKind.NOT_FOUND, f"{member_id!r} is not a member of this conversation")
 
     async def paged_members(
-        self, conversation_id: str, page_size: int, offset: int
+        self, caller: BotCaller, conversation_id: str, page_size: int, offset: int
     ) -> tuple[list[act.Account], int | None]:
         """Up to `page_size` members from `offset` (in the order they joined), and the next offset (None: the end)."""
-        members = await self.members(conversation_id)
+        members = await self.members(caller, conversation_id)
         end = offset + page_size
         return members[offset:end], end if end < len(members) else None
 
-    async def remove_member_from_bot(self, conversation_id: str, member_id: str) -> None:
+    async def remove_member_from_bot(self, caller: BotCaller, conversation_id: str, member_id: str) -> None:
         """Forget a member (NOT_FOUND when it is not one); the bot itself cannot be removed (MALFORMED).
 
         A removed user who posts again joins again: the bot is told of it anew.
         """
-        conversation, _ = await self._bot_conversation(conversation_id)
+        conversation, _ = await self._bot_conversation(caller, conversation_id)
         if member_id == conversation.bot_id:
             raise ServiceError(ErrorKind.MALFORMED, "the bot cannot be removed from its own conversation")
         try:
@@ -155,13 +170,13 @@ class BotConnector:
             raise ServiceError(ErrorKind.NOT_FOUND, f"{member_id!r} is not a member of this conversation")
         self._forget_member(conversation_id, member_id)
 
-    async def history_from_bot(self, conversation_id: str, activities: Sequence[Any]) -> str:
+    async def history_from_bot(self, caller: BotCaller, conversation_id: str, activities: Sequence[Any]) -> str:
         """Store a transcript the bot sends, in order, each with its own sender; the last stored id ("" if none).
 
         Every activity is checked before any is stored, so a bad one stores nothing.
         `typing` is skipped: a transcript is history, not a live indicator.
         """
-        _, bot = await self._bot_conversation(conversation_id)
+        _, bot = await self._bot_conversation(caller, conversation_id)
         stamped: list[act.Activity] = []
         for i, activity in enumerate(activities):
             try:
@@ -174,21 +189,29 @@ class BotConnector:
                 last_id = str((await self.publisher.append(conversation_id, item)).activity["id"])
         return last_id
 
-    def _creating_bot(self, bot_id: str | None) -> Bot:
+    def _creating_bot(self, caller: BotCaller, bot_id: str | None) -> Bot:
+        """The bot a new conversation is for: the caller's own, or the one it names (if it may act for it)."""
         if bot_id is not None:
-            return self.bot(bot_id)
-        if len(self.bots) != 1:
+            bot = self.bot(bot_id)
+            self._authorize(caller, bot.id)
+            return bot
+        if caller.bot_id is not None:
+            return self.bot(caller.bot_id)
+        candidates = [b for b in self.bots.values() if caller.may_act_for(b.id)]
+        if not candidates:
+            self._authorize(caller, next(iter(self.bots)))  # raises: no bot may be acted for without a token
+        if len(candidates) != 1:
             raise ServiceError(ErrorKind.MISSING, "several bots are configured: say which in 'bot.id'")
-        return next(iter(self.bots.values()))
+        return candidates[0]
 
-    async def create_from_bot(self, parameters: wire.NewConversation) -> tuple[str, str | None]:
+    async def create_from_bot(self, caller: BotCaller, parameters: wire.NewConversation) -> tuple[str, str | None]:
         """Open a conversation the bot asked for, record its members, store its first activity.
 
         Returns the new conversation's id and the first activity's id (None
         without one). The bot is not called: it knows. Clients reach the
         conversation with the bot's Direct Line secret.
         """
-        bot = self._creating_bot(parameters.bot_id)
+        bot = self._creating_bot(caller, parameters.bot_id)
         conversation_id = new_conversation_id()
         activity = parameters.activity
         if activity is not None:
@@ -206,17 +229,22 @@ class BotConnector:
         return conversation_id, str((await self.publisher.append(conversation_id, activity)).activity["id"])
 
     async def bot_conversations(
-        self, after: tuple[str, str] | None, limit: int
+        self, caller: BotCaller, after: tuple[str, str] | None, limit: int
     ) -> tuple[list[tuple[str, list[act.Account]]], tuple[str, str] | None]:
-        """A page of every configured bot's conversations (bots by id, then conversations by id), with members.
+        """A page of the conversations of the bots the caller acts for (by bot id, then by id), with members.
+
+        A bot with a token sees its own conversations only; an unauthenticated
+        caller, those of the bots without an app id.
 
         `after` is where the previous page stopped: (bot id, last conversation
         id); the second value returned is where this one stopped (None: the end).
         """
-        bot_ids = sorted(self.bots)
+        bot_ids = sorted(b for b in self.bots if caller.may_act_for(b))
+        if not bot_ids:
+            self._authorize(caller, next(iter(self.bots)))  # raises: an unauthenticated caller acts for no bot
         start, after_id = 0, ""
         if after is not None:
-            if after[0] not in self.bots:
+            if after[0] not in bot_ids:
                 raise ServiceError(ErrorKind.MALFORMED, "invalid continuationToken: its bot is not configured")
             start, after_id = bot_ids.index(after[0]), after[1]
         page: list[tuple[str, list[act.Account]]] = []

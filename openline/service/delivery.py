@@ -8,8 +8,9 @@ failure means for its client.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -31,21 +32,42 @@ class DeliveryResult:
     status: int | None  # the bot's HTTP status; None when it never answered
     duration: float  # seconds
     error: ErrorKind | None = None
-    detail: str = ""
+    detail: str = ""  # what went wrong, with the bot's own words: logged and recorded, never shown to clients
+    explanation: str = ""  # openline's own words on why (bot authentication): safe to show to the client
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
+    def explained(self, explanation: str) -> DeliveryResult:
+        """The same result with an explanation for the client (added to the recorded detail too)."""
+        return replace(self, explanation=explanation, detail=f"{self.detail} ({explanation})")
+
+
+def _auth_explanation(status: int, signed: bool) -> str:
+    """Why a bot answered 401/403, as far as openline can tell."""
+    if signed:
+        return (
+            f"the bot refused openline's credentials (HTTP {status}): its app id, or the issuer and"
+            " OpenID metadata URL it trusts, do not match this service's (see the README, Bot authentication)"
+        )
+    return (
+        f"the bot asks for authentication (HTTP {status}): give it in openline's configuration the app id"
+        " and password it is configured with"
+    )
+
 
 class BotClient:
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, tls: ssl.SSLContext | None = None) -> None:
         self.timeout = timeout
+        self._tls = tls  # None: aiohttp's default verification
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+            connector=aiohttp.TCPConnector(
+                limit=0, keepalive_timeout=30, ssl=self._tls if self._tls is not None else True
+            ),
             timeout=aiohttp.ClientTimeout(total=self.timeout),
             skip_auto_headers=("User-Agent",),
         )
@@ -55,12 +77,19 @@ class BotClient:
             await self._session.close()
             self._session = None
 
-    async def deliver(self, endpoint: str, activity: dict[str, Any]) -> DeliveryResult:
-        """POST one activity to the bot and wait for its answer (at most the bot timeout)."""
+    async def deliver(
+        self, endpoint: str, activity: dict[str, Any], authorization: str | None = None
+    ) -> DeliveryResult:
+        """POST one activity to the bot and wait for its answer (at most the bot timeout).
+
+        `authorization` is the whole Authorization header (`Bearer <channel token>`),
+        sent only to bots with an app id: bots without one refuse any (bot-connector.md §3c).
+        """
         assert self._session is not None, "BotClient.start() was not called"
         started = time.perf_counter()
+        headers = _HEADERS if authorization is None else {**_HEADERS, "Authorization": authorization}
         try:
-            async with self._session.post(endpoint, data=_encode(activity), headers=_HEADERS) as response:
+            async with self._session.post(endpoint, data=_encode(activity), headers=headers) as response:
                 body = await response.read()
                 status = response.status
         except TimeoutError:
@@ -72,6 +101,11 @@ class BotClient:
         if 200 <= status < 300:
             return DeliveryResult(status, duration)
         snippet = body[:200].decode("utf-8", "replace")
+        if status in (401, 403):
+            explanation = _auth_explanation(status, authorization is not None)
+            detail = f"HTTP {status} {snippet}".strip() + f" ({explanation})"
+            failed = self._failed(activity, started, status, ErrorKind.BOT_REJECTED, detail)
+            return replace(failed, explanation=explanation)
         return self._failed(activity, started, status, ErrorKind.BOT_REJECTED, f"HTTP {status} {snippet}".strip())
 
     @staticmethod

@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 
+from openline.auth.bot_auth import BotAuthority
 from openline.protocol import activity as act
 from openline.protocol.ids import random_id
 from openline.service.delivery import BotClient, DeliveryResult
@@ -44,10 +45,12 @@ class Dispatcher:
         client: BotClient,
         public_url: str,
         clock: Callable[[], float] = time.time,
+        authority: BotAuthority | None = None,
     ) -> None:
         self.store = store
         self.broker = broker
         self.client = client
+        self.authority = authority  # signs the calls to bots with an app id; knows what bots were refused
         self.public_url = public_url.rstrip("/")
         self.clock = clock
         self.stale_after = abandoned_after(client.timeout)
@@ -66,7 +69,16 @@ class Dispatcher:
         stands, and the caller's answer does not depend on it.
         """
         sent = act.for_bot(activity, self.public_url)
-        result = await self.client.deliver(bot.endpoint, sent)
+        started = self.clock()
+        authorization = None
+        if bot.app_id is not None and self.authority is not None:
+            authorization = "Bearer " + self.authority.tokens.channel_token(bot.app_id, str(sent["serviceUrl"]))
+        result = await self.client.deliver(bot.endpoint, sent, authorization)
+        if not result.ok and not result.explanation and self.authority is not None:
+            # a bot whose own calls were refused (a wrong password, say) usually fails its turn with a 500
+            refusal = self.authority.recent_refusal(bot.id, started)
+            if refusal is not None:
+                result = result.explained(f"while it had the activity, the bot {refusal}")
         delivery = Delivery(
             str(activity.get("id", "")),
             self.clock(),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from openline.auth.bot_auth import BotCaller
 from openline.auth.signing import UrlSigner
 from openline.protocol import activity as act
 from openline.protocol import connector as wire
@@ -60,10 +61,15 @@ class Files:
         act.attach_files(activity, stored)
         return files
 
-    async def upload_from_bot(self, conversation_id: str, data: wire.AttachmentData) -> str:
-        """Store a bot's attachment (each view a file of the conversation, kept for the retention); its id."""
-        if await self.store.get_conversation(conversation_id) is None:
+    async def upload_from_bot(self, caller: BotCaller, conversation_id: str, data: wire.AttachmentData) -> str:
+        """Store a bot's attachment (each view a file of the conversation, kept for the retention); its id.
+
+        The caller must act for the conversation's bot (401/403 otherwise).
+        """
+        conversation = await self.store.get_conversation(conversation_id)
+        if conversation is None:
             raise conversation_not_found(conversation_id)
+        caller.require(conversation.bot_id)
         key = random_id(22)
         now = self.clock()
         try:

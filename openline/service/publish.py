@@ -31,6 +31,7 @@ class Bot:
     id: str
     name: str
     endpoint: str
+    app_id: str | None = None  # set: every call to the bot carries a channel token for this app id
 
     @property
     def account(self) -> act.Account:

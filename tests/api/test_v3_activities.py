@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from openline.auth.bot_auth import BotCaller
 from tests.api._v3 import V3
 from tests.api.conftest import DOWN_SECRET, MAX_MESSAGE, PAGE_SIZE, Service
 
@@ -147,9 +148,10 @@ def test_get_hides_typing_and_conversation_updates_and_always_has_a_watermark(se
     assert v3.activities(conv) == {"activities": [], "watermark": "0"}
     v3.send(conv, {"type": "typing", "from": {"id": "u"}})
     v3.say(conv, "typing", user="u")  # the bot answers with typing, an event, then the echo
-    service.loop.run(
-        service.services.connector.post_from_bot(conv, {"type": "conversationUpdate", "membersAdded": []}, None)
-    )
+    update = {"type": "conversationUpdate", "membersAdded": []}
+    conversation = service.loop.run(service.services.store.get_conversation(conv))
+    caller = BotCaller(conversation.bot_id)
+    service.loop.run(service.services.connector.post_from_bot(caller, conv, update, None))
     page = v3.activities(conv)
     # stored: the welcome, the bot's answer to the client's typing, "typing", the event, the echo, the update
     assert [(a["type"], a.get("text")) for a in page["activities"]] == [

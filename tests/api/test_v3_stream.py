@@ -10,6 +10,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from openline.auth.bot_auth import BotCaller
 from tests.api._v3 import V3, stream
 from tests.api.conftest import KEEPALIVE, Service
 
@@ -147,13 +148,14 @@ def test_bot_updates_and_deletes_reach_the_stream(service: Service) -> None:
     start = v3.start({"user": {"id": "u1"}})
     conv = start["conversationId"]
     connector = service.services.connector
+    caller = BotCaller(service.loop.run(service.services.store.get_conversation(conv)).bot_id)
     with stream(start["streamUrl"]) as s:
         welcome_id = s.frame()["activities"][0]["id"]
-        service.loop.run(connector.replace_from_bot(conv, welcome_id, {"type": "message", "text": "edited"}))
+        service.loop.run(connector.replace_from_bot(caller, conv, welcome_id, {"type": "message", "text": "edited"}))
         updated = s.frame()
         assert "watermark" not in updated
         assert updated["activities"][0]["id"] == welcome_id and updated["activities"][0]["text"] == "edited"
-        service.loop.run(connector.delete_from_bot(conv, welcome_id))
+        service.loop.run(connector.delete_from_bot(caller, conv, welcome_id))
         deleted = s.frame()
         removal = deleted["activities"][0]
         assert (removal["type"], removal["name"], removal["id"]) == ("event", "messageDelete", welcome_id)

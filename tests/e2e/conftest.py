@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from openline.devcert import DevCert, make_dev_cert
 from tests.e2e.harness import SECRET, DirectLine, Openline, Processes
 
 _PROCESSES = pytest.StashKey[Processes]()
@@ -33,6 +34,12 @@ def pytest_runtest_makereport(
     if processes is not None and report.failed and processes.started:
         report.sections.append(("subprocess output", processes.report()))
     return report
+
+
+@pytest.fixture(scope="session")
+def dev_cert(tmp_path_factory: pytest.TempPathFactory) -> DevCert:
+    """A local CA and a certificate for 127.0.0.1 and localhost (`openline dev-cert`), shared by the session."""
+    return make_dev_cert(tmp_path_factory.mktemp("certs"), [])
 
 
 @pytest.fixture

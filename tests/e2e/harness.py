@@ -9,12 +9,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from openline.devcert import DevCert
 
 E2E_DIR = Path(__file__).resolve().parent
 BOT_SCRIPT = E2E_DIR / "botbuilder_bot.py"
@@ -52,7 +54,9 @@ def _child_env() -> dict[str, str]:
 class Process:
     """One subprocess with stdout/stderr in files under the test's tmp_path; stopped by its `Processes`."""
 
-    def __init__(self, name: str, args: Sequence[str], log_dir: Path, cwd: Path) -> None:
+    def __init__(
+        self, name: str, args: Sequence[str], log_dir: Path, cwd: Path, env: Mapping[str, str] | None = None
+    ) -> None:
         self.name = name
         self.args = list(args)
         self.stdout_path = log_dir / f"{name}.stdout.log"
@@ -60,7 +64,12 @@ class Process:
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             # the child keeps its own copies of the descriptors; ours are closed at once
             self.popen = subprocess.Popen(
-                self.args, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, env=_child_env()
+                self.args,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=cwd,
+                env={**_child_env(), **(env or {})},
             )
 
     @property
@@ -112,16 +121,27 @@ class Process:
 
 
 class Openline(Process):
-    """An `openline serve` subprocess; `url` is its base URL."""
+    """An `openline serve` subprocess; `url` is its base URL (https when started with a `DevCert`)."""
 
-    def __init__(self, name: str, port: int, args: Sequence[str], log_dir: Path, cwd: Path) -> None:
+    def __init__(
+        self, name: str, port: int, args: Sequence[str], log_dir: Path, cwd: Path, tls: DevCert | None = None
+    ) -> None:
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        super().__init__(name, [sys.executable, "-m", "openline", "serve", "--port", str(port), *args], log_dir, cwd)
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "openline", "serve", "--port", str(port), *args]
+        if tls is not None:
+            command += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key), "--public-url", self.url]
+        super().__init__(name, command, log_dir, cwd)
+
+    @property
+    def verify(self) -> str | bool:
+        """What an httpx client trusts to reach this service: the dev CA when it serves https."""
+        return str(self.tls.ca_cert) if self.tls is not None else True
 
     def _healthy(self) -> bool:
         try:
-            with httpx.Client(timeout=1.0) as client:
+            with httpx.Client(timeout=1.0, verify=self.verify) as client:
                 response = client.get(self.url + "/healthz")
         except httpx.HTTPError:
             return False
@@ -167,9 +187,13 @@ class Processes:
     def _name(self, base: str) -> str:
         return f"{base}-{sum(1 for p in self.started if p.name.startswith(base + '-')) + 1}"
 
-    def openline(self, *args: str, port: int | None = None, wait: bool = True) -> Openline:
-        """Start `python -m openline serve --port PORT *args` (a free port unless given) and wait for /healthz."""
-        process = Openline(self._name("openline"), port or free_port(), args, self.log_dir, self.tmp_path)
+    def openline(self, *args: str, port: int | None = None, wait: bool = True, tls: DevCert | None = None) -> Openline:
+        """Start `python -m openline serve --port PORT *args` (a free port unless given) and wait for /healthz.
+
+        With `tls` (from `openline.devcert.make_dev_cert`), it serves https with
+        that certificate, and its public URL is `https://127.0.0.1:PORT`.
+        """
+        process = Openline(self._name("openline"), port or free_port(), args, self.log_dir, self.tmp_path, tls)
         self.started.append(process)
         return process.wait_ready() if wait else process
 
@@ -178,6 +202,17 @@ class Processes:
         process = Bot(self._name("bot"), free_port(), self.log_dir, self.tmp_path)
         self.started.append(process)
         return process.wait_ready() if wait else process
+
+    def process(self, base: str, args: Sequence[str], env: Mapping[str, str] | None = None) -> Process:
+        """Start any process (a bot of another SDK, say) with extra environment; stopped at teardown like the rest."""
+        process = Process(self._name(base), args, self.log_dir, self.tmp_path, env)
+        self.started.append(process)
+        return process
+
+    def wait_listening(self, process: Process, port: int) -> Process:
+        """Wait until the process listens on the loopback port (failing with its output if it exits first)."""
+        process.wait_until(lambda: _port_open(port), f"a listener on port {port}")
+        return process
 
     def report(self) -> str:
         return "\n".join(p.describe() for p in self.started)

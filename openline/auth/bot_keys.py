@@ -1,0 +1,186 @@
+"""The RSA keys openline signs bot-authentication tokens with, kept in the data directory, and their rotation.
+
+`bot-keys.json` (owner-only) holds every key with the time it was made and the
+time it starts signing (`active_from`). Tokens are signed by the newest key
+already active; every key not yet retired is published in the JWKS, so a
+rotated key is published before it signs anything: botbuilder-python caches
+the JWKS for 24 hours and fails on a `kid` it has not seen (bot-connector.md
+§3b), hence the default delay of `openline keys rotate`. A key is retired (no
+longer published, then dropped from the file) once a newer key has been
+signing for longer than any token it signed can live.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+KEYS_FILE = "bot-keys.json"
+KEY_BITS = 2048
+ROTATION_DELAY = 24 * 3600  # botbuilder-python refreshes its cached JWKS once a day
+TOKEN_LIFETIME = 3600  # the longest a token signed by these keys lives (channel and access tokens)
+RETIRE_AFTER = TOKEN_LIFETIME + 300  # plus the SDKs' clock tolerance
+
+
+def _b64(number: int) -> str:
+    data = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One RSA key: `kid` is its RFC 7638 thumbprint; times are POSIX seconds."""
+
+    kid: str
+    private_key: rsa.RSAPrivateKey
+    created: int
+    active_from: int
+
+    @property
+    def public_jwk(self) -> dict[str, Any]:
+        numbers = self.private_key.public_key().public_numbers()
+        return {"kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid, "n": _b64(numbers.n), "e": _b64(numbers.e)}
+
+    def to_json(self) -> dict[str, Any]:
+        pem = self.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return {"kid": self.kid, "created": self.created, "active_from": self.active_from, "private_key": pem.decode()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SigningKey:
+        key = serialization.load_pem_private_key(data["private_key"].encode(), password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError(f"key {data.get('kid')!r} is not an RSA key")
+        return cls(str(data["kid"]), key, int(data["created"]), int(data["active_from"]))
+
+    @classmethod
+    def generate(cls, now: int, active_from: int) -> SigningKey:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+        numbers = key.public_key().public_numbers()
+        # RFC 7638: the SHA-256 of the required members in lexicographic order, without spaces
+        canonical = json.dumps({"e": _b64(numbers.e), "kty": "RSA", "n": _b64(numbers.n)}, separators=(",", ":"))
+        kid = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).decode().rstrip("=")
+        return cls(kid, key, now, active_from)
+
+
+class KeySet:
+    """The keys of one `bot-keys.json`, oldest first; immutable (rotation writes a new file)."""
+
+    def __init__(self, keys: list[SigningKey]) -> None:
+        if not keys:
+            raise ValueError("a key set needs at least one key")
+        self.keys = sorted(keys, key=lambda k: (k.active_from, k.created))
+
+    def signing_key(self, now: float) -> SigningKey:
+        """The newest key already active (the oldest key if none is yet: a set always signs with something)."""
+        active = [k for k in self.keys if k.active_from <= now]
+        return active[-1] if active else self.keys[0]
+
+    def _retired(self, key: SigningKey, now: float) -> bool:
+        """Whether a newer key has been signing for longer than any token `key` signed can live."""
+        signing = self.signing_key(now)
+        return key.active_from < signing.active_from and now - signing.active_from > RETIRE_AFTER
+
+    def published(self, now: float) -> list[SigningKey]:
+        """The keys a JWKS lists: the signing key, the keys waiting to sign, and the recently replaced."""
+        return [k for k in self.keys if not self._retired(k, now)]
+
+    def find(self, kid: str, now: float) -> SigningKey | None:
+        """The published key with this `kid` (a token signed by a retired key no longer verifies)."""
+        return next((k for k in self.published(now) if k.kid == kid), None)
+
+    def rotated(self, now: int, delay: int) -> tuple[KeySet, SigningKey]:
+        """A set with one new key, signing `delay` seconds from now, and without the retired keys; the new key."""
+        new = SigningKey.generate(now, now + delay)
+        return KeySet([*self.published(now), new]), new
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class KeyFile:
+    """`bot-keys.json` in a data directory: read, created on first use, rotated by `openline keys rotate`."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / KEYS_FILE
+
+    def stamp(self) -> tuple[int, int] | None:
+        """What tells a changed file (modification time in ns, size); None when there is none."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def read(self) -> KeySet | None:
+        """The stored set, or None without a file; ValueError when the file cannot be used."""
+        try:
+            data = json.loads(self.path.read_text())
+            return KeySet([SigningKey.from_json(k) for k in data["keys"]])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{self.path} cannot be read as openline's bot-authentication keys: {e}") from None
+
+    def write(self, keys: KeySet) -> None:
+        _write_private(self.path, json.dumps({"keys": [k.to_json() for k in keys.keys]}, indent=2).encode())
+
+    def load_or_create(self, now: float | None = None) -> KeySet:
+        """The stored set; a new one with one key, signing at once, when there is none yet."""
+        keys = self.read()
+        if keys is None:
+            stamp = int(time.time() if now is None else now)
+            keys = KeySet([SigningKey.generate(stamp, stamp)])
+            self.write(keys)
+        return keys
+
+    def rotate(self, delay: int = ROTATION_DELAY, now: float | None = None) -> tuple[KeySet, SigningKey]:
+        """Add a key that signs `delay` seconds from now (published at once) and drop retired keys."""
+        stamp = int(time.time() if now is None else now)
+        keys, new = self.load_or_create(stamp).rotated(stamp, max(0, delay))
+        self.write(keys)
+        return keys, new
+
+
+class Keyring:
+    """The key set a running service signs and verifies with, re-read when `openline keys rotate` changed the file."""
+
+    def __init__(self, file: KeyFile, now: float | None = None) -> None:
+        self.file = file
+        self._stamp = file.stamp()
+        self.keys = file.load_or_create(now)
+        if self._stamp is None:
+            self._stamp = file.stamp()
+
+    def refresh(self) -> bool:
+        """Re-read the file if it changed (blocking: run it off the event loop); True when the set changed.
+
+        A file that cannot be read leaves the current set in use (ValueError says why).
+        """
+        stamp = self.file.stamp()
+        if stamp is None or stamp == self._stamp:
+            return False
+        keys = self.file.read()
+        self._stamp = stamp
+        if keys is None:
+            return False
+        self.keys = keys
+        return True

@@ -1,0 +1,146 @@
+"""`openline dev-cert`: a local certificate authority and a server certificate, for trying openline over https.
+
+MSAL (which every bot SDK gets its tokens with) insists on an https authority,
+so bot authentication needs TLS. The CA is made once and reused, so bots keep
+trusting it when the server certificate is made again for other names. The
+trust bundle is the system's CA certificates plus this CA: Python's
+`SSL_CERT_FILE` and `REQUESTS_CA_BUNDLE` replace the system store rather than
+add to it (agents-sdk.md §3.1), so they need the whole set.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
+CA_DAYS = 3650
+CERT_DAYS = 397  # the longest browsers accept for a server certificate
+
+
+@dataclass(frozen=True)
+class DevCert:
+    ca_cert: Path
+    cert: Path  # the server certificate followed by the CA's
+    key: Path
+    bundle: Path  # the system's CA certificates and this CA
+    names: tuple[str, ...]
+    system_bundle: Path | None  # where the system's CA certificates came from (None: not found)
+
+
+def _write(path: Path, data: bytes, private: bool = False) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "openline"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _ca(directory: Path, now: datetime.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The directory's CA, made on first use."""
+    cert_path, key_path = directory / "ca.pem", directory / "ca.key"
+    if cert_path.exists() and key_path.exists():
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        if isinstance(key, ec.EllipticCurvePrivateKey) and cert.not_valid_after_utc > now + datetime.timedelta(days=30):
+            return cert, key
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name(f"openline development CA ({os.uname().nodename})")
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )  # keyCertSign, cRLSign
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write(key_path, _pem_key(key), private=True)
+    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    return cert, key
+
+
+def _alt_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name.strip("[]")))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def system_bundle() -> Path | None:
+    """The file of the system's trusted CA certificates, if there is one."""
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def make_dev_cert(directory: Path, extra_names: list[str]) -> DevCert:
+    """Write ca.pem/ca.key (kept if present), cert.pem/key.pem for the names, and trust-bundle.pem."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    ca_cert, ca_key = _ca(directory, now)
+    names = tuple(dict.fromkeys([*DEFAULT_NAMES, *extra_names]))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(names[-1] if extra_names else "localhost"))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([_alt_name(n) for n in names]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True
+        )  # digitalSignature, keyEncipherment
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
+    _write(directory / "key.pem", _pem_key(key), private=True)
+    _write(directory / "cert.pem", cert.public_bytes(serialization.Encoding.PEM) + ca_pem)
+    system = system_bundle()
+    bundle = (system.read_bytes().rstrip(b"\n") + b"\n" if system else b"") + ca_pem
+    _write(directory / "trust-bundle.pem", bundle)
+    return DevCert(
+        directory / "ca.pem",
+        directory / "cert.pem",
+        directory / "key.pem",
+        directory / "trust-bundle.pem",
+        names,
+        system,
+    )
