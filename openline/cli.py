@@ -209,10 +209,10 @@ def keys_command(args: argparse.Namespace) -> int:
     for key in keys.keys:
         if key is signing:
             state = "signing"
-        elif key.active_from > now:
+        elif keys.waiting(key, now):
             state = "published, waiting to sign"
         else:
-            state = "published, replaced" if key.kid in published else "retired"
+            state = "published, superseded" if key.kid in published else "retired"
         print(f"  {key.kid}  made {_when(key.created)}  signs from {_when(key.active_from)}  {state}")
     return 0
 

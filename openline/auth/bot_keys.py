@@ -75,25 +75,33 @@ class SigningKey:
 
 
 class KeySet:
-    """The keys of one `bot-keys.json`, oldest first; immutable (rotation writes a new file)."""
+    """The keys of one `bot-keys.json` in the order they were made; immutable (rotation writes a new file).
+
+    The newest key already active signs: a later rotation supersedes an
+    earlier one still waiting, which then never signs.
+    """
 
     def __init__(self, keys: list[SigningKey]) -> None:
         if not keys:
             raise ValueError("a key set needs at least one key")
-        self.keys = sorted(keys, key=lambda k: (k.active_from, k.created))
+        self.keys = list(keys)
 
     def signing_key(self, now: float) -> SigningKey:
         """The newest key already active (the oldest key if none is yet: a set always signs with something)."""
         active = [k for k in self.keys if k.active_from <= now]
         return active[-1] if active else self.keys[0]
 
+    def waiting(self, key: SigningKey, now: float) -> bool:
+        """Whether the key is newer than the signing key (so it will sign once active)."""
+        return self.keys.index(key) > self.keys.index(self.signing_key(now))
+
     def _retired(self, key: SigningKey, now: float) -> bool:
         """Whether a newer key has been signing for longer than any token `key` signed can live."""
         signing = self.signing_key(now)
-        return key.active_from < signing.active_from and now - signing.active_from > RETIRE_AFTER
+        return key is not signing and not self.waiting(key, now) and now - signing.active_from > RETIRE_AFTER
 
     def published(self, now: float) -> list[SigningKey]:
-        """The keys a JWKS lists: the signing key, the keys waiting to sign, and the recently replaced."""
+        """The keys a JWKS lists: the signing key, the keys waiting to sign, and the recently superseded."""
         return [k for k in self.keys if not self._retired(k, now)]
 
     def find(self, kid: str, now: float) -> SigningKey | None:

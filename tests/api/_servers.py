@@ -95,9 +95,13 @@ class RecordingBot:
     "fail" → 500; "slow" → answers after `slow_seconds`; "pause" → waits `pause_seconds` (less than
     the bot timeout), then acts like any other text; "silent" → 201 without
     replying; "typing" → sends a typing activity and an event, then the echo;
-    "card" → a hero card reply; anything else → replies `echo: <text>` through
+    "card" → a hero card reply; "deny" → 401, as a bot refusing the channel's
+    credentials; anything else → replies `echo: <text>` through
     the connector reply route, then answers 201 (like the SDKs, after replying).
     A conversationUpdate adding someone other than the bot gets `welcome <id>`.
+    For a bot id in `credentials` (app id, password), every turn first gets a
+    token from the service's token endpoint, as the SDKs do, and its replies carry
+    it; a refused token request fails the turn with 500 (as the Agents SDK does).
     """
 
     slow_seconds: float = 3.0
@@ -109,6 +113,8 @@ class RecordingBot:
     pause_seconds: float = 0.5
     fail_body: bytes | None = None  # what a failing answer says (a default error when None)
     update_delay: float = 0.0  # seconds to wait before answering a conversationUpdate
+    credentials: dict[str, tuple[str, str]] = field(default_factory=dict)  # bot id -> (app id, password)
+    token_answers: list[int] = field(default_factory=list)  # the token endpoint's statuses, in order
     _session: aiohttp.ClientSession | None = None
     _released: asyncio.Event | None = None
 
@@ -136,6 +142,25 @@ class RecordingBot:
             and (text is None or a.get("text") == text)
         ]
 
+    async def _token(self, activity: dict[str, Any]) -> str | None:
+        """The access token of this turn (None for a bot without credentials); raises when refused."""
+        credentials = self.credentials.get(activity["recipient"]["id"])
+        if credentials is None:
+            return None
+        assert self._session is not None
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": credentials[0],
+            "client_secret": credentials[1],
+            "scope": "https://api.botframework.com/.default",
+        }
+        async with self._session.post(f"{activity['serviceUrl']}adfs/oauth2/token", data=form) as response:
+            self.token_answers.append(response.status)
+            body = await response.json()
+        if response.status != 200:
+            raise PermissionError(body.get("error_description"))
+        return str(body["access_token"])
+
     async def _post(self, activity: dict[str, Any], body: dict[str, Any], reply: bool = True) -> None:
         assert self._session is not None
         conv = urllib.parse.quote(activity["conversation"]["id"], safe="")
@@ -143,7 +168,9 @@ class RecordingBot:
         if reply:
             url += "/" + urllib.parse.quote(activity["id"], safe="")
         message = {"from": activity["recipient"], "recipient": activity["from"], **body}
-        async with self._session.post(url, json=message) as response:
+        token = activity.get("_token")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self._session.post(url, json=message, headers=headers) as response:
             await response.read()
             self.reply_statuses.append(response.status)
 
@@ -151,6 +178,13 @@ class RecordingBot:
         activity = msgspec.json.decode(await request.body())
         self.received.append(activity)
         self.headers.append(dict(request.headers))
+        try:
+            token = await self._token(activity)
+        except PermissionError:
+            return Response(b'{"error":"could not get a token"}', status_code=500)
+        activity = {**activity, "_token": token}  # a copy: `received` keeps what the service sent
+        if activity.get("text") == "deny":
+            return Response(b'{"error":"Unauthorized"}', status_code=401)
         if activity.get("type") == "conversationUpdate":
             await asyncio.sleep(self.update_delay)
             if self.fail_updates > 0:

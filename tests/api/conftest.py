@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,8 +74,13 @@ class Service:
 
 
 @contextlib.contextmanager
-def serve(data_dir: Path, **overrides: Any) -> Iterator[Service]:
-    """openline with the three bots on loopback, with the settings of the API tests (`overrides` replace some)."""
+def serve(
+    data_dir: Path, more_bots: Callable[[str], tuple[BotConfig, ...]] | None = None, **overrides: Any
+) -> Iterator[Service]:
+    """openline with the three bots on loopback, with the settings of the API tests (`overrides` replace some).
+
+    `more_bots(endpoint)` adds bots of its own, given the recording bot's endpoint.
+    """
     loop = LoopThread()
     bot = RecordingBot(slow_seconds=BOT_TIMEOUT * 3)
     bot_url = loop.serve(bot.app(), bound_socket())
@@ -88,6 +93,7 @@ def serve(data_dir: Path, **overrides: Any) -> Iterator[Service]:
             BotConfig("echobot", "Echo Bot", None, (ECHO_SECRET,)),
             BotConfig("rec", "Recording Bot", bot_url + "/api/messages", (REC_SECRET,)),
             BotConfig("down", "Down Bot", f"http://127.0.0.1:{closed_port()}/api/messages", (DOWN_SECRET,)),
+            *(more_bots(bot_url + "/api/messages") if more_bots is not None else ()),
         ),
         "data_dir": data_dir,
         "store": "memory://",
