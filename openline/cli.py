@@ -207,7 +207,7 @@ def keys_command(args: argparse.Namespace) -> int:
     published = {k.kid for k in keys.published(now)}
     print(f"keys in {file.path}:")
     for key in keys.keys:
-        if key is signing:
+        if key.kid == signing.kid:
             state = "signing"
         elif keys.waiting(key, now):
             state = "published, waiting to sign"

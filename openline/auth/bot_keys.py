@@ -93,12 +93,13 @@ class KeySet:
 
     def waiting(self, key: SigningKey, now: float) -> bool:
         """Whether the key is newer than the signing key (so it will sign once active)."""
-        return self.keys.index(key) > self.keys.index(self.signing_key(now))
+        kids = [k.kid for k in self.keys]
+        return kid_index(kids, key.kid) > kids.index(self.signing_key(now).kid)
 
     def _retired(self, key: SigningKey, now: float) -> bool:
         """Whether a newer key has been signing for longer than any token `key` signed can live."""
         signing = self.signing_key(now)
-        return key is not signing and not self.waiting(key, now) and now - signing.active_from > RETIRE_AFTER
+        return key.kid != signing.kid and not self.waiting(key, now) and now - signing.active_from > RETIRE_AFTER
 
     def published(self, now: float) -> list[SigningKey]:
         """The keys a JWKS lists: the signing key, the keys waiting to sign, and the recently superseded."""
@@ -112,6 +113,11 @@ class KeySet:
         """A set with one new key, signing `delay` seconds from now, and without the retired keys; the new key."""
         new = SigningKey.generate(now, now + delay)
         return KeySet([*self.published(now), new]), new
+
+
+def kid_index(kids: list[str], kid: str) -> int:
+    """The position of a key in its set (-1 for a key not in it: not waiting)."""
+    return kids.index(kid) if kid in kids else -1
 
 
 def _write_private(path: Path, data: bytes) -> None:
