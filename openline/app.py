@@ -205,7 +205,9 @@ def create_app(
             services.auth.tokens, services.channel, services.broker, config.stream_keepalive, config.page_size
         ).routes(),
         *ConnectorApi(config, services.connector, services.files, services.bot_authority).routes(),
-        *BotAuthApi(services.bot_authority, services.bot_authority.tokens, config.public_url).routes(),
+        *BotAuthApi(
+            services.bot_authority, services.bot_authority.tokens, config.public_url, config.body_timeout
+        ).routes(),
         *AttachmentsApi(services.store, services.signer, services.clock).routes(),
     ]
     if services.echo_bot is not None:

@@ -27,6 +27,7 @@ REDACTED = "REDACTED"
 # query parameters that never hold a credential; every other value is redacted
 _PLAIN_PARAMETERS = frozenset({"watermark", "userid", "limit", "pagesize", "continuationtoken", "bot", "e"})
 _CAPABILITY_PATH = re.compile(r"^(/+v3/+attachments/+[^/~]*~)[^/]+")  # as requested: slashes not yet collapsed
+_SIDECAR_PATH = re.compile(r"^(/+sidecar/+)[^/]+")  # the sidecar secret is the whole credential of its URL
 # a credential in free text: a query parameter, or an Authorization value
 _CREDENTIAL_IN_TEXT = re.compile(
     r"(?i)(?P<lead>[?&;](?:t|token|s|sig|signature|secret|code|key|access_token|id_token)=)[^&\s\"'#]+"
@@ -45,6 +46,7 @@ def redact_target(path: str, query: str | bytes = "") -> str:
     Control characters are escaped too (`printable`): the result is safe to log as it is.
     """
     path = _CAPABILITY_PATH.sub(r"\1" + REDACTED, path)
+    path = _SIDECAR_PATH.sub(r"\1" + REDACTED, path)
     if isinstance(query, bytes):
         query = query.decode("latin-1")
     if not query:

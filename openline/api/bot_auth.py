@@ -71,10 +71,11 @@ def token_error_response(e: TokenRequestError) -> Response:
 
 
 class BotAuthApi:
-    def __init__(self, authority: BotAuthority, tokens: BotTokens, public_url: str) -> None:
+    def __init__(self, authority: BotAuthority, tokens: BotTokens, public_url: str, body_timeout: float) -> None:
         self.authority = authority
         self.tokens = tokens
         self.public_url = public_url.rstrip("/")
+        self.body_timeout = body_timeout
 
     def routes(self) -> list[Route]:
         return [
@@ -162,7 +163,7 @@ class BotAuthApi:
                 400, "invalid_request", 900144, "The token request must be application/x-www-form-urlencoded."
             )
         try:
-            body = await read_body(request, MAX_TOKEN_REQUEST, 30.0)
+            body = await read_body(request, MAX_TOKEN_REQUEST, self.body_timeout)
             form = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
         except ServiceError as e:
             raise TokenRequestError(400, "invalid_request", 900144, e.message) from None
@@ -258,7 +259,10 @@ class BotAuthApi:
         """`{"authorizationHeader": "Bearer <access token>"}` for the bot whose sidecar secret is in the path."""
         bot = self.authority.sidecar(request.path_params["secret"])
         if bot is None or not bot.app_id:
-            return _problem(404, "Not Found", "There is no sidecar at this address.")
+            log.warning("sidecar token request with a secret that is no bot's")
+            self.authority.note_unknown_sidecar()
+            # the Agents SDK logs the title only: say there what to check
+            return _problem(404, "Unknown sidecar secret (check SIDECARBASEURL)", "No bot has this sidecar secret.")
         scopes = request.query_params.get("optionsOverride.Scopes")
         try:
             resource = self._resource(scopes) if scopes else next(iter(sorted(self.tokens.resources)))

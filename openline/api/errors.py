@@ -40,9 +40,15 @@ def error_response(
     return json_response(body, status, headers)
 
 
+_CONNECTOR_PATHS = ("/v3/conversations", "/v3/attachments")
+
+
 async def on_service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
-    return error_response(request.url.path, exc.kind, exc.message, inner_status=exc.inner_status)
+    headers = None
+    if exc.kind is ErrorKind.UNAUTHORIZED and request.url.path.startswith(_CONNECTOR_PATHS):
+        headers = {"WWW-Authenticate": 'Bearer realm="openline"'}  # RFC 6750 §3: what the bot must send
+    return error_response(request.url.path, exc.kind, exc.message, headers, exc.inner_status)
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:

@@ -124,6 +124,12 @@ class BotAuthority:
         if bot is not None:
             self._refusals[bot.bot_id] = (self.clock(), what)
 
+    def note_unknown_sidecar(self) -> None:
+        """A sidecar request with a secret that is no bot's: blamed on the bot that has one, when only one has."""
+        with_sidecar = [b for b in self.bots.values() if b.sidecar_secret]
+        if len(with_sidecar) == 1:
+            self.note_refusal(with_sidecar[0].bot_id, "asked this service's sidecar for a token with a wrong secret")
+
     def recent_refusal(self, bot_id: str, since: float) -> str | None:
         """What the bot was last refused, if that happened at `since` (POSIX seconds) or later."""
         refusal = self._refusals.get(bot_id)

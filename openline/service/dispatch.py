@@ -74,8 +74,10 @@ class Dispatcher:
         if bot.app_id is not None and self.authority is not None:
             authorization = "Bearer " + self.authority.tokens.channel_token(bot.app_id, str(sent["serviceUrl"]))
         result = await self.client.deliver(bot.endpoint, sent, authorization)
-        if not result.ok and not result.explanation and self.authority is not None:
-            # a bot whose own calls were refused (a wrong password, say) usually fails its turn with a 500
+        if not result.ok and self.authority is not None:
+            # a bot whose own calls were refused (a wrong password, say) fails its turn: a 500, or a 401 when its
+            # error middleware maps the SDK's PermissionError (botbuilder-python's aiohttp_error_middleware), so
+            # the refusal explains the failure better than the status does
             refusal = self.authority.recent_refusal(bot.id, started)
             if refusal is not None:
                 result = result.explained(f"while it had the activity, the bot {refusal}")

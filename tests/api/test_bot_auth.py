@@ -219,10 +219,14 @@ def test_the_sidecar_gives_the_bot_an_authorization_header_that_opens_its_conver
     assert r.status_code == 200, r.text
 
 
-def test_a_wrong_sidecar_secret_finds_nothing(service: Service) -> None:
+def test_a_wrong_sidecar_secret_finds_nothing_and_is_blamed_on_the_one_bot_with_a_sidecar(service: Service) -> None:
+    before = time.time() - 1
     r = service.http.get("/sidecar/not-the-secret-0123456789abcdef0123/AuthorizationHeaderUnauthenticated/default")
     assert r.status_code == 404
     assert r.headers["content-type"] == "application/problem+json" and r.json()["status"] == 404
+    assert "SIDECARBASEURL" in r.json()["title"], "the Agents SDK logs the title only"
+    refusal = service.services.bot_authority.recent_refusal("authbot", before)
+    assert refusal is not None and "sidecar" in refusal
     bad_scope = service.http.get(
         f"/sidecar/{SIDECAR}/AuthorizationHeaderUnauthenticated/default",
         params={"optionsOverride.Scopes": "https://graph.microsoft.com"},
@@ -370,6 +374,8 @@ def test_the_connector_refuses_every_caller_not_acting_for_the_conversations_bot
             assert r.status_code == status, f"{what}: {method} {path} -> {r.status_code} {r.text}"
             assert r.json()["error"]["code"] == ("Unauthorized" if status == 401 else "Forbidden"), r.text
     assert len(service.stored(conv)) == before, "nothing was stored by a refused call"
+    r = _call(service, "GET", f"/v3/conversations/{urllib.parse.quote(conv, safe='')}/members", None, {})
+    assert r.headers["www-authenticate"] == 'Bearer realm="openline"', "RFC 6750: what to send"
     # and the bot's own token opens them all
     own = bearer(access_token(service))
     for method, path, body in _routes(conv, user_activity):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 import urllib.parse
+from collections.abc import Callable
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -34,6 +36,16 @@ def _lines(logs: pytest.LogCaptureFixture, logger: str | None = None) -> list[st
     return [
         r.getMessage() for r in logs.records if (r.name == logger if logger else r.name.split(".")[0] in SERVER_LOGGERS)
     ]
+
+
+def _eventually(holds: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Whether `holds()` comes true within `timeout` s: a server's own early answers are logged after they are sent."""
+    deadline = time.monotonic() + timeout
+    while not holds():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _no_errors(logs: pytest.LogCaptureFixture) -> None:
@@ -65,6 +77,12 @@ def _no_errors(logs: pytest.LogCaptureFixture) -> None:
         ),
         ("/x", "T=upper&flag&%74=encoded", f"/x?T={REDACTED}&flag&%74={REDACTED}"),
         ("/admin/conversations", "limit=5", "/admin/conversations?limit=5"),
+        (
+            "/sidecar/the-sidecar-secret/AuthorizationHeaderUnauthenticated/default",
+            "",
+            f"/sidecar/{REDACTED}/AuthorizationHeaderUnauthenticated/default",
+        ),
+        ("//sidecar//the-sidecar-secret", "", f"//sidecar//{REDACTED}"),
         ("/api/x\n2026 ERROR forged\r", "", "/api/x\\x0a2026 ERROR forged\\x0d"),
     ],
 )
@@ -153,9 +171,8 @@ def test_capabilities_are_redacted_as_bots_ask_for_them_and_in_early_answers(
             f"GET /v3/attachments/{attachment}/views/original HTTP/1.1\r\nHost: x\r\nX: {big}\r\n\r\n".encode()
         )
         assert sock.recv(100).startswith(b"HTTP/1.1 431")
-    text = "\n".join(_lines(logs))
-    assert key not in text
-    assert sum(f"~{REDACTED}" in line for line in _lines(logs, ACCESS)) >= 2
+    assert _eventually(lambda: sum(f"~{REDACTED}" in line for line in _lines(logs, ACCESS)) >= 2)
+    assert key not in "\n".join(_lines(logs))
 
 
 def test_a_refused_upgrade_logs_no_error(service: Service, logs: pytest.LogCaptureFixture) -> None:
@@ -193,7 +210,7 @@ def test_a_malformed_request_is_information_not_a_warning(service: Service, logs
         answer = sock.recv(1000)
     assert answer.startswith(b"HTTP/1.1 400") and b"application/json" in answer
     assert not [r for r in logs.records if r.levelno >= logging.WARNING and r.name.startswith("uvicorn")]
-    assert any('" 400 ' in line for line in _lines(logs, ACCESS)), "an access line for it too"
+    assert _eventually(lambda: any('" 400 ' in line for line in _lines(logs, ACCESS))), "an access line for it too"
 
 
 def test_a_client_cannot_write_lines_of_its_own_into_the_log(service: Service, logs: pytest.LogCaptureFixture) -> None:

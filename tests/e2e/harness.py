@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -44,8 +45,12 @@ def _port_open(port: int) -> bool:
         return False
 
 
+# settings a bot SDK reads from the environment: a developer's shell must not turn authentication on in a test bot
+_BOT_SETTINGS = ("OPENLINE_", "Microsoft", "ToBotFrom", "ToChannelFrom", "CONNECTIONS__", "Connections__", "SIDECAR")
+
+
 def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_BOT_SETTINGS)}
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("PYTHONWARNINGS", None)
     return env
@@ -135,9 +140,9 @@ class Openline(Process):
         super().__init__(name, command, log_dir, cwd)
 
     @property
-    def verify(self) -> str | bool:
+    def verify(self) -> ssl.SSLContext | bool:
         """What an httpx client trusts to reach this service: the dev CA when it serves https."""
-        return str(self.tls.ca_cert) if self.tls is not None else True
+        return ssl.create_default_context(cafile=str(self.tls.ca_cert)) if self.tls is not None else True
 
     def _healthy(self) -> bool:
         try:

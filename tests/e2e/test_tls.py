@@ -1,0 +1,39 @@
+"""openline over https (`--tls-cert`/`--tls-key`, a certificate from `openline dev-cert`): the 3.0 API, the
+stream over wss, and the built-in echo bot, which the service calls and is called back by over its own https port."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from websockets.sync.client import connect
+
+from openline.devcert import DevCert
+from tests.e2e.harness import Processes
+
+SECRET = "tls-secret-0123456789"
+
+
+def test_the_echo_bot_answers_over_https_and_the_stream_is_wss(procs: Processes, dev_cert: DevCert) -> None:
+    service = procs.openline("--secret", SECRET, "--data-dir", "data", tls=dev_cert)
+    assert service.url.startswith("https://")
+    headers = {"Authorization": f"Bearer {SECRET}"}
+    with httpx.Client(base_url=service.url + "/v3/directline", verify=service.verify, timeout=20) as http:
+        started = http.post("/conversations", headers=headers)
+        assert started.status_code == 201, started.text
+        conversation, stream_url = started.json()["conversationId"], started.json()["streamUrl"]
+        assert stream_url.startswith("wss://127.0.0.1:")
+        with connect(stream_url, ssl=service.verify, open_timeout=10) as ws:
+            sent = http.post(
+                f"/conversations/{conversation}/activities",
+                headers=headers,
+                json={"type": "message", "from": {"id": "u1"}, "text": "over tls"},
+            )
+            assert sent.status_code == 200, sent.text
+            texts: list[str] = []
+            while "echo: over tls" not in texts:
+                frame = ws.recv(timeout=10)
+                if frame:
+                    texts += [a.get("text", "") for a in json.loads(frame)["activities"]]
+    assert texts[0] == "over tls" and "Welcome to openline" in texts[1] and texts[-1] == "echo: over tls"
+    assert "http://" not in service.stdout.split("generated")[0], "every URL it announces is https"
