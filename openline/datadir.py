@@ -19,9 +19,10 @@ def _new_secret(nbytes: int) -> str:
             return secret
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def write_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace a file atomically (a temporary file, fsynced, renamed over it), owner-only unless `mode` says."""
+    tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")  # two writers never share a temporary file
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
@@ -44,7 +45,7 @@ class DataDir:
             if len(key) >= 32:
                 return key
         key = secrets.token_bytes(32)
-        _write_private(path, key.hex().encode())
+        write_file(path, key.hex().encode())
         return key
 
     @property
@@ -67,7 +68,7 @@ class DataDir:
         if bot_id in known:
             return known[bot_id], False
         known[bot_id] = _new_secret(36)
-        _write_private(path, json.dumps(known, indent=2).encode())
+        write_file(path, json.dumps(known, indent=2).encode())
         return known[bot_id], True
 
     def admin_secret(self) -> tuple[str, bool]:
@@ -78,5 +79,5 @@ class DataDir:
             if secret:
                 return secret, False
         secret = _new_secret(24)
-        _write_private(path, secret.encode())
+        write_file(path, secret.encode())
         return secret, True

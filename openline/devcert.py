@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from openline.datadir import write_file
+
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
 CA_DAYS = 3650
 CERT_DAYS = 397  # the longest browsers accept for a server certificate
@@ -35,14 +37,6 @@ class DevCert:
     bundle: Path  # the system's CA certificates and this CA
     names: tuple[str, ...]
     system_bundle: Path | None  # where the system's CA certificates came from (None: not found)
-
-
-def _write(path: Path, data: bytes, private: bool = False) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -85,8 +79,8 @@ def _ca(directory: Path, now: datetime.datetime) -> tuple[x509.Certificate, ec.E
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write(key_path, _pem_key(key), private=True)
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    write_file(key_path, _pem_key(key))
+    write_file(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return cert, key
 
 
@@ -131,11 +125,11 @@ def make_dev_cert(directory: Path, extra_names: list[str]) -> DevCert:
         .sign(ca_key, hashes.SHA256())
     )
     ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
-    _write(directory / "key.pem", _pem_key(key), private=True)
-    _write(directory / "cert.pem", cert.public_bytes(serialization.Encoding.PEM) + ca_pem)
+    write_file(directory / "key.pem", _pem_key(key))
+    write_file(directory / "cert.pem", cert.public_bytes(serialization.Encoding.PEM) + ca_pem, 0o644)
     system = system_bundle()
     bundle = (system.read_bytes().rstrip(b"\n") + b"\n" if system else b"") + ca_pem
-    _write(directory / "trust-bundle.pem", bundle)
+    write_file(directory / "trust-bundle.pem", bundle, 0o644)
     return DevCert(
         directory / "ca.pem",
         directory / "cert.pem",

@@ -15,8 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from openline.datadir import write_file
 
 KEYS_FILE = "bot-keys.json"
 KEY_BITS = 2048
@@ -120,16 +120,6 @@ def kid_index(kids: list[str], kid: str) -> int:
     return kids.index(kid) if kid in kids else -1
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 class KeyFile:
     """`bot-keys.json` in a data directory: read, created on first use, rotated by `openline keys rotate`."""
 
@@ -155,7 +145,7 @@ class KeyFile:
             raise ValueError(f"{self.path} cannot be read as openline's bot-authentication keys: {e}") from None
 
     def write(self, keys: KeySet) -> None:
-        _write_private(self.path, json.dumps({"keys": [k.to_json() for k in keys.keys]}, indent=2).encode())
+        write_file(self.path, json.dumps({"keys": [k.to_json() for k in keys.keys]}, indent=2).encode())
 
     def load_or_create(self, now: float | None = None) -> KeySet:
         """The stored set; a new one with one key, signing at once, when there is none yet."""

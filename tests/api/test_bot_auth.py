@@ -318,11 +318,12 @@ def _call(service: Service, method: str, path: str, body: Any, headers: dict[str
     return service.http.request(method, path, json=body, headers=headers)
 
 
-def _foreign_token(service: Service, **claims: Any) -> str:
-    """An access token with some claims changed, signed by openline's own key (so only the claims are wrong)."""
-    key = KeyFile(service.services.config.data_dir).read()
-    assert key is not None
-    signing = key.signing_key(time.time())
+def _foreign_token(service: Service, private_key: rsa.RSAPrivateKey | None = None, **claims: Any) -> str:
+    """An access token with some claims changed, signed by openline's own key (so only the claims are wrong),
+    or by `private_key` under openline's key id (a forgery)."""
+    keys = KeyFile(service.services.config.data_dir).read()
+    assert keys is not None
+    signing = keys.signing_key(time.time())
     now = int(time.time())
     base = {
         "iss": service.services.config.public_url,
@@ -333,7 +334,8 @@ def _foreign_token(service: Service, **claims: Any) -> str:
         "iat": now,
         "exp": now + 600,
     }
-    return jwt.encode({**base, **claims}, signing.private_key, "RS256", headers={"kid": signing.kid, "typ": "at+jwt"})
+    key = private_key or signing.private_key
+    return jwt.encode({**base, **claims}, key, "RS256", headers={"kid": signing.kid, "typ": "at+jwt"})
 
 
 def test_the_connector_refuses_every_caller_not_acting_for_the_conversations_bot_on_every_route(
@@ -342,17 +344,8 @@ def test_the_connector_refuses_every_caller_not_acting_for_the_conversations_bot
     conv = auth_conversation(service)
     v3 = V3(service, AUTH_SECRET)
     user_activity = v3.say(conv, "mine")
-    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    kid = jwt.get_unverified_header(access_token(service))["kid"]
+    forged = _foreign_token(service, rsa.generate_private_key(public_exponent=65537, key_size=2048))
     now = int(time.time())
-    forged_claims = {
-        "iss": service.services.config.public_url,
-        "aud": "https://api.botframework.com",
-        "azp": APP_ID,
-        "nbf": now,
-        "exp": now + 600,
-    }
-    forged = jwt.encode(forged_claims, stranger, "RS256", headers={"kid": kid, "typ": "at+jwt"})
     channel_token = service.services.bot_authority.tokens.channel_token(APP_ID, "http://x/")
     refused: dict[str, tuple[dict[str, str], int]] = {
         "no credential": ({}, 401),
