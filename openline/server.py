@@ -161,6 +161,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # -- the connection -----------------------------------------------------------------------------
 
+    def shutdown(self) -> None:
+        """Commence a graceful shutdown: an idle TLS connection is dropped at once.
+
+        Closing a TLS connection waits for the client's close_notify, up to asyncio's
+        30 s, and an idle keep-alive client never sends one: the server would wait that long to stop.
+        """
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self.transport.get_extra_info("sslcontext") is not None:
+            self.transport.abort()
+            return
+        super().shutdown()
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections and not self._evict_one():

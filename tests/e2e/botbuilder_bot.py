@@ -1,4 +1,11 @@
-"""An unchanged-style botbuilder-python echo bot (CloudAdapter, auth disabled), run as a subprocess by the e2e tests."""
+"""A sample-style botbuilder-python echo bot (CloudAdapter), run as a subprocess by the e2e tests.
+
+Authentication is off (as in the Emulator) unless the environment gives it an
+app id; with the settings of the README's "botbuilder Python" section it
+authenticates with openline both ways.
+"""
+
+# ruff: noqa: SIM112 -- the environment variable names of the sample (MicrosoftAppId ...) and of botbuilder-js
 
 # Modelled on the official sample 02.echo-bot (app.py, config.py, bots/echo_bot.py) folded into one file:
 # the same adapter, authentication, error middleware and handlers. Usage: python botbuilder_bot.py --port 3978
@@ -6,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 
@@ -19,13 +27,19 @@ from botbuilder.schema import ChannelAccount
 
 
 class DefaultConfig:
-    """Bot configuration: an empty app id and password turn authentication off (as in the Emulator)."""
+    """Bot configuration, as the sample's config.py: an empty app id turns authentication off (as in the Emulator)."""
 
     PORT = 3978
-    APP_ID = ""
-    APP_PASSWORD = ""
-    APP_TYPE = "MultiTenant"
-    APP_TENANTID = ""
+    APP_ID = os.environ.get("MicrosoftAppId", "")
+    APP_PASSWORD = os.environ.get("MicrosoftAppPassword", "")
+    APP_TYPE = os.environ.get("MicrosoftAppType", "MultiTenant")
+    APP_TENANTID = os.environ.get("MicrosoftAppTenantId", "")
+    # The extra lines for a self-hosted channel such as openline (bot-connector.md §3d), read by
+    # ConfigurationBotFrameworkAuthentication. All unset (empty), the bot keeps the public-cloud behaviour.
+    TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL = os.environ.get("ToBotFromChannelOpenIdMetadataUrl", "")
+    TO_BOT_FROM_CHANNEL_TOKEN_ISSUER = os.environ.get("ToBotFromChannelTokenIssuer", "")
+    TO_CHANNEL_FROM_BOT_LOGIN_URL = os.environ.get("ToChannelFromBotLoginUrl", "")
+    TO_CHANNEL_FROM_BOT_OAUTH_SCOPE = os.environ.get("ToChannelFromBotOAuthScope", "")
 
 
 class EchoBot(ActivityHandler):

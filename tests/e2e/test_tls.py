@@ -4,6 +4,9 @@ stream over wss, and the built-in echo bot, which the service calls and is calle
 from __future__ import annotations
 
 import json
+import socket
+import ssl
+import time
 
 import httpx
 from websockets.sync.client import connect
@@ -37,3 +40,16 @@ def test_the_echo_bot_answers_over_https_and_the_stream_is_wss(procs: Processes,
                     texts += [a.get("text", "") for a in json.loads(frame)["activities"]]
     assert texts[0] == "over tls" and "Welcome to openline" in texts[1] and texts[-1] == "echo: over tls"
     assert "http://" not in service.stdout.split("generated")[0], "every URL it announces is https"
+
+
+def test_an_idle_tls_connection_does_not_hold_up_a_graceful_stop(procs: Processes, dev_cert: DevCert) -> None:
+    """An idle keep-alive client never answers the TLS close_notify; the server must not wait 30 s for it."""
+    service = procs.openline("--secret", SECRET, "--data-dir", "data", tls=dev_cert)
+    context = ssl.create_default_context(cafile=str(dev_cert.ca_cert))
+    raw = socket.create_connection(("127.0.0.1", service.port), timeout=5)
+    with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert tls.recv(100).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        service.stop_gracefully()
+        assert time.monotonic() - started < 5.0
