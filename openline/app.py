@@ -104,6 +104,12 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
     admin_secret, admin_created = (config.admin_secret, False) if config.admin_secret else data.admin_secret()
     uses_echo = any(b.endpoint is None for b in config.bots)
     bots = {b.id: Bot(b.id, b.name, b.endpoint or config.local_url + echobot.PATH, b.app_id) for b in config.bots}
+    if any(b.app_id for b in config.bots) and not config.public_url.startswith("https://"):
+        log.warning(
+            "bots with an app id get their tokens from %s/adfs over plain http: MSAL refuses an http authority,"
+            " and the passwords cross the network readable; serve https (--tls-cert and --tls-key)",
+            config.public_url,
+        )
     keyring = Keyring(KeyFile(config.data_dir), clock())
     bot_tokens = BotTokens(keyring, config.public_url, [BOTFRAMEWORK_RESOURCE, config.public_url], clock)
     credentials = [BotCredentials(b.id, b.app_id, b.app_passwords, b.sidecar_secret) for b in config.bots]
@@ -149,6 +155,8 @@ async def _reload_keys_forever(services: Services) -> None:
                     "bot authentication keys changed: now signing with %s",
                     keyring.keys.signing_key(services.clock()).kid,
                 )
+        except ValueError as e:
+            log.warning("%s; the keys in use stay", e)
         except Exception:
             log.exception("could not re-read the bot authentication keys; the ones in use stay")
 
@@ -252,6 +260,9 @@ def create_app(
     )
     app.state.services = services
     app.router.default = _websocket_not_found(app.router.default)
+    # never a redirect (see api/_paths.py): Starlette's would send a path ending in an encoded "/" (%2F) to a
+    # Location built from the request's Host header
+    app.router.redirect_slashes = False
     return app
 
 

@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
         "keys",
         help="the keys bot-authentication tokens are signed with",
         description="The RSA keys openline signs channel and access tokens with, kept in DATA_DIR/bot-keys.json. "
-        "A running service picks up a rotation within a minute.",
+        "A running service picks up a rotation within 30 seconds.",
     )
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     for name, text in (
@@ -96,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sub = keys_commands.add_parser(name, help=text, description=text)
         sub.add_argument("--data-dir", metavar="DIR", help="the service's data directory (default ./openline-data)")
+        sub.add_argument("--config", metavar="FILE", help="the service's TOML file, for its data_dir")
         if name == "rotate":
             sub.add_argument(
                 "--activate-in",
@@ -175,28 +176,39 @@ def serve(config: Config) -> int:
     return 0 if server.started else 1
 
 
-def _data_dir(value: str | None) -> Path:
-    return Path(value or os.environ.get("OPENLINE_DATA_DIR") or "openline-data")
+MAX_ACTIVATE_IN = 365 * 86400
 
 
 def _when(stamp: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp))
+    except (OverflowError, OSError, ValueError):
+        return f"{stamp} (POSIX seconds)"
 
 
 def keys_command(args: argparse.Namespace) -> int:
     from openline.auth.bot_keys import KeyFile
 
-    data_dir = _data_dir(args.data_dir)
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        # the service's own data directory: --data-dir, else OPENLINE_DATA_DIR, else the --config file's
+        data_dir = load_config({"config": args.config, "data_dir": args.data_dir}).data_dir
+        delay = parse_duration(args.activate_in) if args.keys_command == "rotate" else 0
+        if delay > MAX_ACTIVATE_IN:
+            raise ConfigError(f"--activate-in: {args.activate_in!r} is more than 365 days")
+    except ConfigError as e:
+        print(f"openline: {e}", file=sys.stderr)
+        return 2
     file = KeyFile(data_dir)
+    if file.stamp() is None:
+        print(
+            f"openline: no bot-authentication keys in {data_dir}: the service makes them on its first start;"
+            " give its --data-dir (or --config)",
+            file=sys.stderr,
+        )
+        return 1
     now = time.time()
     try:
         if args.keys_command == "rotate":
-            try:
-                delay = parse_duration(args.activate_in)
-            except ConfigError as e:
-                print(f"openline: --activate-in: {e}", file=sys.stderr)
-                return 2
             keys, new = file.rotate(delay, now)
             print(f"new key {new.kid}: published now, signs from {_when(new.active_from)}")
         keys = file.load_or_create(now)

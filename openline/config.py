@@ -197,13 +197,15 @@ def _app_id(value: Any) -> str:
 
 
 def _app_passwords(value: Any) -> list[str]:
-    passwords = [value] if isinstance(value, str) else value
-    if not isinstance(passwords, list | tuple) or not all(isinstance(p, str) for p in passwords):
+    """Passwords from a string or a list of them, each comma-separated (as OPENLINE_BOT_APP_PASSWORD gives them)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(p, str) for p in items):
         raise ConfigError("an app password is a string (or a list of them, during a rotation)")
+    passwords = [p.strip() for item in items for p in item.split(",")]
     for password in passwords:
         if len(password) < 16 or any(c.isspace() for c in password):
-            raise ConfigError("an app password must be at least 16 characters, without spaces")
-    return list(passwords)
+            raise ConfigError("an app password must be at least 16 characters, without spaces or commas")
+    return passwords
 
 
 def _sidecar_secret(value: Any) -> str:

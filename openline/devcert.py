@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import re
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,11 +85,23 @@ def _ca(directory: Path, now: datetime.datetime) -> tuple[x509.Certificate, ec.E
     return cert, key
 
 
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
 def _alt_name(name: str) -> x509.GeneralName:
+    """The subjectAltName of a host name or address; ValueError for anything else (a URL, a port, a space)."""
     try:
         return x509.IPAddress(ipaddress.ip_address(name.strip("[]")))
     except ValueError:
-        return x509.DNSName(name)
+        pass
+    try:
+        ascii_name = name.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise ValueError(f"{name!r} is not a host name or an IP address") from None
+    labels = ascii_name.removeprefix("*.").split(".")
+    if len(ascii_name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(f"{name!r} is not a host name or an IP address")
+    return x509.DNSName(ascii_name)
 
 
 def system_bundle() -> Path | None:
@@ -102,21 +115,23 @@ def system_bundle() -> Path | None:
 
 def make_dev_cert(directory: Path, extra_names: list[str]) -> DevCert:
     """Write ca.pem/ca.key (kept if present), cert.pem/key.pem for the names, and trust-bundle.pem."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    names = tuple(dict.fromkeys([*DEFAULT_NAMES, *extra_names]))
+    alt_names = [_alt_name(n) for n in names]  # checked before anything is written
+    # readable by bots running as other users: the private keys in it are owner-only files
+    directory.mkdir(mode=0o755, parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     ca_cert, ca_key = _ca(directory, now)
-    names = tuple(dict.fromkeys([*DEFAULT_NAMES, *extra_names]))
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(names[-1] if extra_names else "localhost"))
+        .subject_name(_name("openline development certificate"))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([_alt_name(n) for n in names]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
             x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True

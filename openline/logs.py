@@ -27,7 +27,9 @@ REDACTED = "REDACTED"
 # query parameters that never hold a credential; every other value is redacted
 _PLAIN_PARAMETERS = frozenset({"watermark", "userid", "limit", "pagesize", "continuationtoken", "bot", "e"})
 _CAPABILITY_PATH = re.compile(r"^(/+v3/+attachments/+[^/~]*~)[^/]+")  # as requested: slashes not yet collapsed
-_SIDECAR_PATH = re.compile(r"^(/+sidecar/+)[^/]+")  # the sidecar secret is the whole credential of its URL
+# the sidecar secret is the whole credential of its URL: redacted wherever such a segment is (a path prefix
+# left on by a proxy, another letter case), as the route itself is not what decides
+_SIDECAR_PATH = re.compile(r"(?i)(/sidecar/+)[^/]+")
 # a credential in free text: a query parameter, or an Authorization value
 _CREDENTIAL_IN_TEXT = re.compile(
     r"(?i)(?P<lead>[?&;](?:t|token|s|sig|signature|secret|code|key|access_token|id_token)=)[^&\s\"'#]+"

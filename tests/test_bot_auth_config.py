@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 
+from openline.auth.bot_keys import KeyFile
 from openline.cli import main
 from openline.config import OPTIONS, BotConfig, ConfigError, load_config
 from openline.devcert import make_dev_cert
@@ -39,11 +41,11 @@ def test_the_environment_sets_them_too() -> None:
     env = {
         "OPENLINE_BOT": "http://127.0.0.1:3978/api/messages",
         "OPENLINE_BOT_APP_ID": "my-app",
-        "OPENLINE_BOT_APP_PASSWORD": PW,
+        "OPENLINE_BOT_APP_PASSWORD": f"{PW}, {PW}-next",
         "OPENLINE_BOT_SIDECAR_SECRET": SIDECAR,
     }
     bot = load_config(_cli(), env=env).bots[0]
-    assert (bot.app_id, bot.app_passwords, bot.sidecar_secret) == ("my-app", (PW,), SIDECAR)
+    assert (bot.app_id, bot.app_passwords, bot.sidecar_secret) == ("my-app", (PW, f"{PW}-next"), SIDECAR)
 
 
 def test_toml_bots_take_app_id_password_and_sidecar_secret(tmp_path: Path) -> None:
@@ -121,6 +123,7 @@ def test_dev_cert_makes_a_ca_a_server_certificate_and_a_bundle_that_trusts_both(
 
 
 def test_keys_rotate_publishes_a_key_that_signs_later(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    KeyFile(tmp_path).load_or_create()  # as the service does on its first start
     assert main(["keys", "list", "--data-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.count("signing") == 1
     assert main(["keys", "rotate", "--data-dir", str(tmp_path)]) == 0
@@ -131,3 +134,50 @@ def test_keys_rotate_publishes_a_key_that_signs_later(tmp_path: Path, capsys: py
     assert lines[-1].endswith("  signing"), "the last rotation signs at once"
     assert lines[-2].endswith("superseded") and lines[-3].endswith("superseded"), "the waiting key never signs"
     assert main(["keys", "rotate", "--data-dir", str(tmp_path), "--activate-in", "soon"]) == 2
+    assert main(["keys", "rotate", "--data-dir", str(tmp_path), "--activate-in", "400d"]) == 2
+
+
+def test_keys_commands_find_the_services_data_dir_and_never_make_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OPENLINE_DATA_DIR", raising=False)
+    assert main(["keys", "rotate", "--data-dir", "typo"]) == 1
+    assert "no bot-authentication keys in typo" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists() and not (tmp_path / "openline-data").exists()
+    (tmp_path / "data").mkdir()
+    KeyFile(tmp_path / "data").load_or_create()
+    (tmp_path / "openline.toml").write_text('data_dir = "data"\n')
+    assert main(["keys", "rotate", "--config", "openline.toml", "--activate-in", "0"]) == 0
+    assert len(KeyFile(tmp_path / "data").load_or_create().keys) == 2
+
+
+def test_concurrent_rotations_lose_no_key(tmp_path: Path) -> None:
+    import threading
+
+    file = KeyFile(tmp_path)
+    file.load_or_create()
+    threads = [threading.Thread(target=file.rotate) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(file.load_or_create().keys) == 5
+
+
+@pytest.mark.parametrize(
+    "name", ["", " ", "bad name", "http://x", "localhost:3000", "1.2.3.4/24", "a..b", "a\nb", "x-"]
+)
+def test_dev_cert_refuses_what_is_not_a_host_name_or_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    assert main(["dev-cert", "--dir", str(tmp_path / "certs"), "--name", name]) == 1
+    assert "not a host name or an IP address" in capsys.readouterr().err
+    assert not (tmp_path / "certs").exists(), "nothing written"
+
+
+def test_dev_cert_takes_long_and_international_names(tmp_path: Path) -> None:
+    made = make_dev_cert(tmp_path, ["a" * 63 + ".example", "bücher.example", "*.bots.internal", "::1"])
+    cert = x509.load_pem_x509_certificate(made.cert.read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert {"a" * 63 + ".example", "xn--bcher-kva.example", "*.bots.internal", "localhost"} <= set(names)

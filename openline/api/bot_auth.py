@@ -35,7 +35,7 @@ from openline.auth.bot_auth import BotAuthority, BotCredentials
 from openline.auth.bot_tokens import BotTokens
 from openline.logs import printable
 from openline.protocol.activity import CHANNEL_ID
-from openline.protocol.errors import ServiceError
+from openline.protocol.errors import ServiceError, oauth_error
 
 log = logging.getLogger("openline.botauth")
 
@@ -165,8 +165,9 @@ class BotAuthApi:
         try:
             body = await read_body(request, MAX_TOKEN_REQUEST, self.body_timeout)
             form = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
-        except ServiceError as e:
-            raise TokenRequestError(400, "invalid_request", 900144, e.message) from None
+        except ServiceError as e:  # too large (413) or too slow (408): the limits' own statuses
+            status = oauth_error(e.kind, e.message)[0]
+            raise TokenRequestError(status, "invalid_request", 900144, e.message) from None
         except (UnicodeDecodeError, ValueError):
             raise TokenRequestError(
                 400, "invalid_request", 900144, "The token request is not valid form data."
@@ -200,7 +201,7 @@ class BotAuthApi:
                 400,
                 "unauthorized_client",
                 700016,
-                f"Application with identifier {printable(client_id)!r} was not found: no bot on this service has it.",
+                f"Application with identifier '{printable(client_id)}' was not found: no bot on this service has it.",
             )
         if not client_secret:
             raise TokenRequestError(
@@ -212,7 +213,7 @@ class BotAuthApi:
         bot = self.authority.client(client_id, client_secret)
         if bot is None:
             log.warning("token request for app id %s refused: wrong app password", printable(client_id))
-            self.authority.note_refusal(client_id, "asked this service for a token with a wrong app password")
+            self.authority.note_refusal(client_id, "a token request for its app id came with a wrong app password")
             raise TokenRequestError(
                 401,
                 "invalid_client",
@@ -226,8 +227,12 @@ class BotAuthApi:
         """Client credentials from the body (client_secret_post) or HTTP Basic (client_secret_basic)."""
         header = request.headers.get("authorization", "")
         scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic" or client_secret is not None:
+        if scheme.lower() != "basic":
             return client_id, client_secret
+        if client_secret is not None:  # RFC 6749 §2.3: one authentication method per request
+            raise TokenRequestError(
+                400, "invalid_request", 900144, "Send the client secret in the body or by HTTP Basic, not both."
+            )
         try:
             user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
@@ -239,19 +244,20 @@ class BotAuthApi:
             raise TokenRequestError(400, "invalid_request", 900144, "client_id differs from the Basic credentials.")
         return basic_id, basic_secret
 
-    def _resource(self, scope: str | None) -> str:
-        """The one resource a scope asks for (`{resource}/.default`; OIDC scopes are ignored)."""
+    def _resource(self, scope: str | None, suffix: str = "/.default") -> str:
+        """The one resource a scope asks for (`{resource}/.default`, or `{resource}` for the sidecar's
+        `optionsOverride.Scopes`); OIDC scopes are ignored."""
         wanted = [s for s in (scope or "").split() if s not in _OIDC_SCOPES]
-        accepted = ", ".join(f"{r}/.default" for r in sorted(self.tokens.resources))
+        accepted = ", ".join(f"{r}{suffix}" for r in sorted(self.tokens.resources))
         if len(wanted) != 1:
             raise TokenRequestError(400, "invalid_scope", 70011, f"The request must ask for one scope: {accepted}.")
-        resource = wanted[0].removesuffix("/.default").rstrip("/")
+        resource = wanted[0].removesuffix(suffix) if wanted[0].endswith(suffix) else ""
         if resource not in self.tokens.resources:
             raise TokenRequestError(
                 400,
                 "invalid_scope",
                 70011,
-                f"The scope {printable(wanted[0])!r} is not offered; it is one of {accepted}.",
+                f"The scope '{printable(wanted[0])}' is not offered; it is one of {accepted}.",
             )
         return resource
 
@@ -265,7 +271,7 @@ class BotAuthApi:
             return _problem(404, "Unknown sidecar secret (check SIDECARBASEURL)", "No bot has this sidecar secret.")
         scopes = request.query_params.get("optionsOverride.Scopes")
         try:
-            resource = self._resource(scopes) if scopes else next(iter(sorted(self.tokens.resources)))
+            resource = self._resource(scopes, "") if scopes else next(iter(sorted(self.tokens.resources)))
         except TokenRequestError as e:
             return _problem(400, "Invalid scope", e.description)
         access_token, _ = self.tokens.access_token(bot.app_id, resource)

@@ -1,7 +1,8 @@
 """Turning failures into responses in the error shape of the API the request was for.
 
 One place decides the shape by path: `/api/...` and file downloads answer in the
-1.1 `ErrorMessage` shape; Direct Line 3.0 (`/v3/directline/...`), the connector
+1.1 `ErrorMessage` shape; the bots' token authority (`/adfs/...`) in OAuth2's, the sidecar
+token API (`/sidecar/...`) as RFC 9457 problems; Direct Line 3.0 (`/v3/directline/...`), the connector
 API (`/v3/...`) and everything else in the `ErrorResponse` shape they share. Unknown routes and wrong methods get the
 same treatment, and an unexpected exception becomes a 500 in that shape too.
 """
@@ -17,7 +18,15 @@ from starlette.responses import Response
 
 from openline.api._http import NO_CORS_PATHS, json_response
 from openline.logs import redact_target
-from openline.protocol.errors import ErrorKind, ServiceError, kind_of_status, v1_error, v3_error
+from openline.protocol.errors import (
+    ErrorKind,
+    ServiceError,
+    kind_of_status,
+    oauth_error,
+    problem_error,
+    v1_error,
+    v3_error,
+)
 
 log = logging.getLogger("openline.api")
 
@@ -26,6 +35,10 @@ def error_document(path: str, kind: ErrorKind, message: str, inner_status: int |
     """The status and JSON body of an error on `path`, in the shape of the API that path belongs to."""
     if path.startswith(("/api/", "/attachments/")) or path == "/api":
         return v1_error(kind, message)
+    if path.startswith("/adfs/"):
+        return oauth_error(kind, message)
+    if path.startswith("/sidecar/"):
+        return problem_error(kind, message)
     return v3_error(kind, message, inner_status)
 
 

@@ -119,7 +119,9 @@ class BotAuthority:
         return self._sidecars.get(_digest(secret))
 
     def note_refusal(self, app_id_or_bot: str, what: str) -> None:
-        """Remember that a bot's credentials were refused, so a failed delivery can say why (`recent_refusal`)."""
+        """Remember a refusal that concerns a bot (by its app id or bot id), so a failed delivery to it can say
+        what was seen meanwhile (`recent_refusal`). `what` says what was seen, not who did it: anyone can send
+        a wrong password for an app id, or call on a conversation without a token."""
         bot = self._by_app_id.get(app_id_or_bot.lower()) or self.bots.get(app_id_or_bot)
         if bot is not None:
             self._refusals[bot.bot_id] = (self.clock(), what)
@@ -128,7 +130,9 @@ class BotAuthority:
         """A sidecar request with a secret that is no bot's: blamed on the bot that has one, when only one has."""
         with_sidecar = [b for b in self.bots.values() if b.sidecar_secret]
         if len(with_sidecar) == 1:
-            self.note_refusal(with_sidecar[0].bot_id, "asked this service's sidecar for a token with a wrong secret")
+            self.note_refusal(
+                with_sidecar[0].bot_id, "the sidecar was asked for a token with a secret that is no bot's"
+            )
 
     def recent_refusal(self, bot_id: str, since: float) -> str | None:
         """What the bot was last refused, if that happened at `since` (POSIX seconds) or later."""

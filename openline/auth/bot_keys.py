@@ -13,9 +13,13 @@ signing for longer than any token it signed can live.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,11 +161,25 @@ class KeyFile:
         return keys
 
     def rotate(self, delay: int = ROTATION_DELAY, now: float | None = None) -> tuple[KeySet, SigningKey]:
-        """Add a key that signs `delay` seconds from now (published at once) and drop retired keys."""
+        """Add a key that signs `delay` seconds from now (published at once) and drop retired keys.
+
+        Two rotations at once (two commands, or instances sharing the directory) are
+        serialised by a lock file, so neither key is lost.
+        """
         stamp = int(time.time() if now is None else now)
-        keys, new = self.load_or_create(stamp).rotated(stamp, max(0, delay))
-        self.write(keys)
+        with self._locked():
+            keys, new = self.load_or_create(stamp).rotated(stamp, max(0, delay))
+            self.write(keys)
         return keys, new
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
 
 class Keyring:
@@ -182,8 +200,8 @@ class Keyring:
         stamp = self.file.stamp()
         if stamp is None or stamp == self._stamp:
             return False
+        self._stamp = stamp  # a file that cannot be read is reported once, not at every look
         keys = self.file.read()
-        self._stamp = stamp
         if keys is None:
             return False
         self.keys = keys

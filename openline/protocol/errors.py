@@ -104,6 +104,26 @@ def v3_error(kind: ErrorKind, message: str, inner_status: int | None = None) -> 
     return status, {"error": error}
 
 
+def oauth_error(kind: ErrorKind, message: str) -> tuple[int, dict[str, Any]]:
+    """Status and body of an error at the bots' token authority (`/adfs/...`), in OAuth2's shape (RFC 6749 §5.2)."""
+    status = _V3[kind][0]
+    if status == 401:
+        code = "invalid_client"
+    elif status == 503:
+        code = "temporarily_unavailable"
+    elif status >= 500:
+        code = "server_error"
+    else:
+        code = "invalid_request"
+    return status, {"error": code, "error_description": message}
+
+
+def problem_error(kind: ErrorKind, message: str) -> tuple[int, dict[str, Any]]:
+    """Status and RFC 9457 problem body of an error on the sidecar token API (`/sidecar/...`), its own shape."""
+    status, code = _V3[kind]
+    return status, {"type": "about:blank", "title": code, "status": status, "detail": message}
+
+
 def v3_code(kind_value: str) -> str:
     """The 3.0 error code of an `ErrorKind` value (kept as text in delivery records); the value if unknown."""
     try:

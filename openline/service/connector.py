@@ -50,7 +50,7 @@ class BotConnector:
         try:
             caller.require(bot_id)
         except ServiceError as e:
-            self._on_refusal(bot_id, f"called the connector API and was refused: {e.message}")
+            self._on_refusal(bot_id, f"a connector call for its conversation was refused: {e.message}")
             raise
 
     async def _bot_conversation(self, caller: BotCaller, conversation_id: str) -> tuple[Conversation, Bot]:
@@ -245,7 +245,7 @@ class BotConnector:
         start, after_id = 0, ""
         if after is not None:
             if after[0] not in bot_ids:
-                raise ServiceError(ErrorKind.MALFORMED, "invalid continuationToken: its bot is not configured")
+                raise ServiceError(ErrorKind.MALFORMED, "invalid continuationToken: it is not for this caller's bots")
             start, after_id = bot_ids.index(after[0]), after[1]
         page: list[tuple[str, list[act.Account]]] = []
         for bot_id in bot_ids[start:]:

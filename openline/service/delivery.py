@@ -39,9 +39,26 @@ class DeliveryResult:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def described(self) -> str:
+        """The detail and the explanation, as logged and recorded."""
+        return f"{self.detail} ({self.explanation})" if self.explanation else self.detail
+
     def explained(self, explanation: str) -> DeliveryResult:
-        """The same result with an explanation for the client (added to the recorded detail too)."""
-        return replace(self, explanation=explanation, detail=f"{self.detail} ({explanation})")
+        """The same result with another explanation (one openline knows better than the status tells)."""
+        return replace(self, explanation=explanation)
+
+
+def log_failure(activity: dict[str, Any], result: DeliveryResult) -> None:
+    """One warning for a delivery the bot did not accept, with what is known of why."""
+    conversation = activity.get("conversation") or {}
+    log.warning(
+        "bot did not accept %s %s in conversation %s: %s",
+        printable(str(activity.get("type"))),
+        activity.get("id"),
+        conversation.get("id"),
+        printable(redact_text(result.described)),  # the bot's own words may quote file links, or what a client sent
+    )
 
 
 def _auth_explanation(status: int, signed: bool) -> str:
@@ -93,32 +110,20 @@ class BotClient:
                 body = await response.read()
                 status = response.status
         except TimeoutError:
-            return self._failed(activity, started, None, ErrorKind.BOT_TIMEOUT, f"no answer within {self.timeout:g} s")
+            return self._failed(started, None, ErrorKind.BOT_TIMEOUT, f"no answer within {self.timeout:g} s")
         except aiohttp.ClientError as e:
             detail = str(e) or type(e).__name__
-            return self._failed(activity, started, None, ErrorKind.BOT_UNREACHABLE, detail)
+            return self._failed(started, None, ErrorKind.BOT_UNREACHABLE, detail)
         duration = time.perf_counter() - started
         if 200 <= status < 300:
             return DeliveryResult(status, duration)
         snippet = body[:200].decode("utf-8", "replace")
+        failed = self._failed(started, status, ErrorKind.BOT_REJECTED, f"HTTP {status} {snippet}".strip())
         if status in (401, 403):
-            explanation = _auth_explanation(status, authorization is not None)
-            detail = f"HTTP {status} {snippet}".strip() + f" ({explanation})"
-            failed = self._failed(activity, started, status, ErrorKind.BOT_REJECTED, detail)
-            return replace(failed, explanation=explanation)
-        return self._failed(activity, started, status, ErrorKind.BOT_REJECTED, f"HTTP {status} {snippet}".strip())
+            return failed.explained(_auth_explanation(status, authorization is not None))
+        return failed
 
     @staticmethod
-    def _failed(
-        activity: dict[str, Any], started: float, status: int | None, kind: ErrorKind, detail: str
-    ) -> DeliveryResult:
-        duration = time.perf_counter() - started
-        conversation = activity.get("conversation") or {}
-        log.warning(
-            "bot did not accept %s %s in conversation %s: %s",
-            printable(str(activity.get("type"))),
-            activity.get("id"),
-            conversation.get("id"),
-            printable(redact_text(detail)),  # the bot's own words may quote file links, or anything a client sent
-        )
-        return DeliveryResult(status, duration, kind, detail)
+    def _failed(started: float, status: int | None, kind: ErrorKind, detail: str) -> DeliveryResult:
+        """A failure (not logged here: the caller logs it once it knows all it can of why, `log_failure`)."""
+        return DeliveryResult(status, time.perf_counter() - started, kind, detail)

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from openline.auth.bot_auth import BotAuthority
 from openline.protocol import activity as act
 from openline.protocol.ids import random_id
-from openline.service.delivery import BotClient, DeliveryResult
+from openline.service.delivery import BotClient, DeliveryResult, log_failure
 from openline.service.publish import Bot
 from openline.storage.base import Broker, ConversationStore, Delivery, Event, Member, Subscription, UnknownConversation
 
@@ -80,14 +80,16 @@ class Dispatcher:
             # the refusal explains the failure better than the status does
             refusal = self.authority.recent_refusal(bot.id, started)
             if refusal is not None:
-                result = result.explained(f"while it had the activity, the bot {refusal}")
+                result = result.explained(f"while it had the activity, {refusal}")
+        if not result.ok:
+            log_failure(sent, result)
         delivery = Delivery(
             str(activity.get("id", "")),
             self.clock(),
             result.status,
             result.duration,
             result.error.value if result.error is not None else None,
-            result.detail,
+            result.described,
             None if stored else sent,
             "delivered" if result.ok else "failed",
             attempt,

@@ -189,13 +189,52 @@ def test_a_token_request_that_is_not_a_form_is_refused(service: Service) -> None
         content=b"grant_type=client_credentials&" + b"x" * 20000,
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
-    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    assert r.status_code == 413 and r.json()["error"] == "invalid_request"
     r = service.http.post(
         "/adfs/oauth2/token",
         content=b"grant_type=client_credentials&grant_type=client_credentials",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+
+
+def test_a_token_request_with_two_ways_of_authenticating_is_refused(service: Service) -> None:
+    basic = base64.b64encode(f"{OTHER_APP_ID}:{OTHER_PASSWORD}".encode()).decode()
+    r = service.http.post(
+        "/adfs/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "scope": BOTFRAMEWORK_SCOPE,
+            "client_id": APP_ID,
+            "client_secret": PASSWORD,
+        },
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request", r.text
+
+
+@pytest.mark.parametrize(
+    "scope",
+    ["https://api.botframework.com", "https://api.botframework.com//.default", "https://API.botframework.com/.default"],
+)
+def test_only_the_offered_scopes_are_granted(service: Service, scope: str) -> None:
+    r = token_request(service, client_id=APP_ID, client_secret=PASSWORD, scope=scope)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_scope", r.text
+
+
+def test_errors_of_the_token_authority_and_the_sidecar_keep_their_own_shapes(service: Service) -> None:
+    r = service.http.get("/adfs/oauth2/token")
+    assert r.status_code == 405 and set(r.json()) == {"error", "error_description"}
+    r = service.http.get("/adfs/nothing-here")
+    assert r.status_code == 404 and r.json()["error"] == "invalid_request"
+    r = service.http.post(f"/sidecar/{SIDECAR}/AuthorizationHeaderUnauthenticated/default")
+    assert r.status_code == 405 and r.json()["status"] == 405 and "title" in r.json()
+
+
+@pytest.mark.parametrize("path", ["/v1/.well-known/keys%2F", "/v3/conversations%2F", "/healthz%2F"])
+def test_a_path_ending_in_an_encoded_slash_is_not_found_never_redirected(service: Service, path: str) -> None:
+    r = service.http.get(path, headers={"Host": "evil.example"})
+    assert r.status_code == 404 and "location" not in r.headers, r.headers
 
 
 # -- the sidecar -------------------------------------------------------------------------------------
@@ -278,7 +317,9 @@ def test_a_bot_refusing_the_channel_token_is_a_clear_error_for_the_client_and_th
     assert "refused openline's credentials" in inspected.text
 
 
-def test_a_bot_with_a_wrong_password_fails_its_turn_and_the_client_is_told_why(service: Service) -> None:
+def test_a_bot_with_a_wrong_password_fails_its_turn_and_the_client_is_told_why(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
     conv = auth_conversation(service)
     service.bot.credentials["authbot"] = (APP_ID, "not-the-password-0123456789")
     try:
@@ -287,8 +328,10 @@ def test_a_bot_with_a_wrong_password_fails_its_turn_and_the_client_is_told_why(s
     finally:
         service.bot.credentials["authbot"] = (APP_ID, PASSWORD)
     assert r.status_code == 502, r.text
-    assert "asked this service for a token with a wrong app password" in r.json()["error"]["message"]
+    assert "a token request for its app id came with a wrong app password" in r.json()["error"]["message"]
     assert service.bot.token_answers[-1] == 401
+    logged = [r.getMessage() for r in caplog.records if r.name == "openline.delivery"]
+    assert any("wrong app password" in line for line in logged), "the log says what the client is told"
     assert [a.get("text") for a in v3.activities(conv)["activities"] if a["from"]["id"] == "authbot"] == []
 
 

@@ -83,6 +83,7 @@ def _no_errors(logs: pytest.LogCaptureFixture) -> None:
             f"/sidecar/{REDACTED}/AuthorizationHeaderUnauthenticated/default",
         ),
         ("//sidecar//the-sidecar-secret", "", f"//sidecar//{REDACTED}"),
+        ("/openline/Sidecar/the-sidecar-secret/x", "", f"/openline/Sidecar/{REDACTED}/x"),
         ("/api/x\n2026 ERROR forged\r", "", "/api/x\\x0a2026 ERROR forged\\x0d"),
     ],
 )

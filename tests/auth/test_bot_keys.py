@@ -68,6 +68,7 @@ def test_a_damaged_key_file_is_a_clear_error_and_a_keyring_keeps_its_keys(tmp_pa
     (tmp_path / "bot-keys.json").write_text("{not json")
     with pytest.raises(ValueError, match="bot-authentication keys"):
         ring.refresh()
+    assert ring.refresh() is False, "reported once, not at every look"
     with pytest.raises(ValueError, match="bot-authentication keys"):
         KeyFile(tmp_path).load_or_create(NOW)
     assert ring.keys.signing_key(NOW) is not None

@@ -38,9 +38,9 @@ OTHER_APP_ID = "another-app-id"  # the audience of a channel token meant for ano
 CLOCK_TOLERANCE = 300  # seconds of exp/nbf leeway every SDK here allows on a channel token
 TOKEN_LIFETIME = 3600  # seconds a channel token of openline's is valid
 
-# what openline's 502 BotRejectedActivity says the bot did, after "while it had the activity, the bot "
-ASKED_WITH_WRONG_PASSWORD = "asked this service for a token with a wrong app password"
-ASKED_SIDECAR_WITH_WRONG_SECRET = "asked this service's sidecar for a token with a wrong secret"
+# what openline's 502 BotRejectedActivity says was seen, after "while it had the activity, "
+ASKED_WITH_WRONG_PASSWORD = "a token request for its app id came with a wrong app password"
+ASKED_SIDECAR_WITH_WRONG_SECRET = "the sidecar was asked for a token with a secret that is no bot's"
 
 Launch = Callable[[str, int], Process]
 """Starts the bot, given openline's public URL and the port the bot must listen on (the test file's part)."""
@@ -232,7 +232,7 @@ def assert_refused_turn(stack: Stack, *, status: int, refusal: str) -> None:
     error = response.json()["error"]
     assert error["code"] == "BotRejectedActivity", error
     assert error["message"] == (
-        f"the bot rejected the activity (HTTP {status}): while it had the activity, the bot {refusal}"
+        f"the bot rejected the activity (HTTP {status}): while it had the activity, {refusal}"
     ), error
     assert error["innerHttpError"] == {"statusCode": status}, error
     assert stack.dl.transcript(cid) == [("user1", "hello")], "the message is kept, and no reply was stored"

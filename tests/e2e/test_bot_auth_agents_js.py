@@ -12,7 +12,7 @@ secret, with no app password at all. What is proven:
    openline's token.
 2. With a wrong sidecar secret in `SIDECARBASEURL` (the sidecar mode's "wrong password"), the sidecar answers
    404 "Unknown sidecar secret (check SIDECARBASEURL)", the agent fails its turn with 500, and the client's POST
-   answers 502 `BotRejectedActivity` saying the bot asked openline's sidecar for a token with a wrong secret
+   answers 502 `BotRejectedActivity` saying the sidecar was asked for a token with a secret that is no bot's
    (openline blames the one bot that has a sidecar secret); the message is stored, no reply is.
 3. Channel tokens the agent must refuse, POSTed by the test straight to its /api/messages with a valid activity
    whose serviceUrl is openline's: forged (another RSA key, under openline's kid), expired (600 s ago, past the
