@@ -16,6 +16,12 @@ uvicorn's own, with these checks added where the bytes arrive:
   timeout; in a burst, one that began a request's head and stalled), and is
   refused (503) only when there is none such, then or when its own request
   line arrives;
+- with TLS (`--tls-cert`), the handshake happens inside this protocol
+  (`loop.start_tls` once the connection is admitted), not before it as when
+  uvicorn wraps the listener: a connection is counted, and must complete its
+  handshake and its head within the header timeout, from the moment it is
+  accepted; one that sends nothing is closed like any other slow sender
+  (on asyncio's own event loop: see `server_config`);
 - a response sent before its request's body was read to the end (a 413, a
   timeout) ends the connection: the server stops sending, then reads and drops
   what the client still sends (a lingering close, so the client reads the
@@ -33,17 +39,20 @@ an error in the log.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import resource
+import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec
 import uvicorn
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
@@ -137,6 +146,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with header size and time limits, and a bound on open connections."""
 
     limits: ClassVar[ConnectionLimits]
+    tls: ClassVar[ssl.SSLContext | None]  # set: every connection is secured by a handshake in this protocol
     # the server's connections waiting for a request (none in progress), longest waiting first: the queue of
     # header deadlines (one timer for them all, rather than one per request) and of connections to close for room
     waiting: ClassVar[OrderedDict[GuardedHttpToolsProtocol, None]]
@@ -158,6 +168,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._lingering_until: float | None = None  # answered, the rest of the body is being dropped
         self._heads_begun = 0
         self._ending = False  # the answer in progress began before its request's body was all in
+        self._handshake: Coroutine[Any, Any, asyncio.Transport | None] | None = None  # the TLS handshake, stepped
+        self._early: list[bytes] = []  # bytes decrypted before the handshake's end was seen here
 
     # -- the connection -----------------------------------------------------------------------------
 
@@ -168,13 +180,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         30 s, and an idle keep-alive client never sends one: the server would wait that long to stop.
         """
         idle = self.cycle is None or self.cycle.response_complete
-        if idle and self.transport.get_extra_info("sslcontext") is not None:
+        if self._handshake is not None or (idle and self.tls is not None):
             self.transport.abort()
             return
         super().shutdown()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if self.tls is not None:
+            self._secure(transport)
+            return
         if len(self.connections) > self.limits.max_connections and not self._evict_one():
             # decided when its first bytes come: by then the connections accepted with it may have shown
             # themselves to be slow senders (evictable); if not, it is refused in its API's error shape
@@ -187,6 +202,59 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refusing = False
         self._disarm()
         self._start_waiting()
+
+    def _secure(self, transport: asyncio.Transport) -> None:
+        """Admit a TLS connection (or close it: no answer can be read before the handshake), then shake hands.
+
+        From here the connection counts and waits for its head, so a client that never completes the
+        handshake is closed at the header timeout, or for another client's room, like a slow sender.
+        """
+        if len(self.connections) > self.limits.max_connections and not self._evict_one():
+            transport.abort()
+            # uvloop tells no connection_lost of a transport aborted in connection_made (asyncio does: a second
+            # call is harmless): the count must drop here
+            self.connection_lost(ConnectionAbortedError("too many connections"))
+            access_log(self.client, "-", "-", 503, 0.0)
+            return
+        self._admit()
+        assert self.tls is not None
+        handshake = self.loop.start_tls(
+            transport, self, self.tls, server_side=True, ssl_handshake_timeout=self.limits.header_timeout
+        )
+        # The first step of start_tls (until it waits for the handshake) must run now, inside connection_made:
+        # it hands the transport to the TLS layer, and the client's hello may be read as soon as this returns
+        # (uvloop starts reading then, whatever was paused), before any task or callback could run. So the
+        # coroutine is stepped here by hand, and resumed when the handshake's future is done.
+        self._handshake = handshake
+        self._step_handshake(transport, None)
+
+    def _step_handshake(self, transport: asyncio.Transport, _done: object) -> None:
+        handshake = self._handshake
+        assert handshake is not None
+        try:
+            waiting = handshake.send(None)
+        except StopIteration as done:
+            self._secured(done.value)
+            return
+        except (OSError, TimeoutError, asyncio.CancelledError) as e:  # ssl.SSLError and ConnectionError are OSErrors
+            # a failed or abandoned handshake (or this side closed it: late, evicted, shutting down)
+            self._handshake = None
+            transport.abort()
+            self.connection_lost(e if isinstance(e, Exception) else ConnectionAbortedError("handshake cancelled"))
+            return
+        waiting.add_done_callback(functools.partial(self._step_handshake, transport))
+
+    def _secured(self, secured: asyncio.Transport | None) -> None:
+        self._handshake = None
+        if secured is None:  # the connection ended as the handshake did
+            self.connection_lost(None)
+            return
+        self.transport = secured
+        self.flow = FlowControl(secured)
+        self.scheme = "https"
+        early, self._early = b"".join(self._early), []
+        if early:
+            self.data_received(early)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -275,6 +343,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # -- bytes in -----------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self._handshake is not None:  # decrypted before `_shake_hands` took the secured transport
+            self._early.append(data)
+            return
         if self.transport.is_closing():
             return
         if self._refusing:
@@ -468,10 +539,21 @@ class QuietWebSocketsProtocol(WebSocketsSansIOProtocol):
         super().send_receive_event_to_app()
 
 
+def server_tls(config: Config) -> ssl.SSLContext | None:
+    """The server side of TLS, when a certificate is configured (TLS 1.2 or later, HTTP/1.1 offered by ALPN)."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
 def server_config(app: Any, config: Config, limits: ConnectionLimits | None = None, **overrides: Any) -> uvicorn.Config:
     """The uvicorn configuration openline runs with (the `openline serve` command and the tests alike)."""
     limits = limits or limits_of(config)
-    state = {"limits": limits, "waiting": OrderedDict(), "sweeping": False}
+    state = {"limits": limits, "waiting": OrderedDict(), "sweeping": False, "tls": server_tls(config)}
     http = type("OpenlineHttpProtocol", (GuardedHttpToolsProtocol,), state)
     quiet_server_logs()
     settings: dict[str, Any] = {
@@ -486,11 +568,9 @@ def server_config(app: Any, config: Config, limits: ConnectionLimits | None = No
         "access_log": False,  # openline's own, with credentials redacted (openline.logs)
         "server_header": False,
         "lifespan": "on",
-        **(
-            {"ssl_certfile": str(config.tls_cert), "ssl_keyfile": str(config.tls_key)}
-            if config.tls_cert is not None and config.tls_key is not None
-            else {}
-        ),
+        # uvloop (0.23) never tells a start_tls protocol of its connection's end once the client closed it
+        # (asyncio does), and that end is what lets the server count, and stop: with TLS, asyncio's loop
+        **({"loop": "asyncio"} if config.tls_cert is not None else {}),
         **overrides,
     }
     return uvicorn.Config(app, **settings)

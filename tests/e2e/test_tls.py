@@ -3,6 +3,7 @@ stream over wss, and the built-in echo bot, which the service calls and is calle
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -53,3 +54,26 @@ def test_an_idle_tls_connection_does_not_hold_up_a_graceful_stop(procs: Processe
         started = time.monotonic()
         service.stop_gracefully()
         assert time.monotonic() - started < 5.0
+
+
+def test_connections_in_their_handshake_count_and_are_closed_like_slow_senders(
+    procs: Processes, dev_cert: DevCert
+) -> None:
+    """A client that connects and never says hello is held no longer than the header timeout, and a crowd of
+    them does not keep a real client out: the limits hold from the moment a connection is accepted."""
+    service = procs.openline(
+        "--secret", SECRET, "--data-dir", "data", "--max-connections", "16", "--header-timeout", "1s", tls=dev_cert
+    )
+    silent = [socket.create_connection(("127.0.0.1", service.port), timeout=5) for _ in range(40)]
+    try:
+        time.sleep(0.6)  # long enough for them to be evictable (half the header timeout)
+        with httpx.Client(verify=service.verify, timeout=5) as http:
+            assert http.get(service.url + "/healthz").status_code == 200, "a real client still gets in"
+        started = time.monotonic()
+        for sock in silent:
+            with contextlib.suppress(ConnectionResetError):  # closed, with nothing said: none can be read before TLS
+                assert sock.recv(10) == b""
+        assert time.monotonic() - started < 4.0
+    finally:
+        for sock in silent:
+            sock.close()
