@@ -54,7 +54,7 @@ from openline.service.publish import Bot, Publisher
 from openline.storage import open_store
 from openline.storage.base import Broker, ConversationStore
 from openline.storage.local_broker import LocalBroker
-from openline.tls import outbound_context
+from openline.tls import outbound_context, own_endpoint_context
 
 log = logging.getLogger("openline")
 KEY_RELOAD_INTERVAL = 30.0  # seconds
@@ -118,7 +118,8 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
     broker = LocalBroker()
     signer = UrlSigner(key)
     tls = outbound_context(config.tls_cert)
-    client = BotClient(config.bot_timeout, tls)
+    own_tls = own_endpoint_context(config.tls_cert)
+    client = BotClient(config.bot_timeout, tls, (config.local_url, own_tls) if own_tls is not None else None)
     publisher = Publisher(store, broker, clock)
     dispatcher = Dispatcher(store, broker, client, config.public_url, clock, bot_authority)
     channel = Channel(store, publisher, bots, dispatcher, clock)
@@ -134,7 +135,7 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
         connector=BotConnector(
             store, publisher, bots, dispatcher.forget_member, config.public_url, clock, bot_authority.note_refusal
         ),
-        files=Files(store, signer, config.public_url, clock),
+        files=Files(store, signer, config.public_url, clock, bot_authority.note_refusal),
         inspector=Inspector(store, broker, bots, clock),
         admin=AdminAuth(admin_secret, key, clock),
         echo_bot=echobot.EchoBot(config.public_url, tls) if uses_echo else None,

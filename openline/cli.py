@@ -101,9 +101,10 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--activate-in",
                 metavar="DURATION",
-                default="24h",
-                help="how long the new key is published before it signs (default 24h: botbuilder-python bots"
-                " re-read the keys once a day; 0 when every bot re-reads on an unknown key)",
+                default="25h",
+                help="how long the new key is published before it signs, counted from now (default 25h:"
+                " botbuilder-python bots re-read the keys once a day; 0 when every bot re-reads on an unknown key)."
+                " A running service publishes it within 30 seconds; a stopped one, when it starts",
             )
 
     dev_cert = commands.add_parser(

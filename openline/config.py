@@ -9,7 +9,7 @@ import ssl
 import tomllib
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,10 @@ class BotConfig:
     id: str
     name: str
     endpoint: str | None  # None: the built-in echo bot
-    secrets: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = field(default=(), repr=False)
     app_id: str | None = None  # set: bot authentication both ways (channel tokens to it, its tokens required)
-    app_passwords: tuple[str, ...] = ()  # several during a rotation
-    sidecar_secret: str | None = None  # set: the Agents SDK sidecar token API at /sidecar/<secret>/... for it
+    app_passwords: tuple[str, ...] = field(default=(), repr=False)  # several during a rotation
+    sidecar_secret: str | None = field(default=None, repr=False)  # set: the sidecar token API /sidecar/<secret>/...
 
 
 @dataclass(frozen=True)
@@ -402,9 +402,15 @@ def _check_bot_auth(bots: list[BotConfig], require_bot_auth: bool) -> None:
             )
 
 
+def _no_passphrase() -> str:
+    raise ConfigError("it is encrypted: give a key without a passphrase (openline asks for none)")
+
+
 def _check_tls(cert: Path, key: Path) -> None:
     try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key, password=_no_passphrase)
+    except ConfigError as e:
+        raise ConfigError(f"tls_key {key}: {e}") from None
     except (ssl.SSLError, OSError) as e:
         raise ConfigError(f"tls_cert {cert} and tls_key {key} cannot be used together: {e}") from None
 

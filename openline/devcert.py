@@ -104,12 +104,17 @@ def _alt_name(name: str) -> x509.GeneralName:
     return x509.DNSName(ascii_name)
 
 
-def system_bundle() -> Path | None:
-    """The file of the system's trusted CA certificates, if there is one."""
+def system_bundle(not_this: Path | None = None) -> Path | None:
+    """The file of the system's trusted CA certificates, if there is one.
+
+    OpenSSL's own default, not `SSL_CERT_FILE`: that may be the bundle `openline dev-cert` made (as it tells
+    users to set it), which would then be read back into itself.
+    """
     paths = ssl.get_default_verify_paths()
-    for candidate in (paths.cafile, paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt"):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
+    for candidate in (paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"):
+        path = Path(candidate) if candidate else None
+        if path is not None and path.is_file() and (not_this is None or path.resolve() != not_this.resolve()):
+            return path
     return None
 
 
@@ -142,7 +147,7 @@ def make_dev_cert(directory: Path, extra_names: list[str]) -> DevCert:
     ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
     write_file(directory / "key.pem", _pem_key(key))
     write_file(directory / "cert.pem", cert.public_bytes(serialization.Encoding.PEM) + ca_pem, 0o644)
-    system = system_bundle()
+    system = system_bundle(not_this=directory / "trust-bundle.pem")
     bundle = (system.read_bytes().rstrip(b"\n") + b"\n" if system else b"") + ca_pem
     write_file(directory / "trust-bundle.pem", bundle, 0o644)
     return DevCert(

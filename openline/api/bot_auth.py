@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from openline.api._http import json_response, media_type, read_body
 from openline.auth.bot_auth import BotAuthority, BotCredentials
-from openline.auth.bot_tokens import BotTokens
+from openline.auth.bot_tokens import BOTFRAMEWORK_RESOURCE, BotTokens
 from openline.logs import printable
 from openline.protocol.activity import CHANNEL_ID
 from openline.protocol.errors import ServiceError, oauth_error
@@ -83,7 +83,6 @@ class BotAuthApi:
             Route("/v1/.well-known/keys", self.keys, methods=["GET"]),
             Route("/adfs/.well-known/openid-configuration", self.authority_metadata, methods=["GET"]),
             Route("/adfs/discovery/v2.0/keys", self.keys, methods=["GET"]),
-            Route("/adfs/discovery/keys", self.keys, methods=["GET"]),
             Route("/adfs/oauth2/token", self.token, methods=["POST"]),
             Route("/adfs/oauth2/authorize", self.authorize, methods=["GET"]),
             Route("/sidecar/{secret}/AuthorizationHeaderUnauthenticated/{service_name}", self.sidecar, methods=["GET"]),
@@ -271,7 +270,7 @@ class BotAuthApi:
             return _problem(404, "Unknown sidecar secret (check SIDECARBASEURL)", "No bot has this sidecar secret.")
         scopes = request.query_params.get("optionsOverride.Scopes")
         try:
-            resource = self._resource(scopes, "") if scopes else next(iter(sorted(self.tokens.resources)))
+            resource = self._resource(scopes, "") if scopes else BOTFRAMEWORK_RESOURCE
         except TokenRequestError as e:
             return _problem(400, "Invalid scope", e.description)
         access_token, _ = self.tokens.access_token(bot.app_id, resource)

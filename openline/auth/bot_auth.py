@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from openline.auth.bot_tokens import BotTokens
 from openline.protocol.errors import ErrorKind, ServiceError
@@ -28,8 +28,8 @@ class BotCredentials:
 
     bot_id: str
     app_id: str | None = None
-    passwords: tuple[str, ...] = ()
-    sidecar_secret: str | None = None
+    passwords: tuple[str, ...] = field(default=(), repr=False)
+    sidecar_secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

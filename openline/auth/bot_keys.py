@@ -31,7 +31,9 @@ from openline.datadir import write_file
 
 KEYS_FILE = "bot-keys.json"
 KEY_BITS = 2048
-ROTATION_DELAY = 24 * 3600  # botbuilder-python refreshes its cached JWKS once a day
+# botbuilder-python refreshes its cached JWKS once a day; an hour more covers a running service's pick-up of the
+# file (KEY_RELOAD_INTERVAL) and the bots' own clocks
+ROTATION_DELAY = 25 * 3600
 TOKEN_LIFETIME = 3600  # the longest a token signed by these keys lives (channel and access tokens)
 RETIRE_AFTER = TOKEN_LIFETIME + 300  # plus the SDKs' clock tolerance
 
@@ -130,13 +132,17 @@ class KeyFile:
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / KEYS_FILE
 
-    def stamp(self) -> tuple[int, int] | None:
-        """What tells a changed file (modification time in ns, size); None when there is none."""
+    def stamp(self) -> tuple[int, ...] | None:
+        """What tells a changed file (inode, change and modification times in ns, size); None when there is none.
+
+        The inode and change time also tell a file replaced within the clock's granularity, and one whose
+        owner or mode changed (a file `keys rotate` wrote unreadable, then fixed).
+        """
         try:
             stat = self.path.stat()
         except FileNotFoundError:
             return None
-        return stat.st_mtime_ns, stat.st_size
+        return stat.st_ino, stat.st_ctime_ns, stat.st_mtime_ns, stat.st_size
 
     def read(self) -> KeySet | None:
         """The stored set, or None without a file; ValueError when the file cannot be used."""

@@ -29,7 +29,7 @@ ACCESS_TOKEN_TTL = TOKEN_LIFETIME
 ACCESS_TOKEN_TYPE = "at+jwt"
 BOTFRAMEWORK_RESOURCE = "https://api.botframework.com"  # the scope every SDK asks for (agents-sdk.md §3)
 _REUSE_MARGIN = 600  # a cached channel token is renewed when it has less than this many seconds left
-_VERIFIED_CACHE = 4096
+_TOKEN_CACHE = 4096  # entries in each cache of tokens; past it, the cache starts again
 
 
 class BotTokens:
@@ -47,6 +47,7 @@ class BotTokens:
         self.resources = frozenset(r.rstrip("/") for r in resources)
         self.clock = clock
         self._channel_tokens: dict[tuple[str, str], tuple[str, str, int]] = {}  # -> (token, kid, exp)
+        self._access_tokens: dict[tuple[str, str], tuple[str, str, int]] = {}  # (app id, resource) -> same
         self._verified: dict[str, tuple[str, int]] = {}  # access token -> (app id, exp)
 
     def _sign(self, claims: dict[str, Any], typ: str, now: float) -> tuple[str, str]:
@@ -71,14 +72,20 @@ class BotTokens:
             "exp": issued + CHANNEL_TOKEN_TTL,
         }
         token, kid = self._sign(claims, "JWT", now)
-        if len(self._channel_tokens) > _VERIFIED_CACHE:
+        if len(self._channel_tokens) > _TOKEN_CACHE:
             self._channel_tokens.clear()
         self._channel_tokens[(app_id, service_url)] = (token, kid, issued + CHANNEL_TOKEN_TTL)
         return token
 
     def access_token(self, app_id: str, resource: str) -> tuple[str, int]:
-        """A connector access token for the bot `app_id`, for `resource` (one of `resources`); and its lifetime."""
+        """A connector access token for the bot `app_id`, for `resource` (one of `resources`); and the seconds
+        it has left. Reused until it is close to expiry or a key rotated: botbuilder-python asks on every turn,
+        and a signature costs about half a millisecond."""
         now = self.clock()
+        kid = self.keyring.keys.signing_key(now).kid
+        cached = self._access_tokens.get((app_id, resource))
+        if cached is not None and cached[1] == kid and cached[2] - now > _REUSE_MARGIN:
+            return cached[0], int(cached[2] - now)
         issued = int(now)
         claims = {
             "iss": self.issuer,
@@ -92,7 +99,11 @@ class BotTokens:
             "exp": issued + ACCESS_TOKEN_TTL,
             "jti": secrets.token_urlsafe(12),
         }
-        return self._sign(claims, ACCESS_TOKEN_TYPE, now)[0], ACCESS_TOKEN_TTL
+        token, kid = self._sign(claims, ACCESS_TOKEN_TYPE, now)
+        if len(self._access_tokens) > _TOKEN_CACHE:
+            self._access_tokens.clear()
+        self._access_tokens[(app_id, resource)] = (token, kid, issued + ACCESS_TOKEN_TTL)
+        return token, ACCESS_TOKEN_TTL
 
     def verify_access_token(self, token: str) -> str:
         """The app id an access token was issued to; raises UNAUTHORIZED saying what is wrong with it.
@@ -109,7 +120,7 @@ class BotTokens:
         app_id = claims.get("azp")
         if not isinstance(app_id, str) or not app_id:
             raise ServiceError(ErrorKind.UNAUTHORIZED, "the bot's token names no app id (azp)")
-        if len(self._verified) > _VERIFIED_CACHE:
+        if len(self._verified) > _TOKEN_CACHE:
             self._verified.clear()
         self._verified[token] = (app_id, int(claims["exp"]))
         return app_id

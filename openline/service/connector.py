@@ -199,7 +199,7 @@ class BotConnector:
             return self.bot(caller.bot_id)
         candidates = [b for b in self.bots.values() if caller.may_act_for(b.id)]
         if not candidates:
-            self._authorize(caller, next(iter(self.bots)))  # raises: no bot may be acted for without a token
+            raise ServiceError(ErrorKind.UNAUTHORIZED, "no bot on this service takes calls without a token")
         if len(candidates) != 1:
             raise ServiceError(ErrorKind.MISSING, "several bots are configured: say which in 'bot.id'")
         return candidates[0]
@@ -241,7 +241,7 @@ class BotConnector:
         """
         bot_ids = sorted(b for b in self.bots if caller.may_act_for(b))
         if not bot_ids:
-            self._authorize(caller, next(iter(self.bots)))  # raises: an unauthenticated caller acts for no bot
+            raise ServiceError(ErrorKind.UNAUTHORIZED, "no bot on this service takes calls without a token")
         start, after_id = 0, ""
         if after is not None:
             if after[0] not in bot_ids:

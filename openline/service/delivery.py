@@ -75,9 +75,15 @@ def _auth_explanation(status: int, signed: bool) -> str:
 
 
 class BotClient:
-    def __init__(self, timeout: float, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        tls: ssl.SSLContext | None = None,
+        own: tuple[str, ssl.SSLContext] | None = None,
+    ) -> None:
         self.timeout = timeout
         self._tls = tls  # None: aiohttp's default verification
+        self._own = own  # (the service's own URL, the context pinning its certificate): for the echo bot
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -105,8 +111,11 @@ class BotClient:
         assert self._session is not None, "BotClient.start() was not called"
         started = time.perf_counter()
         headers = _HEADERS if authorization is None else {**_HEADERS, "Authorization": authorization}
+        tls: ssl.SSLContext | bool = self._tls if self._tls is not None else True
+        if self._own is not None and endpoint.startswith(self._own[0] + "/"):
+            tls = self._own[1]
         try:
-            async with self._session.post(endpoint, data=_encode(activity), headers=headers) as response:
+            async with self._session.post(endpoint, data=_encode(activity), headers=headers, ssl=tls) as response:
                 body = await response.read()
                 status = response.status
         except TimeoutError:

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 
 from openline.auth.bot_auth import BotAuthority
 from openline.protocol import activity as act
+from openline.protocol.errors import ErrorKind
 from openline.protocol.ids import random_id
 from openline.service.delivery import BotClient, DeliveryResult, log_failure
 from openline.service.publish import Bot
@@ -74,7 +75,7 @@ class Dispatcher:
         if bot.app_id is not None and self.authority is not None:
             authorization = "Bearer " + self.authority.tokens.channel_token(bot.app_id, str(sent["serviceUrl"]))
         result = await self.client.deliver(bot.endpoint, sent, authorization)
-        if not result.ok and self.authority is not None:
+        if result.error is ErrorKind.BOT_REJECTED and self.authority is not None:
             # a bot whose own calls were refused (a wrong password, say) fails its turn: a 500, or a 401 when its
             # error middleware maps the SDK's PermissionError (botbuilder-python's aiohttp_error_middleware), so
             # the refusal explains the failure better than the status does

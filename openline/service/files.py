@@ -33,12 +33,18 @@ class Upload:
 
 class Files:
     def __init__(
-        self, store: ConversationStore, signer: UrlSigner, public_url: str, clock: Callable[[], float] = time.time
+        self,
+        store: ConversationStore,
+        signer: UrlSigner,
+        public_url: str,
+        clock: Callable[[], float] = time.time,
+        on_refusal: Callable[[str, str], None] = lambda bot_id, what: None,
     ) -> None:
         self.store = store
         self.signer = signer
         self.public_url = public_url.rstrip("/")
         self.clock = clock
+        self._on_refusal = on_refusal  # (bot id, what was seen), as BotConnector's
 
     def attach_uploads(
         self, conversation: Conversation, activity: act.Activity, uploads: Sequence[Upload]
@@ -69,7 +75,11 @@ class Files:
         conversation = await self.store.get_conversation(conversation_id)
         if conversation is None:
             raise conversation_not_found(conversation_id)
-        caller.require(conversation.bot_id)
+        try:
+            caller.require(conversation.bot_id)
+        except ServiceError as e:
+            self._on_refusal(conversation.bot_id, f"an attachment upload to its conversation was refused: {e.message}")
+            raise
         key = random_id(22)
         now = self.clock()
         try:

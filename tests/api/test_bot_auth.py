@@ -19,7 +19,7 @@ from openline.auth.bot_keys import KeyFile
 from openline.config import BotConfig
 from tests.api._connector import error
 from tests.api._v3 import V3
-from tests.api.conftest import ADMIN_SECRET, REC_SECRET, Service, serve
+from tests.api.conftest import ADMIN_SECRET, DOWN_SECRET, REC_SECRET, Service, serve
 
 APP_ID = "auth-app-id"
 PASSWORD = "auth-password-0123456789"
@@ -339,10 +339,15 @@ def test_a_bot_with_a_wrong_password_fails_its_turn_and_the_client_is_told_why(
 
 
 def _routes(conv: str, activity_id: str) -> list[tuple[str, str, Any]]:
-    """Every connector route that acts on one conversation: (method, path, JSON body)."""
+    """Every connector route that acts on one conversation, and creating one for the bot: (method, path, body)."""
     c, a = urllib.parse.quote(conv, safe=""), urllib.parse.quote(activity_id, safe="")
     message = {"type": "message", "text": "intruder"}
     return [
+        (
+            "POST",
+            "/v3/conversations",
+            {"bot": {"id": "authbot"}, "members": [{"id": "u7"}]},
+        ),
         ("POST", f"/v3/conversations/{c}/activities", message),
         ("POST", f"/v3/conversations/{c}/activities/{a}", message),
         ("PUT", f"/v3/conversations/{c}/activities/{a}", message),
@@ -410,6 +415,10 @@ def test_the_connector_refuses_every_caller_not_acting_for_the_conversations_bot
             assert r.status_code == status, f"{what}: {method} {path} -> {r.status_code} {r.text}"
             assert r.json()["error"]["code"] == ("Unauthorized" if status == 401 else "Forbidden"), r.text
     assert len(service.stored(conv)) == before, "nothing was stored by a refused call"
+    for what, (headers, _) in refused.items():  # listing: a token that proves nothing gets nothing
+        if what not in ("no credential", "another bot's token"):
+            r = _call(service, "GET", "/v3/conversations", None, headers)
+            assert r.status_code == 401, f"{what}: GET /v3/conversations -> {r.status_code} {r.text}"
     r = _call(service, "GET", f"/v3/conversations/{urllib.parse.quote(conv, safe='')}/members", None, {})
     assert r.headers["www-authenticate"] == 'Bearer realm="openline"', "RFC 6750: what to send"
     # and the bot's own token opens them all
@@ -468,3 +477,52 @@ def test_with_require_bot_auth_no_call_is_accepted_without_a_token(tmp_path: Pat
         r = running.http.get("/v3/conversations")
         assert "Authorization header is missing" in error(r, 401, "Unauthorized")
         assert running.http.get("/v3/conversations", headers=bearer(access_token(running))).status_code == 200
+
+
+def test_a_refused_upload_is_remembered_for_the_delivery_and_an_unreachable_bot_is_not_explained_by_it(
+    service: Service,
+) -> None:
+    conv = auth_conversation(service)
+    before = time.time() - 1
+    body = {"type": "text/plain", "originalBase64": "aGk="}
+    r = service.http.post(f"/v3/conversations/{urllib.parse.quote(conv, safe='')}/attachments", json=body)
+    assert r.status_code == 401
+    refusal = service.services.bot_authority.recent_refusal("authbot", before)
+    assert refusal is not None and "attachment upload" in refusal
+    # a bot that cannot be reached never had the activity: no refusal is offered as the reason
+    down = V3(service, DOWN_SECRET)
+    down_conv = down.start()["conversationId"]
+    service.services.bot_authority.note_refusal("down", "something seen")
+    r = down.post(f"/conversations/{down_conv}/activities", json={"type": "message", "from": {"id": "u"}, "text": "x"})
+    assert r.status_code == 502 and "something seen" not in r.text
+
+
+def test_a_running_service_picks_up_a_rotation_and_old_tokens_keep_working(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import openline.app
+
+    monkeypatch.setattr(openline.app, "KEY_RELOAD_INTERVAL", 0.05)
+    with serve(tmp_path, auth_bots) as running:
+        old_token = access_token(running)
+        old_kid = jwt.get_unverified_header(old_token)["kid"]
+        _, new = KeyFile(tmp_path).rotate(0)
+        deadline = time.monotonic() + 5
+        while new.kid not in {k["kid"] for k in jwks(running)["keys"]}:
+            assert time.monotonic() < deadline, "the new key was not published"
+            time.sleep(0.05)
+        new_token = running.http.post(
+            "/adfs/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": OTHER_APP_ID,
+                "client_secret": OTHER_PASSWORD,
+                "scope": BOTFRAMEWORK_SCOPE,
+            },
+        ).json()["access_token"]
+        assert jwt.get_unverified_header(new_token)["kid"] == new.kid != old_kid
+        conv = auth_conversation(running)
+        r = running.http.get(
+            f"/v3/conversations/{urllib.parse.quote(conv, safe='')}/members", headers=bearer(old_token)
+        )
+        assert r.status_code == 200, "a token signed before the rotation works until it expires"

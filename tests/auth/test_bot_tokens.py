@@ -125,3 +125,15 @@ def test_a_token_signed_before_a_rotation_still_verifies_until_it_expires(tmp_pa
     assert fresh.verify_access_token(before) == "my-app"
     clock.now += 2
     assert "expired" in refused(fresh, before)
+
+
+def test_an_access_token_is_reused_until_it_nears_expiry_or_the_key_changes(tmp_path: Path) -> None:
+    clock = Clock()
+    t = tokens(tmp_path, clock)
+    first, lifetime = t.access_token("app", BOTFRAMEWORK_RESOURCE)
+    clock.now += 100
+    assert t.access_token("app", BOTFRAMEWORK_RESOURCE) == (first, lifetime - 100), "the seconds it has left"
+    assert t.access_token("app", ISSUER)[0] != first and t.access_token("other", BOTFRAMEWORK_RESOURCE)[0] != first
+    clock.now += 3000
+    assert t.access_token("app", BOTFRAMEWORK_RESOURCE) == (t.access_token("app", BOTFRAMEWORK_RESOURCE)[0], 3600)
+    assert t.access_token("app", BOTFRAMEWORK_RESOURCE)[0] != first
