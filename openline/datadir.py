@@ -20,14 +20,24 @@ def _new_secret(nbytes: int) -> str:
 
 
 def write_file(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace a file atomically (a temporary file, fsynced, renamed over it), owner-only unless `mode` says."""
+    """Replace a file atomically (a temporary file, fsynced, renamed over it, the directory fsynced), owner-only
+    unless `mode` says; nothing is left behind when it fails (OSError)."""
     tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")  # two writers never share a temporary file
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a power loss
+    finally:
+        os.close(directory)
 
 
 class DataDir:

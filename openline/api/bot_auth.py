@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 import urllib.parse
 import uuid
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ from openline.protocol.errors import ServiceError, oauth_error
 log = logging.getLogger("openline.botauth")
 
 MAX_TOKEN_REQUEST = 16 * 1024
+WARN_INTERVAL = 60.0  # seconds between two warnings of refused credentials for one app id (or the sidecar)
 _OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})  # MSAL may add these; nothing to grant
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _PUBLIC = {"Cache-Control": "public, max-age=3600"}
@@ -76,6 +78,20 @@ class BotAuthApi:
         self.tokens = tokens
         self.public_url = public_url.rstrip("/")
         self.body_timeout = body_timeout
+        self._warned: dict[str, tuple[float, int]] = {}  # what -> (when last logged, how many since)
+
+    def _warn(self, subject: str, what: str) -> None:
+        """A warning at most once a minute per subject, with how many times it happened: anyone can send
+        wrong credentials, and must not be able to flood the log with them."""
+        now = time.monotonic()
+        last, count = self._warned.get(subject, (-WARN_INTERVAL, 0))
+        if now - last < WARN_INTERVAL:
+            self._warned[subject] = (last, count + 1)
+            return
+        if len(self._warned) > 4096:
+            self._warned.clear()
+        self._warned[subject] = (now, 0)
+        log.warning("%s: %s (%d since the last such warning)", subject, what, count + 1)
 
     def routes(self) -> list[Route]:
         return [
@@ -211,7 +227,7 @@ class BotAuthApi:
             )
         bot = self.authority.client(client_id, client_secret)
         if bot is None:
-            log.warning("token request for app id %s refused: wrong app password", printable(client_id))
+            self._warn(f"app id {printable(client_id)}", "token requests refused: wrong app password")
             self.authority.note_refusal(client_id, "a token request for its app id came with a wrong app password")
             raise TokenRequestError(
                 401,
@@ -264,7 +280,7 @@ class BotAuthApi:
         """`{"authorizationHeader": "Bearer <access token>"}` for the bot whose sidecar secret is in the path."""
         bot = self.authority.sidecar(request.path_params["secret"])
         if bot is None or not bot.app_id:
-            log.warning("sidecar token request with a secret that is no bot's")
+            self._warn("sidecar", "sidecar token requests with a secret that is no bot's")
             self.authority.note_unknown_sidecar()
             # the Agents SDK logs the title only: say there what to check
             return _problem(404, "Unknown sidecar secret (check SIDECARBASEURL)", "No bot has this sidecar secret.")

@@ -199,7 +199,7 @@ class Keyring:
             self._stamp = file.stamp()
 
     def refresh(self) -> bool:
-        """Re-read the file if it changed (blocking: run it off the event loop); True when the set changed.
+        """Re-read the file if it changed (blocking: run it off the event loop); True when a new set was read.
 
         A file that cannot be read leaves the current set in use (ValueError says why).
         """

@@ -526,3 +526,14 @@ def test_a_running_service_picks_up_a_rotation_and_old_tokens_keep_working(
             f"/v3/conversations/{urllib.parse.quote(conv, safe='')}/members", headers=bearer(old_token)
         )
         assert r.status_code == 200, "a token signed before the rotation works until it expires"
+
+
+def test_wrong_credentials_cannot_flood_the_log(service: Service, caplog: pytest.LogCaptureFixture) -> None:
+    for _ in range(30):
+        assert (
+            token_request(service, client_id=OTHER_APP_ID, client_secret="wrong-password-0123456789").status_code == 401
+        )
+        service.http.get("/sidecar/wrong-secret-0123456789abcdef0123/AuthorizationHeaderUnauthenticated/x")
+    warnings = [r.getMessage() for r in caplog.records if r.name == "openline.botauth"]
+    assert len(warnings) <= 2, warnings
+    assert "wrong-password" not in caplog.text and "wrong-secret" not in caplog.text
