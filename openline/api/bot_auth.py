@@ -202,7 +202,7 @@ class BotAuthApi:
                 400,
                 "unsupported_grant_type",
                 70003,
-                f"The grant type {grant!r} is not supported: use client_credentials.",
+                f"The grant type '{printable(grant)}' is not supported: use client_credentials.",
             )
         client_id, client_secret = self._client_of(request, field("client_id"), field("client_secret"))
         if field("client_assertion") is not None and client_secret is None:

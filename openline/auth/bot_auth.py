@@ -66,7 +66,7 @@ class BotAuthority:
     ) -> None:
         self.bots = {b.bot_id: b for b in bots}
         self.clock = clock
-        self._refusals: dict[str, tuple[float, str]] = {}  # bot id -> (when, what the bot was refused)
+        self._refusals: dict[str, tuple[float, str]] = {}  # bot id -> (when, what was refused that concerns it)
         self.tokens = tokens
         self.require_bot_auth = require_bot_auth
         self._by_app_id = {b.app_id.lower(): b for b in self.bots.values() if b.app_id}
@@ -74,10 +74,6 @@ class BotAuthority:
         self._sidecars = {_digest(b.sidecar_secret): b for b in self.bots.values() if b.sidecar_secret}
         anonymous = () if require_bot_auth else (b.bot_id for b in self.bots.values() if not b.app_id)
         self._anonymous = BotCaller(None, frozenset(anonymous))
-
-    def app_id_of(self, bot_id: str) -> str | None:
-        bot = self.bots.get(bot_id)
-        return bot.app_id if bot is not None else None
 
     def caller(self, authorization: str | None) -> BotCaller:
         """The caller an Authorization header proves; UNAUTHORIZED for a header that proves nothing.
