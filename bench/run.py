@@ -1,35 +1,35 @@
-"""Echo round-trip benchmark of openline against the null relay floor, in one command.
+"""Echo round-trip benchmark of openline against the null relay floor and offline-directline, in one command.
 
-    python bench/run.py [-c 20] [-m 100] [--repeat 3] [--run-timeout 60]
+    python bench/run.py [--repeat 3] [--concurrency 1,20,100] [--modes v1-poll,v3-poll,v3-ws] [--quick]
 
-What it measures: C concurrent conversations each send M messages one after another
-(`dlload.py` from the shared harness, poll mode); a *round trip* is one message sent
-plus the polls (GET with the watermark) until the bot's echo of it comes back. The bot
-is `echobot.py`, a minimal connector-protocol echo bot, so nearly all the cost is the
-server's. Three servers run side by side on free loopback ports and are measured in
-turn, alternating, `--repeat` times each:
+What it measures: C concurrent conversations each send messages one after another
+(`dlload.py` from the shared harness); a *round trip* is one message sent and the
+bot's echo of it received, by polling with the watermark or over the 3.0 stream. The
+bot is `echobot.py`, a minimal connector-protocol echo bot, so nearly all the cost is
+the server's. Four servers run side by side on free loopback ports:
 
 - `nullrelay.py`, the floor: the bare Direct Line 3.0 hops in Starlette + msgspec +
-  aiohttp with no auth, no persistence, no validation (a dict of lists). It speaks
-  3.0, not 1.1, so it is not a like-for-like peer: it is the least any Python server
-  can spend per round trip on this machine with this harness;
-- openline serving Direct Line 1.1 under /api with the default SQLite store;
-- openline serving Direct Line 1.1 under /api with `--store memory://`.
+  aiohttp with no auth, no persistence, no validation (a dict of lists);
+- openline with its default durable SQLite store (survives `kill -9`);
+- openline with `--store memory://`;
+- offline-directline 1.3.1 (Node, in memory, no auth, no durability, no stream), the
+  open-source peer users would otherwise pick, installed from npm into
+  `bench/node_modules` by this script.
 
-How to read it: every dlload result is printed as a JSON line as it arrives; the final
-table gives, per server, the median over the repeats of round trips/s, p50 and p95
-latency and the server's CPU microseconds per round trip (user+sys CPU of the server
-process over the run divided by round trips), the server's resident memory after the
-load (VmRSS) and the total errors over all runs. The machine is shared and noisy:
-quote medians and ratios, not single absolute figures. CPU per round trip is the
-steadiest figure; the last lines give openline's CPU per round trip as a multiple of
-the null relay's, i.e. what openline's auth, validation, 1.1 mapping and storage cost
-over the bare protocol. Round trips/s and latency also depend on the load generator
-and the bot, which share the same cores.
+Every cell (mode x concurrency) runs each server that speaks that mode in turn,
+alternating, `--repeat` times: Direct Line 1.1 polling (openline only), 3.0 polling,
+and 3.0 over the WebSocket (openline only: offline-directline has no stream, and the
+shared harness's null relay serves none either). Every ratio is to the null relay's
+3.0 polling at the same concurrency, the one floor there is. Each result is printed as a
+JSON line as it arrives; then a table per cell gives the medians of round trips/s, p50
+and p99 latency and server CPU microseconds per round trip, each also as a ratio to the
+null relay in the same cell, and the servers' peak resident memory (VmHWM) over the
+whole run. A PNG chart (matplotlib; installed into this interpreter if missing) plots
+throughput and p99 latency against concurrency for every server and mode.
 
-Every process the script starts is killed in a `finally` (also on Ctrl-C or SIGTERM),
-each dlload run has a timeout, and the servers' stderr is shown if they log anything
-at warning level or above.
+The machine is shared and noisy: quote medians and ratios, not single absolute
+figures; CPU per round trip is the steadiest. Every process the script starts is
+killed in a `finally` (also on Ctrl-C or SIGTERM), and each dlload run has a timeout.
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ import argparse
 import contextlib
 import json
 import os
+import platform
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -49,7 +51,7 @@ import time
 import types
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -58,20 +60,6 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 PY = sys.executable
 STARTUP_DEADLINE = 30.0
-
-
-@dataclass
-class Server:
-    """One server under test, the process that serves it and its dlload results."""
-
-    name: str
-    api: str
-    store: str
-    dlload_args: list[str]
-    proc: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
-    results: list[dict[str, Any]] = field(default_factory=list)
-    rss_kb: int | None = None
 
 
 class Processes:
@@ -161,21 +149,31 @@ def log_tail(log: Path | None, lines: int = 30) -> str:
     return "\n--- " + str(log) + " (last lines) ---\n" + "\n".join(text.splitlines()[-lines:])
 
 
-def rss_kb(pid: int) -> int | None:
-    """VmRSS of a process in kB, from /proc."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+ROUND_TRIPS_PER_RUN = 2000  # messages per conversation = this / concurrency (at least MIN_MESSAGES)
+MIN_MESSAGES = 10
+MODES = {"v1-poll": ("v1", "poll"), "v3-poll": ("v3", "poll"), "v3-ws": ("v3", "ws")}
 
 
-def run_dlload(server: Server, procs: Processes, a: argparse.Namespace, label: str, c: int, m: int) -> dict[str, Any]:
+@dataclass
+class Server:
+    """One server under test: the process that serves it, how dlload reaches it, and its results per cell."""
+
+    name: str
+    bases: dict[str, list[str]]  # api ("v1", "v3") -> dlload's --base and credential arguments
+    modes: tuple[str, ...]  # the MODES it speaks
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    results: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
+    peak_rss_kb: int | None = None
+
+
+def run_dlload(
+    server: Server, procs: Processes, a: argparse.Namespace, mode: str, c: int, m: int, label: str
+) -> dict[str, Any]:
     """One dlload run against `server`; its JSON result (or a synthetic failed result on timeout or crash)."""
     assert server.proc is not None
-    args = [PY, str(BENCH / "dlload.py"), *server.dlload_args, "--mode", "poll", "-c", str(c), "-m", str(m)]
+    api, how = MODES[mode]
+    args = [PY, str(BENCH / "dlload.py"), *server.bases[api], "--mode", how, "-c", str(c), "-m", str(m)]
     args += ["--pid", str(server.proc.pid), "--label", label]
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=BENCH, start_new_session=True)
     procs.procs.append(p)
@@ -185,28 +183,28 @@ def run_dlload(server: Server, procs: Processes, a: argparse.Namespace, label: s
         with contextlib.suppress(ProcessLookupError):
             os.killpg(p.pid, signal.SIGKILL)
         p.communicate()
-        return failed(label, server, f"dlload timed out after {a.run_timeout:.0f}s", c)
+        return failed(label, f"dlload timed out after {a.run_timeout:.0f}s", c)
     lines = out.decode(errors="replace").strip().splitlines()
     if p.returncode != 0 or not lines:
-        return failed(label, server, f"dlload exited {p.returncode}: {err.decode(errors='replace')[-500:]}", c)
+        return failed(label, f"dlload exited {p.returncode}: {err.decode(errors='replace')[-500:]}", c)
     result: dict[str, Any] = json.loads(lines[-1])
     return result
 
 
-def failed(label: str, server: Server, why: str, c: int) -> dict[str, Any]:
-    return {
-        "label": label,
-        "api": "v1" if "v1" in server.dlload_args else "v3",
-        "mode": "poll",
-        "conversations": c,
-        "round_trips": 0,
-        "rt_per_s": None,
-        "p50_ms": None,
-        "p95_ms": None,
-        "server_cpu_us_per_rt": None,
-        "errors": c,
-        "first_error": why,
-    }
+def failed(label: str, why: str, c: int) -> dict[str, Any]:
+    empty = dict.fromkeys(("rt_per_s", "p50_ms", "p95_ms", "p99_ms", "server_cpu_us_per_rt"))
+    return {"label": label, "conversations": c, "round_trips": 0, **empty, "errors": c, "first_error": why}
+
+
+def peak_rss_kb(pid: int) -> int | None:
+    """VmHWM (peak resident memory) of a process in kB, from /proc."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
 
 
 def median(values: list[float | int | None]) -> float | None:
@@ -218,50 +216,130 @@ def fmt(v: float | None, digits: int = 0) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def table(servers: list[Server]) -> str:
-    head = ["server", "api", "store", "rt/s", "p50 ms", "p95 ms", "CPU µs/rt", "RSS MB", "errors"]
+def cell_figures(server: Server, cell: tuple[str, int]) -> dict[str, float | None]:
+    runs = server.results.get(cell, [])
+    keys = ("rt_per_s", "p50_ms", "p99_ms", "server_cpu_us_per_rt")
+    return {k: median([r[k] for r in runs]) for k in keys} | {"errors": sum(int(r["errors"]) for r in runs)}
+
+
+def floor_cell(mode: str, c: int) -> tuple[str, int]:
+    """The null relay's cell a mode is compared with: its 3.0 polling, the only mode it has (the shared harness's
+    relay serves no stream), at the same concurrency."""
+    return ("v3-poll", c)
+
+
+def ratio(value: float | None, base: float | None, digits: int = 2) -> str:
+    return f"{value / base:.{digits}f}x" if value and base else "-"
+
+
+def table(servers: list[Server], relay: Server, mode: str, c: int) -> str:
+    head = ["server", "rt/s", "x", "p50 ms", "x", "p99 ms", "x", "CPU us/rt", "x", "peak RSS MB", "x", "errors"]
     rows = [head]
+    base = cell_figures(relay, floor_cell(mode, c))
     for s in servers:
+        if mode not in s.modes:
+            continue
+        f = cell_figures(s, (mode, c))
         rows.append(
             [
                 s.name,
-                s.api,
-                s.store,
-                fmt(median([r["rt_per_s"] for r in s.results])),
-                fmt(median([r["p50_ms"] for r in s.results]), 1),
-                fmt(median([r["p95_ms"] for r in s.results]), 1),
-                fmt(median([r["server_cpu_us_per_rt"] for r in s.results])),
-                fmt(s.rss_kb / 1024 if s.rss_kb is not None else None, 1),
-                str(sum(int(r["errors"]) for r in s.results)),
+                fmt(f["rt_per_s"]),
+                ratio(f["rt_per_s"], base["rt_per_s"]),
+                fmt(f["p50_ms"], 1),
+                ratio(f["p50_ms"], base["p50_ms"]),
+                fmt(f["p99_ms"], 1),
+                ratio(f["p99_ms"], base["p99_ms"]),
+                fmt(f["server_cpu_us_per_rt"]),
+                ratio(f["server_cpu_us_per_rt"], base["server_cpu_us_per_rt"]),
+                fmt(s.peak_rss_kb / 1024 if s.peak_rss_kb is not None else None, 1),
+                ratio(s.peak_rss_kb, relay.peak_rss_kb),
+                fmt(f["errors"]),
             ]
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = []
     for r in rows:
-        cells = [c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        cells = [x.ljust(w) if i == 0 else x.rjust(w) for i, (x, w) in enumerate(zip(r, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
 
-def ratios(floor: Server, others: list[Server]) -> Iterator[str]:
-    base = median([r["server_cpu_us_per_rt"] for r in floor.results])
-    for s in others:
-        cpu = median([r["server_cpu_us_per_rt"] for r in s.results])
-        rate = median([r["rt_per_s"] for r in s.results])
-        floor_rate = median([r["rt_per_s"] for r in floor.results])
-        cpu_x = f"{cpu / base:.2f}x" if cpu and base else "-"
-        rate_x = f"{rate / floor_rate:.2f}x" if rate and floor_rate else "-"
-        yield f"{s.name} {s.store}: CPU per round trip {cpu_x} the null relay's, round trips/s {rate_x} its"
+def chart(servers: list[Server], a: argparse.Namespace, title: str, path: Path) -> None:
+    """Throughput and p99 latency against concurrency, a line per server and mode (matplotlib, Agg)."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("# installing matplotlib for the chart (pip)", flush=True)
+        subprocess.run([PY, "-m", "pip", "install", "--quiet", "matplotlib"], check=True)
+        import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    colours = plt.get_cmap("tab10").colors
+    for index, s in enumerate(servers):  # a colour per server, a line style per mode
+        for mode in a.modes:
+            if mode not in s.modes:
+                continue
+            xs = [c for c in a.concurrency if s.results.get((mode, c))]
+            figures = [cell_figures(s, (mode, c)) for c in xs]
+            style = {"v1-poll": ":", "v3-poll": "--", "v3-ws": "-"}[mode]
+            label = f"{s.name} {mode}"
+            colour = colours[index % len(colours)]
+            left.plot(xs, [f["rt_per_s"] for f in figures], style, color=colour, marker="o", label=label)
+            right.plot(xs, [f["p99_ms"] for f in figures], style, color=colour, marker="o", label=label)
+    for axes, what in ((left, "round trips/s"), (right, "p99 latency, ms")):
+        axes.set_xscale("log")
+        axes.set_xticks(a.concurrency, [str(c) for c in a.concurrency])
+        axes.set_xlabel("concurrent conversations")
+        axes.set_ylabel(what)
+        axes.grid(True, alpha=0.3)
+    right.set_yscale("log")
+    left.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"# chart: {path}")
+
+
+def node_peer(procs: Processes) -> str | None:
+    """The node executable, with bench/node_modules installed (npm ci when stale); None without Node."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        return None
+    installed = BENCH / "node_modules" / ".package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < (BENCH / "package-lock.json").stat().st_mtime:
+        print("# installing offline-directline from npm (npm ci in bench/)", flush=True)
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BENCH, check=True)
+    return node
+
+
+def csv_ints(text: str) -> list[int]:
+    return sorted({int(x) for x in text.split(",") if x.strip()})
+
+
+def csv_modes(text: str) -> list[str]:
+    modes = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown modes {sorted(unknown)}: use {', '.join(MODES)}")
+    return modes
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("-c", "--conversations", type=int, default=20, help="concurrent conversations (default 20)")
-    p.add_argument("-m", "--messages", type=int, default=100, help="messages per conversation (default 100)")
-    p.add_argument("--repeat", type=int, default=3, help="runs per server; the table shows medians (default 3)")
-    p.add_argument("--run-timeout", type=float, default=60.0, help="seconds before a dlload run is killed (default 60)")
-    p.add_argument("--no-warmup", action="store_true", help="skip the short unreported warm-up run per server")
+    p.add_argument("--concurrency", type=csv_ints, default=[1, 20, 100], help="levels (default 1,20,100)")
+    p.add_argument("--modes", type=csv_modes, default=list(MODES), help="of v1-poll,v3-poll,v3-ws (default all)")
+    p.add_argument("--repeat", type=int, default=3, help="runs per server and cell; tables show medians (default 3)")
+    p.add_argument("--round-trips", type=int, default=ROUND_TRIPS_PER_RUN, help="per run (default 2000)")
+    p.add_argument("--run-timeout", type=float, default=120.0, help="seconds before a dlload run is killed")
+    p.add_argument("--quick", action="store_true", help="1 repeat, 400 round trips a run: a smoke test")
+    p.add_argument("--no-peer", action="store_true", help="leave offline-directline out")
+    p.add_argument("--chart", type=Path, default=BENCH / "results" / "chart.png", help="where the PNG goes")
     a = p.parse_args(argv)
+    if a.quick:
+        a.repeat, a.round_trips = 1, 400
 
     # SIGINT and SIGTERM end the run as KeyboardInterrupt, so that the finally below kills the children
     # (SIGINT explicitly too: a shell starting this in the background may have set it to be ignored).
@@ -272,77 +350,113 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINE_")}
-    bot_port, relay_port, sqlite_port, memory_port = free_ports(4)
+    bot_port, relay_port, sqlite_port, memory_port, peer_port = free_ports(5)
     bot_url = f"http://127.0.0.1:{bot_port}/api/messages"
     secret = "b" + secrets.token_urlsafe(32)  # never a leading "-": it is passed as a command-line value
-    v1 = ["--api", "v1", "--secret", secret]
-    servers = [
-        Server("nullrelay", "3.0", "dict", ["--base", f"http://127.0.0.1:{relay_port}/v3/directline"]),
-        Server("openline", "1.1", "sqlite", ["--base", f"http://127.0.0.1:{sqlite_port}/api", *v1]),
-        Server("openline", "1.1", "memory", ["--base", f"http://127.0.0.1:{memory_port}/api", *v1]),
+    auth = ["--secret", secret]
+    relay = Server("nullrelay", {"v3": ["--base", f"http://127.0.0.1:{relay_port}/v3/directline"]}, ("v3-poll",))
+    openlines = [
+        Server(
+            f"openline {store}",
+            {
+                "v1": ["--base", f"http://127.0.0.1:{port}/api", "--api", "v1", *auth],
+                "v3": ["--base", f"http://127.0.0.1:{port}/v3/directline", *auth],
+            },
+            tuple(MODES),
+        )
+        for store, port in (("sqlite", sqlite_port), ("memory", memory_port))
     ]
+    servers = [relay, *openlines]
     procs = Processes()
     started = time.monotonic()
     try:
+        node = None if a.no_peer else node_peer(procs)
+        if node is not None:
+            servers.append(
+                Server(
+                    "offline-directline", {"v3": ["--base", f"http://127.0.0.1:{peer_port}/directline"]}, ("v3-poll",)
+                )
+            )
+        elif not a.no_peer:
+            print("# Node.js and npm are not installed: offline-directline is left out", flush=True)
         with tempfile.TemporaryDirectory(prefix="openline-bench-") as tmp_name:
             tmp = Path(tmp_name)
             bot_log = tmp / "echobot.log"
             bot = procs.start([PY, str(BENCH / "echobot.py"), "--port", str(bot_port)], bot_log, cwd=BENCH, env=env)
             wait_ready(bot, tcp_ready(bot_port), "echobot.py", bot_log)
 
-            relay, sql, mem = servers
             relay.log_path = tmp / "nullrelay.log"
             relay_env = {**env, "BOT_URL": bot_url, "SELF_URL": f"http://127.0.0.1:{relay_port}"}
             uvicorn = [PY, "-m", "uvicorn", "nullrelay:app", "--port", str(relay_port), "--no-access-log"]
             uvicorn += ["--log-level", "warning"]
             relay.proc = procs.start(uvicorn, relay.log_path, cwd=BENCH, env=relay_env)
-            for s, port in ((sql, sqlite_port), (mem, memory_port)):
-                data_dir = tmp / f"data-{s.store}"
+            for s, port in zip(openlines, (sqlite_port, memory_port), strict=True):
+                store = s.name.split()[-1]
+                data_dir = tmp / f"data-{store}"
                 data_dir.mkdir()
-                s.log_path = tmp / f"openline-{s.store}.log"
+                s.log_path = tmp / f"openline-{store}.log"
                 args = [PY, "-m", "openline", "serve", "--port", str(port), "--bot", bot_url, "--secret", secret]
-                args += ["--data-dir", str(data_dir), "--log-level", "warning"]
-                if s.store == "memory":
+                args += ["--data-dir", str(data_dir), "--log-level", "warning", "--no-access-log"]
+                if store == "memory":
                     args += ["--store", "memory://"]
                 s.proc = procs.start(args, s.log_path, cwd=ROOT, env=env)
+            if node is not None:
+                peer = servers[-1]
+                peer.log_path = tmp / "offline-directline.log"
+                peer.proc = procs.start(
+                    [node, "offline_directline.js", str(peer_port), bot_url], peer.log_path, cwd=BENCH, env=env
+                )
+                wait_ready(peer.proc, tcp_ready(peer_port), "offline-directline", peer.log_path)
             wait_ready(relay.proc, tcp_ready(relay_port), "null relay", relay.log_path)
-            for s, port in ((sql, sqlite_port), (mem, memory_port)):
+            for s, port in zip(openlines, (sqlite_port, memory_port), strict=True):
                 assert s.proc is not None
-                what = f"openline ({s.store})"
-                wait_ready(s.proc, http_ready(f"http://127.0.0.1:{port}/healthz"), what, s.log_path)
-            print(f"# servers up in {time.monotonic() - started:.1f}s; {a.repeat} x c={a.conversations} m={a.messages}")
+                wait_ready(s.proc, http_ready(f"http://127.0.0.1:{port}/healthz"), s.name, s.log_path)
+            print(
+                f"# servers up in {time.monotonic() - started:.1f}s; {a.repeat} repeats of "
+                f"{a.round_trips} round trips per run, modes {','.join(a.modes)}, c={a.concurrency}",
+                flush=True,
+            )
 
-            if not a.no_warmup:
-                for s in servers:
-                    r = run_dlload(s, procs, a, f"warmup {s.name} {s.store}", 5, 10)
-                    print("# warmup", json.dumps(r), flush=True)
-            for i in range(a.repeat):
-                for s in servers:
-                    label = f"{s.name} {s.api} {s.store} #{i + 1}"
-                    r = run_dlload(s, procs, a, label, a.conversations, a.messages)
-                    s.results.append(r)
-                    print(json.dumps(r), flush=True)
-                    assert s.proc is not None
-                    if s.proc.poll() is not None:
-                        raise RuntimeError(f"{label}: server exited with {s.proc.returncode}{log_tail(s.log_path)}")
+            for s in servers:  # warm-up, unreported
+                for mode in s.modes:
+                    if mode in a.modes:
+                        run_dlload(s, procs, a, mode, 5, 10, f"warmup {s.name} {mode}")
+            for mode in a.modes:
+                for c in a.concurrency:
+                    m = max(MIN_MESSAGES, a.round_trips // c)
+                    for i in range(a.repeat):
+                        for s in servers:
+                            if mode not in s.modes:
+                                continue
+                            label = f"{s.name} {mode} c={c} #{i + 1}"
+                            r = run_dlload(s, procs, a, mode, c, m, label)
+                            s.results.setdefault((mode, c), []).append(r)
+                            print(json.dumps(r), flush=True)
+                            assert s.proc is not None
+                            if s.proc.poll() is not None:
+                                raise RuntimeError(
+                                    f"{label}: server exited with {s.proc.returncode}{log_tail(s.log_path)}"
+                                )
             for s in servers:
                 assert s.proc is not None
-                s.rss_kb = rss_kb(s.proc.pid)
+                s.peak_rss_kb = peak_rss_kb(s.proc.pid)
 
-            print()
             when = time.strftime("%Y-%m-%d %H:%M")
-            print(f"# {when}, {os.cpu_count()} cores, poll mode, c={a.conversations} m={a.messages}, ", end="")
-            print(f"median of {a.repeat} runs; RSS after the load")
-            print(table(servers))
-            print()
-            for line in ratios(relay, [sql, mem]):
-                print(line)
+            machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+            title = f"{when}, {machine}; echo round trips on loopback, median of {a.repeat} runs"
+            print(f"\n# {title}")
+            print("# x: as a multiple of the null relay's 3.0 polling at the same concurrency")
+            for mode in a.modes:
+                for c in a.concurrency:
+                    print(f"\n## {mode}, {c} concurrent conversation{'s' if c > 1 else ''}")
+                    print(table(servers, relay, mode, c))
             for s in servers:
                 tail = log_tail(s.log_path)
-                if tail:
-                    print(f"\n# {s.name} {s.store} logged:{tail}")
+                if tail and s.name != "offline-directline":
+                    print(f"\n# {s.name} logged:{tail}")
+            chart(servers, a, title, a.chart)
             print(f"\n# total {time.monotonic() - started:.0f}s")
-            return 1 if any(r["errors"] for s in servers for r in s.results) else 0
+            return 1 if any(r["errors"] for s in servers for runs in s.results.values() for r in runs) else 0
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
