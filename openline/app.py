@@ -133,9 +133,9 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
         bot_client=client,
         channel=channel,
         connector=BotConnector(
-            store, publisher, bots, dispatcher.forget_member, config.public_url, clock, bot_authority.note_refusal
+            store, publisher, bots, dispatcher.forget_member, config.public_url, clock, bot_authority.authorize
         ),
-        files=Files(store, signer, config.public_url, clock, bot_authority.note_refusal),
+        files=Files(store, signer, config.public_url, clock, bot_authority.authorize),
         inspector=Inspector(store, broker, bots, clock),
         admin=AdminAuth(admin_secret, key, clock),
         echo_bot=echobot.EchoBot(config.public_url, tls) if uses_echo else None,

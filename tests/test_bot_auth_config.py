@@ -12,21 +12,12 @@ from cryptography import x509
 
 from openline.auth.bot_keys import KeyFile
 from openline.cli import main
-from openline.config import OPTIONS, BotConfig, ConfigError, load_config
+from openline.config import BotConfig, load_config
 from openline.devcert import make_dev_cert
+from tests.test_config import _cli, _error
 
 PW = "app-password-0123456789"
 SIDECAR = "s" * 40
-
-
-def _cli(**given: Any) -> dict[str, Any]:
-    return {"command": "serve", "config": None, **dict.fromkeys(OPTIONS), **given}
-
-
-def _error(cli: dict[str, Any], env: dict[str, str] | None = None) -> str:
-    with pytest.raises(ConfigError) as info:
-        load_config(cli, env=env or {})
-    return str(info.value)
 
 
 def test_the_bot_of_the_command_line_takes_an_app_id_and_passwords() -> None:

@@ -122,6 +122,15 @@ class BotAuthority:
         if bot is not None:
             self._refusals[bot.bot_id] = (self.clock(), what)
 
+    def authorize(self, caller: BotCaller, bot_id: str, what: str = "a connector call for its conversation") -> None:
+        """Raise (401/403) unless the caller may act for the bot; a refusal is remembered for the bot, so a
+        delivery to it failing meanwhile can say what was seen (`what`, "... was refused: <why>")."""
+        try:
+            caller.require(bot_id)
+        except ServiceError as e:
+            self.note_refusal(bot_id, f"{what} was refused: {e.message}")
+            raise
+
     def note_unknown_sidecar(self) -> None:
         """A sidecar request with a secret that is no bot's: blamed on the bot that has one, when only one has."""
         with_sidecar = [b for b in self.bots.values() if b.sidecar_secret]

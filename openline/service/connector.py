@@ -31,7 +31,7 @@ class BotConnector:
         forget_member: Callable[[str, str], None],
         public_url: str,
         clock: Callable[[], float] = time.time,
-        on_refusal: Callable[[str, str], None] = lambda bot_id, what: None,
+        authorize: Callable[[BotCaller, str], None] = lambda caller, bot_id: caller.require(bot_id),
     ) -> None:
         self.store = store
         self.publisher = publisher
@@ -40,18 +40,10 @@ class BotConnector:
         self._forget_member = forget_member  # a removed member is announced again when it posts
         self.public_url = public_url.rstrip("/")
         self.clock = clock
-        self._on_refusal = on_refusal  # (bot id, what): a failed delivery to that bot can then say why
+        self._authorize = authorize  # raises 401/403 unless the caller acts for the bot (BotAuthority.authorize)
 
     def bot(self, bot_id: str) -> Bot:
         return find_bot(self.bots, bot_id)
-
-    def _authorize(self, caller: BotCaller, bot_id: str) -> None:
-        """Raise (401/403) unless the caller may act for the bot; the bot's refusal is remembered."""
-        try:
-            caller.require(bot_id)
-        except ServiceError as e:
-            self._on_refusal(bot_id, f"a connector call for its conversation was refused: {e.message}")
-            raise
 
     async def _bot_conversation(self, caller: BotCaller, conversation_id: str) -> tuple[Conversation, Bot]:
         """The conversation and its bot, once the caller is known to act for that bot (else 401/403)."""

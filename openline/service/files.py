@@ -38,13 +38,13 @@ class Files:
         signer: UrlSigner,
         public_url: str,
         clock: Callable[[], float] = time.time,
-        on_refusal: Callable[[str, str], None] = lambda bot_id, what: None,
+        authorize: Callable[[BotCaller, str, str], None] = lambda caller, bot_id, what: caller.require(bot_id),
     ) -> None:
         self.store = store
         self.signer = signer
         self.public_url = public_url.rstrip("/")
         self.clock = clock
-        self._on_refusal = on_refusal  # (bot id, what was seen), as BotConnector's
+        self._authorize = authorize  # raises 401/403 unless the caller acts for the bot (BotAuthority.authorize)
 
     def attach_uploads(
         self, conversation: Conversation, activity: act.Activity, uploads: Sequence[Upload]
@@ -75,11 +75,7 @@ class Files:
         conversation = await self.store.get_conversation(conversation_id)
         if conversation is None:
             raise conversation_not_found(conversation_id)
-        try:
-            caller.require(conversation.bot_id)
-        except ServiceError as e:
-            self._on_refusal(conversation.bot_id, f"an attachment upload to its conversation was refused: {e.message}")
-            raise
+        self._authorize(caller, conversation.bot_id, "an attachment upload to its conversation")
         key = random_id(22)
         now = self.clock()
         try:
