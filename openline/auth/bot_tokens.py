@@ -29,6 +29,7 @@ ACCESS_TOKEN_TTL = TOKEN_LIFETIME
 ACCESS_TOKEN_TYPE = "at+jwt"
 BOTFRAMEWORK_RESOURCE = "https://api.botframework.com"  # the scope every SDK asks for (agents-sdk.md §3)
 _REUSE_MARGIN = 600  # a cached channel token is renewed when it has less than this many seconds left
+ClaimsOf = Callable[[int], dict[str, Any]]  # the claims of a token issued at a time (POSIX seconds)
 _TOKEN_CACHE = 4096  # entries in each cache of tokens; past it, the cache starts again
 
 
@@ -50,60 +51,59 @@ class BotTokens:
         self._access_tokens: dict[tuple[str, str], tuple[str, str, int]] = {}  # (app id, resource) -> same
         self._verified: dict[str, tuple[str, int]] = {}  # access token -> (app id, exp)
 
-    def _sign(self, claims: dict[str, Any], typ: str, now: float) -> tuple[str, str]:
-        key = self.keyring.keys.signing_key(now)
-        headers = {"kid": key.kid, "typ": typ}
-        return jwt.encode(claims, key.private_key, algorithm="RS256", headers=headers), key.kid
+    def _issued(
+        self, cache: dict[tuple[str, str], tuple[str, str, int]], key: tuple[str, str], typ: str, claims: ClaimsOf
+    ) -> tuple[str, int]:
+        """A token from `cache`, or a new one signed now (`claims(issued)` gives its claims, `exp` among them); and
+        the seconds it has left. A cached token is reused until it is close to expiry or another key signs."""
+        now = self.clock()
+        signing = self.keyring.keys.signing_key(now)
+        cached = cache.get(key)
+        if cached is not None and cached[1] == signing.kid and cached[2] - now > _REUSE_MARGIN:
+            return cached[0], int(cached[2] - now)
+        issued = int(now)
+        body = claims(issued)
+        token = jwt.encode(body, signing.private_key, algorithm="RS256", headers={"kid": signing.kid, "typ": typ})
+        if len(cache) > _TOKEN_CACHE:
+            cache.clear()
+        cache[key] = (token, signing.kid, int(body["exp"]))
+        return token, int(body["exp"]) - issued
 
     def channel_token(self, app_id: str, service_url: str) -> str:
         """The bearer token of one call to the bot `app_id`; reused until it is close to expiry or a key rotated."""
-        now = self.clock()
-        kid = self.keyring.keys.signing_key(now).kid
-        cached = self._channel_tokens.get((app_id, service_url))
-        if cached is not None and cached[1] == kid and cached[2] - now > _REUSE_MARGIN:
-            return cached[0]
-        issued = int(now)
-        claims = {
-            "iss": self.issuer,
-            "aud": app_id,
-            "serviceurl": service_url,
-            "nbf": issued - 5,
-            "iat": issued,
-            "exp": issued + CHANNEL_TOKEN_TTL,
-        }
-        token, kid = self._sign(claims, "JWT", now)
-        if len(self._channel_tokens) > _TOKEN_CACHE:
-            self._channel_tokens.clear()
-        self._channel_tokens[(app_id, service_url)] = (token, kid, issued + CHANNEL_TOKEN_TTL)
-        return token
+
+        def claims(issued: int) -> dict[str, Any]:
+            return {
+                "iss": self.issuer,
+                "aud": app_id,
+                "serviceurl": service_url,
+                "nbf": issued - 5,
+                "iat": issued,
+                "exp": issued + CHANNEL_TOKEN_TTL,
+            }
+
+        return self._issued(self._channel_tokens, (app_id, service_url), "JWT", claims)[0]
 
     def access_token(self, app_id: str, resource: str) -> tuple[str, int]:
         """A connector access token for the bot `app_id`, for `resource` (one of `resources`); and the seconds
         it has left. Reused until it is close to expiry or a key rotated: botbuilder-python asks on every turn,
         and a signature costs about half a millisecond."""
-        now = self.clock()
-        kid = self.keyring.keys.signing_key(now).kid
-        cached = self._access_tokens.get((app_id, resource))
-        if cached is not None and cached[1] == kid and cached[2] - now > _REUSE_MARGIN:
-            return cached[0], int(cached[2] - now)
-        issued = int(now)
-        claims = {
-            "iss": self.issuer,
-            "aud": resource,
-            "sub": app_id,
-            "azp": app_id,
-            "appid": app_id,
-            "client_id": app_id,
-            "nbf": issued - 5,
-            "iat": issued,
-            "exp": issued + ACCESS_TOKEN_TTL,
-            "jti": secrets.token_urlsafe(12),
-        }
-        token, kid = self._sign(claims, ACCESS_TOKEN_TYPE, now)
-        if len(self._access_tokens) > _TOKEN_CACHE:
-            self._access_tokens.clear()
-        self._access_tokens[(app_id, resource)] = (token, kid, issued + ACCESS_TOKEN_TTL)
-        return token, ACCESS_TOKEN_TTL
+
+        def claims(issued: int) -> dict[str, Any]:
+            return {
+                "iss": self.issuer,
+                "aud": resource,
+                "sub": app_id,
+                "azp": app_id,
+                "appid": app_id,
+                "client_id": app_id,
+                "nbf": issued - 5,
+                "iat": issued,
+                "exp": issued + ACCESS_TOKEN_TTL,
+                "jti": secrets.token_urlsafe(12),
+            }
+
+        return self._issued(self._access_tokens, (app_id, resource), ACCESS_TOKEN_TYPE, claims)
 
     def verify_access_token(self, token: str) -> str:
         """The app id an access token was issued to; raises UNAUTHORIZED saying what is wrong with it.
