@@ -511,15 +511,7 @@ def test_a_running_service_picks_up_a_rotation_and_old_tokens_keep_working(
         while new.kid not in {k["kid"] for k in jwks(running)["keys"]}:
             assert time.monotonic() < deadline, "the new key was not published"
             time.sleep(0.05)
-        new_token = running.http.post(
-            "/adfs/oauth2/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": OTHER_APP_ID,
-                "client_secret": OTHER_PASSWORD,
-                "scope": BOTFRAMEWORK_SCOPE,
-            },
-        ).json()["access_token"]
+        new_token = access_token(running, OTHER_APP_ID, OTHER_PASSWORD)
         assert jwt.get_unverified_header(new_token)["kid"] == new.kid != old_kid
         conv = auth_conversation(running)
         r = running.http.get(
