@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -54,6 +55,7 @@ from openline.service.publish import Bot, Publisher
 from openline.storage import open_store
 from openline.storage.base import Broker, ConversationStore
 from openline.storage.local_broker import LocalBroker
+from openline.storage.sqlite_commit import Durability
 from openline.tls import outbound_context, own_endpoint_context
 
 log = logging.getLogger("openline")
@@ -114,7 +116,14 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
     bot_tokens = BotTokens(keyring, config.public_url, [BOTFRAMEWORK_RESOURCE, config.public_url], clock)
     credentials = [BotCredentials(b.id, b.app_id, b.app_passwords, b.sidecar_secret) for b in config.bots]
     bot_authority = BotAuthority(credentials, bot_tokens, config.require_bot_auth, clock)
-    store = open_store(config.store, config.data_dir, config.retention, config.conversation_ttl, config.scrub_interval)
+    store = open_store(
+        config.store,
+        config.data_dir,
+        config.retention,
+        config.conversation_ttl,
+        config.scrub_interval,
+        cast(Durability, config.durability),
+    )
     broker = LocalBroker()
     signer = UrlSigner(key)
     tls = outbound_context(config.tls_cert)

@@ -27,6 +27,8 @@ _HELP = {
     "retention": "how long messages and uploaded files are kept, e.g. 24h (default 24h)",
     "conversation_ttl": "how long an idle conversation is kept before it is deleted (default 15d)",
     "scrub_interval": "SQLite: the longest time deleted data may stay in the database file (default 10m)",
+    "durability": "SQLite: process (an acknowledged message survives openline being killed) or power (it also"
+    " survives power loss: an fsync per group commit) (default process)",
     "bot_timeout": "how long to wait for the bot's answer, e.g. 15 or 15s (default 15s)",
     "max_message_bytes": "largest message body accepted, e.g. 256KB (default 256KB)",
     "max_upload_bytes": "largest upload accepted, e.g. 4MB (default 4MB)",

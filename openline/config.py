@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from openline.storage import parse_store_url
+from openline.storage.sqlite_commit import DURABILITIES
 
 
 class ConfigError(ValueError):
@@ -49,6 +50,7 @@ class Config:
     retention: int = 86400
     conversation_ttl: int = 15 * 86400
     scrub_interval: int = 600  # SQLite: the least seconds between VACUUMs after deletions
+    durability: str = "process"  # SQLite: "process" survives kill -9; "power" also power loss (storage.sqlite_commit)
     bot_timeout: float = 15.0
     max_message_bytes: int = 256 * 1024
     max_upload_bytes: int = 4 * 1024 * 1024
@@ -261,6 +263,13 @@ def _store(value: Any) -> str:
     return url
 
 
+def _durability(value: Any) -> str:
+    text = _text(value).strip().lower()
+    if text not in DURABILITIES:
+        raise ConfigError(f"{value!r} is not a durability: use process (the default) or power")
+    return text
+
+
 def _url(value: Any) -> str:
     url = str(value).strip().rstrip("/")
     scheme, sep, rest = url.partition("://")
@@ -287,6 +296,7 @@ OPTIONS: dict[str, Callable[[Any], Any]] = {
     "retention": parse_duration,
     "conversation_ttl": parse_duration,
     "scrub_interval": parse_duration,
+    "durability": _durability,
     "bot_timeout": parse_seconds,
     "max_message_bytes": parse_size,
     "max_upload_bytes": parse_size,
@@ -472,6 +482,8 @@ def load_config(cli: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
         raise ConfigError("tls_cert and tls_key go together: the certificate (chain) and its private key")
     if "tls_cert" in values:
         _check_tls(values["tls_cert"], values["tls_key"])
+    if values.get("durability", "process") != "process" and parse_store_url(values.get("store"))[0] != "sqlite":
+        raise ConfigError("durability applies to the SQLite store: memory:// keeps nothing past the process")
 
     config = Config(bots=tuple(bots), public_url_given=bool(values.get("public_url")), **values)
     if not config.public_url:

@@ -720,3 +720,12 @@ def test_url_schemes_are_case_insensitive() -> None:
 def test_an_empty_secret_flag_is_an_error_not_no_secret() -> None:
     with pytest.raises(ConfigError, match="secret"):
         load_config(vars(_parser().parse_args(["serve", "--secret", ""])), env={})
+
+
+def test_durability() -> None:
+    assert load_config(_cli(), env={}).durability == "process"
+    assert load_config(_cli(durability="power"), env={}).durability == "power"
+    assert load_config(_cli(), env={"OPENLINE_DURABILITY": " Power "}).durability == "power"
+    assert "not a durability" in _error(_cli(durability="fsync"))
+    assert "applies to the SQLite store" in _error(_cli(durability="power", store="memory://"))
+    assert load_config(_cli(durability="process", store="memory://"), env={}).durability == "process"

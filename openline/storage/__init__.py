@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from openline.storage.base import ConversationStore
+from openline.storage.sqlite_commit import Durability
 
 
 def parse_store_url(url: str | None) -> tuple[str, Path | None]:
@@ -24,9 +25,17 @@ def parse_store_url(url: str | None) -> tuple[str, Path | None]:
 
 
 def open_store(
-    url: str | None, data_dir: Path, retention: float, conversation_ttl: float, scrub_interval: float = 0.0
+    url: str | None,
+    data_dir: Path,
+    retention: float,
+    conversation_ttl: float,
+    scrub_interval: float = 0.0,
+    durability: Durability = "process",
 ) -> ConversationStore:
-    """The store a `--store` URL names (see `parse_store_url`); `scrub_interval` is SQLite's (see `SqliteStore`)."""
+    """The store a `--store` URL names (see `parse_store_url`).
+
+    `scrub_interval` and `durability` are SQLite's (see `SqliteStore`).
+    """
     kind, path = parse_store_url(url)
     if kind == "memory":
         from openline.storage.memory import MemoryStore
@@ -34,4 +43,4 @@ def open_store(
         return MemoryStore(retention, conversation_ttl)
     from openline.storage.sqlite import SqliteStore
 
-    return SqliteStore(path or data_dir / "openline.sqlite3", retention, conversation_ttl, scrub_interval)
+    return SqliteStore(path or data_dir / "openline.sqlite3", retention, conversation_ttl, scrub_interval, durability)

@@ -1,6 +1,9 @@
 """SQLite store (the default, `sqlite:///path`): one durable file, WAL mode, for a single-process service.
 
-All SQLite work runs on two single-thread executors, off the event loop: one writer connection, one reader.
+Writes run on the event loop's thread, many to a COMMIT (`sqlite_commit.GroupCommit`); reads run there too, on a
+connection of their own that sees only committed data. Both are short: SQLite's own work on a file in the page
+cache, with nothing waiting for the disk (fsyncs happen in checkpoints, on a thread, and in "power" durability in
+COMMITs, also on a thread). Sweeps, VACUUM and truncating checkpoints run on a thread, writes waiting meanwhile.
 
 Deleted means unrecoverable: the writer runs with `secure_delete` (freed space is overwritten with zeros),
 and each retention sweep that follows a deletion (expired rows, or the bot's deletes and replacements)
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import math
 import sqlite3
 import time
@@ -41,7 +43,8 @@ from openline.storage.base import (
     claimable,
     first_claim,
 )
-from openline.storage.sqlite_schema import open_reader, open_writer, transaction
+from openline.storage.sqlite_commit import Durability, GroupCommit
+from openline.storage.sqlite_schema import connect, open_reader, open_writer, transaction
 from openline.storage.sqlite_sweep import sweep_batch
 
 P = ParamSpec("P")
@@ -64,34 +67,53 @@ def _origin(value: str | None) -> Origin | None:
 
 
 class SqliteStore:
-    def __init__(self, path: Path, retention: float, conversation_ttl: float, scrub_interval: float = 0.0) -> None:
-        """`scrub_interval`: the least seconds between two VACUUMs after deletions (0: at every sweep)."""
+    def __init__(
+        self,
+        path: Path,
+        retention: float,
+        conversation_ttl: float,
+        scrub_interval: float = 0.0,
+        durability: Durability = "process",
+    ) -> None:
+        """`scrub_interval`: the least seconds between two VACUUMs after deletions (0: at every sweep).
+
+        `durability`: what an acknowledged write survives (see `sqlite_commit.Durability`).
+        """
         self.path = path
         self.retention = retention
         self.conversation_ttl = conversation_ttl
         self.scrub_interval = scrub_interval
+        self.durability = durability
         self._vacuumed_at = -math.inf  # time.monotonic() of the last VACUUM
         self._unvacuumed = False  # deleted rows may have left fragments that only a VACUUM removes (see _mark_deleted)
-        self._writer: ThreadPoolExecutor | None = None
-        self._reader: ThreadPoolExecutor | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._checkpoint_thread: ThreadPoolExecutor | None = None
+        self._commits: GroupCommit | None = None
         self._wconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None
-        # something was deleted or overwritten since the WAL was last emptied (set on the writer thread)
+        self._cconn: sqlite3.Connection | None = None
+        # something was deleted or overwritten since the WAL was last emptied
         self._deleted = False
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    async def _on(self, executor: ThreadPoolExecutor | None, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
-        if executor is None:
-            raise RuntimeError("the SQLite store is not open")
-        return await asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args, **kw))
-
     async def _write(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
-        # Note: a write whose caller is cancelled still runs (and commits) on the writer thread.
-        return await self._on(self._writer, fn, *args, **kw)
+        """`fn` run in a write transaction on the loop's thread; returns once it is committed (see GroupCommit)."""
+        if self._commits is None:
+            raise RuntimeError("the SQLite store is not open")
+        return await self._commits.write(fn, *args, **kw)
+
+    async def _exclusive(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
+        """`fn` run on the thread with the writer connection to itself (long work: sweeps, VACUUM, checkpoints)."""
+        if self._commits is None:
+            raise RuntimeError("the SQLite store is not open")
+        return await self._commits.exclusive(fn, *args, **kw)
 
     async def _read(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
-        return await self._on(self._reader, fn, *args, **kw)
+        """`fn` run at once on the reader connection, on the loop's thread: it sees committed data only."""
+        if self._rconn is None:
+            raise RuntimeError("the SQLite store is not open")
+        return fn(*args, **kw)
 
     @property
     def _w(self) -> sqlite3.Connection:
@@ -106,29 +128,48 @@ class SqliteStore:
     # -- lifecycle --------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openline-sqlite-writer")
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openline-sqlite-reader")
+        loop = asyncio.get_running_loop()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openline-sqlite")
+        self._checkpoint_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openline-sqlite-checkpoint")
         try:
-            self._wconn = await self._write(open_writer, self.path)
-            # the reader connects after the schema exists, so it never sees a half-made database
-            self._rconn = await self._read(open_reader, self.path)
+            self._wconn = await loop.run_in_executor(self._thread, open_writer, self.path, self.durability)
+            # the others connect after the schema exists, so they never see a half-made database
+            self._rconn = await loop.run_in_executor(self._thread, open_reader, self.path)
+            self._cconn = await loop.run_in_executor(self._checkpoint_thread, connect, self.path)
         except BaseException:
             await self.close()
             raise
+        self._commits = GroupCommit(
+            self._wconn,
+            self.durability,
+            self._thread,
+            self._cconn,
+            self._checkpoint_thread,
+            self.path.with_name(self.path.name + "-wal"),
+        )
 
     async def close(self) -> None:
-        # Each executor runs its jobs in order, so closing the connection on it comes after every write
-        # already submitted; every write acknowledged before is committed already.
+        # Writes acknowledged before are committed; those still waiting for their COMMIT get it first.
+        loop = asyncio.get_running_loop()
         if self._rconn is not None:
-            await self._read(self._rconn.close)
+            self._rconn.close()
             self._rconn = None
+        if self._cconn is not None:
+            assert self._checkpoint_thread is not None
+            await loop.run_in_executor(self._checkpoint_thread, self._cconn.close)
+            self._cconn = None
         if self._wconn is not None:
-            await self._write(self._wconn.close)
+            if self._commits is not None:
+                await self._commits.close(self._wconn.close)
+            else:
+                assert self._thread is not None
+                await loop.run_in_executor(self._thread, self._wconn.close)
             self._wconn = None
-        for executor in (self._reader, self._writer):
+        self._commits = None
+        for executor in (self._checkpoint_thread, self._thread):
             if executor is not None:
                 executor.shutdown(wait=True)  # idle by now: its last job has just returned
-        self._reader = self._writer = None
+        self._checkpoint_thread = self._thread = None
 
     async def ping(self) -> None:
         await self._read(self._ping)
@@ -167,9 +208,8 @@ class SqliteStore:
 
     def _add_member(self, conversation_id: str, member: Member) -> bool:
         conn = self._w
-        with transaction(conn):
-            self._check_exists(conn, conversation_id)
-            return self._insert_member(conn, conversation_id, member, "delivered", 0.0)
+        self._check_exists(conn, conversation_id)
+        return self._insert_member(conn, conversation_id, member, "delivered", 0.0)
 
     @staticmethod
     def _insert_member(
@@ -192,24 +232,23 @@ class SqliteStore:
         self, conversation_id: str, member: Member, now: float, stale_before: float
     ) -> tuple[bool, DeliveryState]:
         conn = self._w
-        with transaction(conn):
-            self._check_exists(conn, conversation_id)
-            row = conn.execute(
-                "SELECT announce_state, announce_at FROM members WHERE conversation_id = ? AND member_id = ?",
-                (conversation_id, member.id),
-            ).fetchone()
-            if row is None:
-                self._insert_member(conn, conversation_id, member, "pending", now)
-                return True, "pending"
-            state: DeliveryState = row[0]
-            if not claimable(state, row[1], stale_before):
-                return False, state
-            conn.execute(
-                "UPDATE members SET announce_state = 'pending', announce_at = ?"
-                " WHERE conversation_id = ? AND member_id = ?",
-                (now, conversation_id, member.id),
-            )
+        self._check_exists(conn, conversation_id)
+        row = conn.execute(
+            "SELECT announce_state, announce_at FROM members WHERE conversation_id = ? AND member_id = ?",
+            (conversation_id, member.id),
+        ).fetchone()
+        if row is None:
+            self._insert_member(conn, conversation_id, member, "pending", now)
             return True, "pending"
+        state: DeliveryState = row[0]
+        if not claimable(state, row[1], stale_before):
+            return False, state
+        conn.execute(
+            "UPDATE members SET announce_state = 'pending', announce_at = ?"
+            " WHERE conversation_id = ? AND member_id = ?",
+            (now, conversation_id, member.id),
+        )
+        return True, "pending"
 
     async def finish_announcement(self, conversation_id: str, member_id: str, delivered: bool) -> None:
         await self._write(self._finish_announcement, conversation_id, member_id, delivered)
@@ -225,13 +264,12 @@ class SqliteStore:
 
     def _remove_member(self, conversation_id: str, member_id: str) -> bool:
         conn = self._w
-        with transaction(conn):
-            self._check_exists(conn, conversation_id)
-            cur = conn.execute(
-                "DELETE FROM members WHERE conversation_id = ? AND member_id = ?", (conversation_id, member_id)
-            )
-            self._mark_deleted()
-            return cur.rowcount == 1
+        self._check_exists(conn, conversation_id)
+        cur = conn.execute(
+            "DELETE FROM members WHERE conversation_id = ? AND member_id = ?", (conversation_id, member_id)
+        )
+        self._mark_deleted()
+        return cur.rowcount == 1
 
     async def members(self, conversation_id: str) -> list[Member]:
         return await self._read(self._members, conversation_id)
@@ -277,43 +315,42 @@ class SqliteStore:
     ) -> tuple[int, int, tuple[bytes, Origin | None] | None]:
         """(seq, timestamp ms, None) of the new activity, or (seq, 0, (body, origin)) of the one with `client_key`."""
         conn = self._w
-        with transaction(conn):
-            if client_key is not None:
-                row = conn.execute(
-                    "SELECT seq, body, origin FROM activities"
-                    " WHERE conversation_id = ? AND client_key = ? AND stored_at >= ?",
-                    (conversation_id, client_key, now - self.retention),
-                ).fetchone()
-                if row is not None:
-                    return row[0], 0, (bytes(row[1]), _origin(row[2]))
-                # an expired row still holding the key would block the new one
-                conn.execute(
-                    "UPDATE activities SET client_key = NULL WHERE conversation_id = ? AND client_key = ?",
-                    (conversation_id, client_key),
-                )
-            # one statement takes the next position; its timestamp is protocol.activity.next_timestamp_ms in SQL
-            rows = conn.execute(
-                "UPDATE conversations SET last_seq = last_seq + 1, last_active = ?,"
-                " last_ts_ms = max(?, last_ts_ms + 1) WHERE id = ? RETURNING last_seq, last_ts_ms",
-                (now, int(now * 1000), conversation_id),
-            ).fetchall()  # fetch everything: the statement must be finished before COMMIT
-            if not rows:
-                raise UnknownConversation(conversation_id)
-            seq, ts_ms = rows[0]
-            # an encoding error rolls the whole transaction back, so no sequence number is skipped
-            body = msgspec.json.encode(assign_position(dict(activity), conversation_id, seq, ts_ms))
+        if client_key is not None:
+            row = conn.execute(
+                "SELECT seq, body, origin FROM activities"
+                " WHERE conversation_id = ? AND client_key = ? AND stored_at >= ?",
+                (conversation_id, client_key, now - self.retention),
+            ).fetchone()
+            if row is not None:
+                return row[0], 0, (bytes(row[1]), _origin(row[2]))
+            # an expired row still holding the key would block the new one
             conn.execute(
-                "INSERT INTO activities (conversation_id, seq, stored_at, body, client_key, origin)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (conversation_id, seq, now, body, client_key, origin),
+                "UPDATE activities SET client_key = NULL WHERE conversation_id = ? AND client_key = ?",
+                (conversation_id, client_key),
             )
-            conn.executemany(
-                "INSERT OR REPLACE INTO files (conversation_id, id, name, content_type, created_at, data)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [(conversation_id, f.id, f.name, f.content_type, f.created_at, bytes(f.data)) for f in files],
-            )
-            if origin == "client" and client_key is not None:
-                self._put_delivery(conn, conversation_id, first_claim(ids.activity_id(conversation_id, seq), now))
+        # one statement takes the next position; its timestamp is protocol.activity.next_timestamp_ms in SQL
+        rows = conn.execute(
+            "UPDATE conversations SET last_seq = last_seq + 1, last_active = ?,"
+            " last_ts_ms = max(?, last_ts_ms + 1) WHERE id = ? RETURNING last_seq, last_ts_ms",
+            (now, int(now * 1000), conversation_id),
+        ).fetchall()  # fetch everything: the statement must be finished before COMMIT
+        if not rows:
+            raise UnknownConversation(conversation_id)
+        seq, ts_ms = rows[0]
+        # an encoding error rolls the whole transaction back, so no sequence number is skipped
+        body = msgspec.json.encode(assign_position(dict(activity), conversation_id, seq, ts_ms))
+        conn.execute(
+            "INSERT INTO activities (conversation_id, seq, stored_at, body, client_key, origin)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (conversation_id, seq, now, body, client_key, origin),
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO files (conversation_id, id, name, content_type, created_at, data)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(conversation_id, f.id, f.name, f.content_type, f.created_at, bytes(f.data)) for f in files],
+        )
+        if origin == "client" and client_key is not None:
+            self._put_delivery(conn, conversation_id, first_claim(ids.activity_id(conversation_id, seq), now))
         return seq, ts_ms, None
 
     async def replace(
@@ -330,25 +367,22 @@ class SqliteStore:
     ) -> tuple[str, str, Origin | None] | None:
         """The stored activity's (id, timestamp, origin), or None when there is none to replace."""
         conn = self._w
-        with transaction(conn):
-            self._check_exists(conn, conversation_id)
-            row = conn.execute(
-                "SELECT body, origin FROM activities WHERE conversation_id = ? AND seq = ? AND stored_at >= ?",
-                (conversation_id, seq, now - self.retention),
-            ).fetchone()
-            if row is None:
-                return None
-            old = msgspec.json.decode(row[0], type=dict[str, Any])
-            position = (old["id"], old["timestamp"])
-            body = msgspec.json.encode({**activity, "id": position[0], "timestamp": position[1]})
-            conn.execute(
-                "UPDATE activities SET body = ? WHERE conversation_id = ? AND seq = ?", (body, conversation_id, seq)
-            )
-            self._mark_deleted()  # the old body
-            self._delete_files(conn, conversation_id, file_ids)
-            conn.execute(
-                "UPDATE conversations SET last_active = max(last_active, ?) WHERE id = ?", (now, conversation_id)
-            )
+        self._check_exists(conn, conversation_id)
+        row = conn.execute(
+            "SELECT body, origin FROM activities WHERE conversation_id = ? AND seq = ? AND stored_at >= ?",
+            (conversation_id, seq, now - self.retention),
+        ).fetchone()
+        if row is None:
+            return None
+        old = msgspec.json.decode(row[0], type=dict[str, Any])
+        position = (old["id"], old["timestamp"])
+        body = msgspec.json.encode({**activity, "id": position[0], "timestamp": position[1]})
+        conn.execute(
+            "UPDATE activities SET body = ? WHERE conversation_id = ? AND seq = ?", (body, conversation_id, seq)
+        )
+        self._mark_deleted()  # the old body
+        self._delete_files(conn, conversation_id, file_ids)
+        conn.execute("UPDATE conversations SET last_active = max(last_active, ?) WHERE id = ?", (now, conversation_id))
         return position[0], position[1], _origin(row[1])
 
     async def delete(self, conversation_id: str, seq: int, file_ids: Sequence[str] = ()) -> bool:
@@ -356,14 +390,13 @@ class SqliteStore:
 
     def _delete(self, conversation_id: str, seq: int, file_ids: Sequence[str]) -> bool:
         conn = self._w
-        with transaction(conn):
-            self._check_exists(conn, conversation_id)
-            cur = conn.execute("DELETE FROM activities WHERE conversation_id = ? AND seq = ?", (conversation_id, seq))
-            if cur.rowcount != 1:
-                return False
-            self._delete_files(conn, conversation_id, file_ids)
-            self._mark_deleted()
-            return True
+        self._check_exists(conn, conversation_id)
+        cur = conn.execute("DELETE FROM activities WHERE conversation_id = ? AND seq = ?", (conversation_id, seq))
+        if cur.rowcount != 1:
+            return False
+        self._delete_files(conn, conversation_id, file_ids)
+        self._mark_deleted()
+        return True
 
     @staticmethod
     def _delete_files(conn: sqlite3.Connection, conversation_id: str, file_ids: Sequence[str]) -> None:
@@ -386,17 +419,16 @@ class SqliteStore:
 
     def _add_file(self, file: StoredFile) -> None:
         conn = self._w
-        with transaction(conn):
-            self._check_exists(conn, file.conversation_id)
-            conn.execute(
-                "INSERT OR REPLACE INTO files (conversation_id, id, name, content_type, created_at, data)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (file.conversation_id, file.id, file.name, file.content_type, file.created_at, bytes(file.data)),
-            )
-            conn.execute(
-                "UPDATE conversations SET last_active = max(last_active, ?) WHERE id = ?",
-                (file.created_at, file.conversation_id),
-            )
+        self._check_exists(conn, file.conversation_id)
+        conn.execute(
+            "INSERT OR REPLACE INTO files (conversation_id, id, name, content_type, created_at, data)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (file.conversation_id, file.id, file.name, file.content_type, file.created_at, bytes(file.data)),
+        )
+        conn.execute(
+            "UPDATE conversations SET last_active = max(last_active, ?) WHERE id = ?",
+            (file.created_at, file.conversation_id),
+        )
 
     async def read(self, conversation_id: str, after_seq: int, limit: int, now: float) -> list[StoredActivity]:
         return await self._read(self._read_activities, conversation_id, after_seq, limit, now)
@@ -436,21 +468,20 @@ class SqliteStore:
 
     def _add_delivery(self, conversation_id: str, delivery: Delivery) -> None:
         conn = self._w
-        with transaction(conn):
-            self._check_exists(conn, conversation_id)
-            # one statement, no read: a record of a later attempt (one that took this over) is left as it is
-            conn.execute(
-                "INSERT INTO deliveries (conversation_id, activity_id, at, body) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (conversation_id, activity_id) DO UPDATE SET at = excluded.at, body = excluded.body"
-                " WHERE coalesce(json_extract(CAST(deliveries.body AS TEXT), '$.attempts'), 1) <= ?",
-                (
-                    conversation_id,
-                    delivery.activity_id,
-                    delivery.at,
-                    msgspec.json.encode(delivery),
-                    delivery.attempts,
-                ),
-            )
+        self._check_exists(conn, conversation_id)
+        # one statement, no read: a record of a later attempt (one that took this over) is left as it is
+        conn.execute(
+            "INSERT INTO deliveries (conversation_id, activity_id, at, body) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (conversation_id, activity_id) DO UPDATE SET at = excluded.at, body = excluded.body"
+            " WHERE coalesce(json_extract(CAST(deliveries.body AS TEXT), '$.attempts'), 1) <= ?",
+            (
+                conversation_id,
+                delivery.activity_id,
+                delivery.at,
+                msgspec.json.encode(delivery),
+                delivery.attempts,
+            ),
+        )
 
     @staticmethod
     def _delivery(conn: sqlite3.Connection, conversation_id: str, activity_id: str) -> Delivery | None:
@@ -464,13 +495,12 @@ class SqliteStore:
 
     def _renew_claim(self, conversation_id: str, activity_id: str, attempts: int, now: float) -> bool:
         conn = self._w
-        with transaction(conn):
-            self._check_exists(conn, conversation_id)
-            known = self._delivery(conn, conversation_id, activity_id)
-            if known is None or known.state != "pending" or known.attempts != attempts:
-                return False
-            self._put_delivery(conn, conversation_id, dataclasses.replace(known, at=now))
-            return True
+        self._check_exists(conn, conversation_id)
+        known = self._delivery(conn, conversation_id, activity_id)
+        if known is None or known.state != "pending" or known.attempts != attempts:
+            return False
+        self._put_delivery(conn, conversation_id, dataclasses.replace(known, at=now))
+        return True
 
     @staticmethod
     def _put_delivery(conn: sqlite3.Connection, conversation_id: str, delivery: Delivery) -> None:
@@ -488,13 +518,12 @@ class SqliteStore:
         self, conversation_id: str, activity_id: str, now: float, stale_before: float
     ) -> tuple[bool, Delivery]:
         conn = self._w
-        with transaction(conn):
-            self._check_exists(conn, conversation_id)
-            known = self._delivery(conn, conversation_id, activity_id)
-            if known is not None and not claimable(known.state, known.at, stale_before):
-                return False, known
-            claimed = known.claimed(now) if known is not None else first_claim(activity_id, now)
-            self._put_delivery(conn, conversation_id, claimed)
+        self._check_exists(conn, conversation_id)
+        known = self._delivery(conn, conversation_id, activity_id)
+        if known is not None and not claimable(known.state, known.at, stale_before):
+            return False, known
+        claimed = known.claimed(now) if known is not None else first_claim(activity_id, now)
+        self._put_delivery(conn, conversation_id, claimed)
         return True, claimed
 
     async def deliveries(self, conversation_id: str, since: float, now: float) -> list[Delivery]:
@@ -567,7 +596,7 @@ class SqliteStore:
     async def sweep(self, now: float) -> int:
         # Many short transactions rather than one long one: writes queued meanwhile run between batches.
         removed = 0
-        while (n := await self._write(self._sweep_batch, now)) is not None:
+        while (n := await self._exclusive(self._sweep_batch, now)) is not None:
             removed += n
         if removed:
             self._mark_deleted()
@@ -587,11 +616,11 @@ class SqliteStore:
         if vacuum:
             self._unvacuumed = False
             self._vacuumed_at = time.monotonic()
-            await self._write(self._vacuum)
+            await self._exclusive(self._vacuum)
         if not (vacuum or self._deleted):
             return
         for _ in range(_SCRUB_TRIES):
-            if await self._write(self._checkpoint):
+            if await self._exclusive(self._checkpoint):
                 return
             await asyncio.sleep(_SCRUB_PAUSE)
 

@@ -98,7 +98,7 @@ def transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[N
 
 def connect(path: Path) -> sqlite3.Connection:
     # isolation_level=None: no implicit transactions; every transaction here is an explicit BEGIN.
-    # check_same_thread=False: created on the loop's thread, used only on its executor's one thread.
+    # check_same_thread=False: created on one thread, used on another (never on two at once).
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
     try:
         # WAL + synchronous=NORMAL: a commit is in the WAL file when COMMIT returns, so it survives the
@@ -113,8 +113,11 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def open_writer(path: Path) -> sqlite3.Connection:
+def open_writer(path: Path, durability: str = "process") -> sqlite3.Connection:
     """The writer's connection: the file created private (0600) if missing, its schema brought up to date.
+
+    `durability` "power" makes every COMMIT wait for an fsync of the WAL (`synchronous = FULL`). The writer
+    never checkpoints by itself (`wal_autocheckpoint = 0`): `sqlite_commit.GroupCommit` does it off the loop.
 
     Raises RuntimeError for a file of a newer schema than this openline knows.
     """
@@ -125,6 +128,9 @@ def open_writer(path: Path) -> sqlite3.Connection:
     conn = connect(path)
     try:
         conn.execute("PRAGMA secure_delete = ON")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        if durability == "power":
+            conn.execute("PRAGMA synchronous = FULL")
         with transaction(conn):
             version: int = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:

@@ -20,6 +20,8 @@ CONVERSATION_TTL = 1000.0
 BACKENDS: dict[str, Callable[[Path], ConversationStore]] = {
     "memory": lambda tmp: MemoryStore(RETENTION, CONVERSATION_TTL),
     "sqlite": lambda tmp: SqliteStore(tmp / "openline.sqlite3", RETENTION, CONVERSATION_TTL),
+    # COMMITs on a thread, each with an fsync: the same rules must hold
+    "sqlite-power": lambda tmp: SqliteStore(tmp / "openline.sqlite3", RETENTION, CONVERSATION_TTL, durability="power"),
 }
 
 

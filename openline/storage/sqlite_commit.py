@@ -1,0 +1,228 @@
+"""Group commit for the SQLite store: write transactions run on the event loop's thread, many to one COMMIT.
+
+Each write is a short synchronous function of the writer connection (no I/O but SQLite's own, no awaiting).
+It runs at once, inside a savepoint of the transaction that is open, so a write that raises undoes only
+itself. The transaction commits once the writes that arrived in the same turn of the loop have run, and
+only then does each write's caller get its result: acknowledged means committed.
+
+Where the COMMIT runs is the durability setting (see `Durability`):
+- "process" (WAL, `synchronous = NORMAL`): a COMMIT writes the WAL and never waits for the disk, so it runs
+  on the loop's thread, a few microseconds, with no hand-off to another thread;
+- "power" (`synchronous = FULL`): a COMMIT waits for an fsync, so it runs on a thread; writes arriving
+  meanwhile queue, and all of them share the next COMMIT and its one fsync.
+
+Work that can take long (retention sweeps, VACUUM, truncating checkpoints) runs with `exclusive` on the
+thread, writes waiting meanwhile. The WAL is checkpointed by a connection of its own on another thread
+(`PASSIVE`: neither the writer nor readers ever wait for it), since an automatic checkpoint would run on
+the loop inside a COMMIT and wait for the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import Future as ThreadFuture
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+Durability = Literal["process", "power"]
+"""What an acknowledged write survives: "process" a crash or `kill -9` of openline; "power" also an OS crash
+or power loss (an fsync per group commit)."""
+
+DURABILITIES: tuple[Durability, ...] = ("process", "power")
+
+# The WAL's size (bytes) past which a passive checkpoint copies it into the database file; SQLite's own
+# automatic checkpoint (1000 pages) would be about the same, but runs inside a COMMIT.
+CHECKPOINT_AT = 4 * 1024 * 1024
+# Commits between two looks at the WAL's size.
+_CHECK_EVERY = 64
+
+
+class GroupCommit:
+    """The writer connection and the transactions on it; see the module docstring.
+
+    Created and used on the event loop's thread. `thread` is a single-thread executor that owns the
+    connection whenever `exclusive` work or an off-loop COMMIT runs; `checkpoint` is a connection to the
+    same database for the passive checkpoints, used only on `checkpoint_thread`.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        durability: Durability,
+        thread: ThreadPoolExecutor,
+        checkpoint: sqlite3.Connection,
+        checkpoint_thread: ThreadPoolExecutor,
+        wal: Path,
+    ) -> None:
+        self._conn = conn
+        self._commit_off_loop = durability == "power"
+        self._thread = thread
+        self._checkpoint_conn = checkpoint
+        self._checkpoint_thread = checkpoint_thread
+        self._wal = wal
+        self._loop = asyncio.get_running_loop()
+        # the writes run in the open transaction, waiting for its COMMIT: (their caller's future, result)
+        self._batch: list[tuple[asyncio.Future[Any], Any]] | None = None
+        # set while the connection is on `thread` (a COMMIT or exclusive work): writes wait for it
+        self._held: asyncio.Future[None] | None = None
+        self._commits = 0
+        self._checkpointing = False
+        self._closed = False
+
+    async def write(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
+        """`fn(*args, **kw)`'s result once its changes are committed; its exception if it raised (its changes undone).
+
+        Raises sqlite3.Error when the COMMIT fails (every write of that transaction is then undone).
+        A write whose caller is cancelled still commits.
+        """
+        while self._held is not None:
+            await asyncio.shield(self._held)
+        if self._closed:
+            raise RuntimeError("the SQLite store is not open")
+        conn = self._conn
+        if self._batch is None:
+            conn.execute("BEGIN IMMEDIATE")
+            self._batch = []
+            # after the callbacks already ready, so the writes of this turn of the loop share the COMMIT
+            self._loop.call_soon(self._commit)
+        conn.execute("SAVEPOINT write")
+        try:
+            result = fn(*args, **kw)
+            conn.execute("RELEASE write")
+        except BaseException as exc:
+            self._undo(exc)
+            raise
+        done: asyncio.Future[T] = self._loop.create_future()
+        self._batch.append((done, result))
+        return await done
+
+    def _undo(self, exc: BaseException) -> None:
+        """Undo the write that raised `exc`; if SQLite undid the whole transaction by itself, fail its writes too."""
+        conn = self._conn
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO write")
+                conn.execute("RELEASE write")
+                return
+        except sqlite3.Error:
+            _rollback(conn)
+        lost = sqlite3.OperationalError(f"the transaction was rolled back: {exc}")
+        self._settle(self._take_batch(), lost)
+
+    def _take_batch(self) -> list[tuple[asyncio.Future[Any], Any]]:
+        batch, self._batch = self._batch or [], None
+        return batch
+
+    def _commit(self) -> None:
+        if self._batch is None:  # committed already (by `exclusive`), or undone by a failure
+            return
+        batch = self._take_batch()
+        if not self._commit_off_loop:
+            self._settle(batch, _commit(self._conn))
+            return
+        held = self._held = self._loop.create_future()
+        done = asyncio.wrap_future(self._thread.submit(_commit, self._conn), loop=self._loop)
+        def committed(f: asyncio.Future[BaseException | None]) -> None:
+            self._release(held)
+            self._settle(batch, f.result())
+
+        done.add_done_callback(committed)
+
+    def _settle(self, batch: list[tuple[asyncio.Future[Any], Any]], error: BaseException | None) -> None:
+        for future, result in batch:
+            if future.done():  # its caller was cancelled; the write is committed (or undone) all the same
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+        if error is None:
+            self._commits += 1
+            if self._commits % _CHECK_EVERY == 0:
+                self._maybe_checkpoint()
+
+    def _release(self, held: asyncio.Future[None]) -> None:
+        self._held = None
+        held.set_result(None)
+
+    async def exclusive(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
+        """Run `fn` on the thread, alone with the connection (no transaction open); writes wait until it returns.
+
+        The connection stays held until `fn` returns, even if the caller is cancelled.
+        Raises RuntimeError once the store is closing.
+        """
+        await self._quiesce()
+        if self._closed:
+            raise RuntimeError("the SQLite store is not open")
+        return await self._hold(fn, *args, **kw)
+
+    async def _quiesce(self) -> None:
+        """Until no transaction is open and nothing holds the connection."""
+        while True:
+            if self._held is not None:
+                await asyncio.shield(self._held)
+            elif self._batch is not None:
+                self._commit()
+            else:
+                return
+
+    async def _hold(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
+        held = self._held = self._loop.create_future()
+        work: ThreadFuture[T] = self._thread.submit(fn, *args, **kw)
+        done = asyncio.wrap_future(work, loop=self._loop)
+        done.add_done_callback(lambda _: self._release(held))
+        return await asyncio.shield(done)
+
+    def _maybe_checkpoint(self) -> None:
+        if self._checkpointing:
+            return
+        try:
+            size = os.stat(self._wal).st_size
+        except OSError:
+            return
+        if size < CHECKPOINT_AT:
+            return
+        self._checkpointing = True
+        done = asyncio.wrap_future(self._checkpoint_thread.submit(_passive_checkpoint, self._checkpoint_conn))
+        done.add_done_callback(self._checkpointed)
+
+    def _checkpointed(self, done: asyncio.Future[None]) -> None:
+        self._checkpointing = False
+        if not done.cancelled():
+            done.exception()  # a failed passive checkpoint is retried at the next look; nothing is lost
+
+    async def close(self, fn: Callable[[], None]) -> None:
+        """Refuse writes from now on, commit what is pending, then run `fn` (closing the connections) on the thread."""
+        self._closed = True
+        await self._quiesce()
+        await self._hold(fn)
+
+
+def _commit(conn: sqlite3.Connection) -> BaseException | None:
+    """COMMIT; on failure roll back and return the error (for every write of the transaction). Never raises."""
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        _rollback(conn)
+        return exc
+    return None
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """End a failed transaction; a rollback that fails too leaves SQLite to undo it (it does, at the next BEGIN)."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
+
+def _passive_checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
