@@ -24,6 +24,7 @@ from openline.api._cors import PublicCors
 from openline.api._http import json_response
 from openline.api._origin import OriginCheck
 from openline.api._paths import NormalPaths
+from openline.api._routing import IndexedRouter
 from openline.api._ws import deny
 from openline.api.admin import AdminApi
 from openline.api.attachments import AttachmentsApi
@@ -259,20 +260,18 @@ def create_app(
     if config.access_log:
         middleware.insert(0, Middleware(AccessLog))
     app = Starlette(
-        routes=routes,
         middleware=middleware,
         exception_handlers={
             ServiceError: on_service_error,
             HTTPException: on_http_exception,
             Exception: on_unexpected,
         },
-        lifespan=lifespan,
     )
-    app.state.services = services
-    app.router.default = _websocket_not_found(app.router.default)
     # never a redirect (see api/_paths.py): Starlette's would send a path ending in an encoded "/" (%2F) to a
     # Location built from the request's Host header
-    app.router.redirect_slashes = False
+    app.router = IndexedRouter(routes, lifespan=lifespan, redirect_slashes=False)
+    app.state.services = services
+    app.router.default = _websocket_not_found(app.router.default)
     return app
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openline.api._http import NO_CORS_PATHS
 from openline.api.errors import error_response
@@ -34,14 +34,34 @@ class PublicCors:
         if scope["type"] != "http" or path.startswith(NO_CORS_PATHS):
             await self.app(scope, receive, send)
             return
+        if not any(name == b"origin" for name, _ in scope["headers"]):
+            # what CORSMiddleware does for a request without Origin (add `Vary: Origin`), without its wrapping
+            await self.app(scope, receive, _vary_origin(send))
+            return
         headers = Headers(scope=scope)
-        if scope["method"] == "OPTIONS" and "origin" in headers and "access-control-request-method" in headers:
+        if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
             response = self.cors.preflight_response(request_headers=headers)
             if response.status_code >= 400:
                 response = _refusal(path, headers)
             await response(scope, receive, send)
             return
         await self.cors(scope, receive, send)
+
+
+def _vary_origin(send: Send) -> Send:
+    """`send`, with `Origin` added to the response's `Vary` (the answer depends on it: CORS headers or not)."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
+            vary = [value for name, value in headers if name.lower() == b"vary"]
+            if vary:
+                headers = [(name, value) for name, value in headers if name.lower() != b"vary"]
+            headers.append((b"vary", b", ".join([*vary, b"Origin"])))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
 
 
 def _refusal(path: str, headers: Headers) -> Response:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from starlette.routing import BaseRoute, Match, Router, get_route_path
+from starlette._utils import get_route_path
+from starlette.routing import BaseRoute, Match, Router
 from starlette.types import Receive, Scope, Send
 
 
 class _Node:
-    __slots__ = ("children", "routes", "candidates")
+    __slots__ = ("candidates", "children", "routes")
 
     def __init__(self) -> None:
         self.children: dict[str, _Node] = {}

@@ -8,7 +8,6 @@ site cannot use a signed-in browser to watch conversations.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, NoReturn
 
 import msgspec
@@ -106,9 +105,8 @@ class AdminApi:
     async def _feed(self, websocket: WebSocket, conversation_id: str, limit: int, subscription: Subscription) -> None:
         await self._snapshot(websocket, conversation_id, limit)
         while True:
-            try:
-                event = await asyncio.wait_for(subscription.get(), self.check_every)
-            except TimeoutError:  # quiet: make sure the conversation has not expired meanwhile
+            event = await subscription.get(self.check_every)
+            if event is None:  # quiet: make sure the conversation has not expired meanwhile
                 try:
                     await self.inspector.require(conversation_id)
                 except ServiceError as e:

@@ -10,7 +10,6 @@ read and ignored.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -90,9 +89,8 @@ class StreamApi:
             if subscription.lagged:
                 subscription.lagged = False
                 await self._replay(websocket, conversation, cursor)
-            try:
-                event = await asyncio.wait_for(subscription.get(), self.keepalive)
-            except TimeoutError:
+            event = await subscription.get(self.keepalive)
+            if event is None:
                 await send_text(websocket, "")
                 continue
             assert event.activity is not None  # subscribed without delivery reports

@@ -21,10 +21,19 @@ CHANNEL_ID = "directline"
 EPHEMERAL_TYPES = frozenset({"typing"})
 
 
+# the last second formatted, "2026-11-21T19:44:27.": activities come many to a second, strftime is slow
+_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00.")
+
+
 def format_timestamp(ms: int) -> str:
     """UTC ISO-8601 with millisecond precision: `2026-11-21T19:44:27.123Z`."""
-    t = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    global _last_second
+    second, millis = divmod(ms, 1000)
+    cached, prefix = _last_second
+    if second != cached:
+        prefix = dt.datetime.fromtimestamp(second, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        _last_second = (second, prefix)
+    return f"{prefix}{millis:03d}Z"
 
 
 def next_timestamp_ms(now_ms: int, last_ms: int) -> int:

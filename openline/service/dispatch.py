@@ -212,6 +212,7 @@ class Dispatcher:
 async def _final_report(subscription: Subscription, activity_id: str) -> None:
     """Wait for a report that the delivery of `activity_id` ended (the bot took it, or it failed)."""
     while True:
-        report = (await subscription.get()).delivery
+        event = await subscription.get()
+        report = event.delivery if event is not None else None
         if report is not None and report.activity_id == activity_id and report.state != "pending":
             return

@@ -316,8 +316,8 @@ class Event:
 class Subscription(Protocol):
     lagged: bool  # set when events were dropped because the reader fell behind; re-read the store
 
-    async def get(self) -> Event:
-        """The next event (waits for one)."""
+    async def get(self, within: float | None = None) -> Event | None:
+        """The next event, waiting for one up to `within` seconds (None: for ever); None when the time ran out."""
 
     def close(self) -> None:
         """Stop receiving; idempotent."""

@@ -15,27 +15,53 @@ QUEUE_SIZE = 1024
 
 
 class LocalSubscription:
+    """A bounded queue of events with one reader. Small on purpose: a WebSocket stream keeps one open for its
+    whole life, often idle (a list and at most one future and timer while the reader waits)."""
+
+    __slots__ = ("_broker", "_conversation_id", "_events", "_size", "_waiter", "closed", "deliveries", "lagged")
+
     def __init__(self, broker: LocalBroker, conversation_id: str, size: int, deliveries: bool) -> None:
         self._broker = broker
         self._conversation_id = conversation_id
         self.deliveries = deliveries
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(size)
+        self._size = size
+        self._events: list[Event] = []
+        self._waiter: asyncio.Future[None] | None = None
         self.lagged = False
         self.closed = False
 
     def offer(self, event: Event) -> None:
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if len(self._events) >= self._size:
             self.lagged = True
+            return
+        self._events.append(event)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
-    async def get(self) -> Event:
-        return await self._queue.get()
+    async def get(self, within: float | None = None) -> Event | None:
+        if not self._events:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(within, _wake, waiter) if within is not None else None
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+            if not self._events:
+                return None
+        return self._events.pop(0)
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             self._broker.unsubscribe(self._conversation_id, self)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class LocalBroker:

@@ -6,11 +6,12 @@ Every method completes without awaiting, so each one is atomic on the event loop
 from __future__ import annotations
 
 import bisect
-import copy
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from openline.protocol.activity import assign_position, next_timestamp_ms
 from openline.storage.base import (
@@ -37,7 +38,8 @@ class _Record:
     members: dict[str, Member] = field(default_factory=dict)
     announcements: dict[str, tuple[DeliveryState, float]] = field(default_factory=dict)  # member id -> (state, at)
     # (seq, stored-at, activity, origin), in sequence order; the first items are the oldest
-    activities: list[tuple[int, float, dict[str, Any], Origin]] = field(default_factory=list)
+    # (seq, stored at, the activity as JSON, origin): JSON, as SQLite keeps it, is a private copy cheaper than deepcopy
+    activities: list[tuple[int, float, bytes, Origin]] = field(default_factory=list)
     next_seq: int = 1
     files: dict[str, StoredFile] = field(default_factory=dict)
     client_keys: dict[str, int] = field(default_factory=dict)  # client key -> seq
@@ -49,11 +51,15 @@ class _Record:
         return i if i < len(self.activities) and self.activities[i][0] == seq else None
 
 
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
+
+
 def _copied(delivery: Delivery) -> Delivery:
     """`delivery` with its own copy of the activity, so neither the caller nor a reader can rewrite the record."""
     if delivery.activity is None:
         return delivery
-    return dataclasses.replace(delivery, activity=copy.deepcopy(delivery.activity))
+    return dataclasses.replace(delivery, activity=_decode(_encode(delivery.activity)))
 
 
 class MemoryStore:
@@ -140,14 +146,18 @@ class MemoryStore:
             i = record.find(known) if known is not None else None
             if i is not None and record.activities[i][1] >= now - self.retention:
                 first_seq, _, first, first_origin = record.activities[i]
-                return StoredActivity(first_seq, copy.deepcopy(first), repeated=True, origin=first_origin)
-            record.client_keys[client_key] = record.next_seq
+                return StoredActivity(first_seq, _decode(first), repeated=True, origin=first_origin)
         seq = record.next_seq
+        ts_ms = next_timestamp_ms(int(now * 1000), record.last_ts_ms)
+        # encoded first (a private copy, so later changes to the caller's dict do not rewrite history): an
+        # activity that cannot be encoded takes no position and no client key, as in SQLite
+        body = _encode(assign_position(dict(activity), conversation_id, seq, ts_ms))
+        if client_key is not None:
+            record.client_keys[client_key] = seq
         record.next_seq += 1
-        record.last_ts_ms = next_timestamp_ms(int(now * 1000), record.last_ts_ms)
-        assign_position(activity, conversation_id, seq, record.last_ts_ms)
-        # a private copy, so later changes to the caller's dict do not rewrite history
-        record.activities.append((seq, now, copy.deepcopy(activity), origin))
+        record.last_ts_ms = ts_ms
+        assign_position(activity, conversation_id, seq, ts_ms)
+        record.activities.append((seq, now, body, origin))
         for f in files:
             record.files[f.id] = f
         if origin == "client" and client_key is not None:
@@ -162,9 +172,11 @@ class MemoryStore:
         i = record.find(seq)
         if i is None or record.activities[i][1] < now - self.retention:
             return None
-        _, stored_at, old, origin = record.activities[i]
+        _, stored_at, old_body, origin = record.activities[i]
+        old = _decode(old_body)
+        body = _encode({**activity, "id": old["id"], "timestamp": old["timestamp"]})
         activity["id"], activity["timestamp"] = old["id"], old["timestamp"]
-        record.activities[i] = (seq, stored_at, copy.deepcopy(activity), origin)
+        record.activities[i] = (seq, stored_at, body, origin)
         for file_id in file_ids:
             record.files.pop(file_id, None)
         return StoredActivity(seq, activity, origin=origin)
@@ -248,7 +260,7 @@ class MemoryStore:
             if len(out) >= limit:
                 break
             if stored_at >= cutoff:
-                out.append(StoredActivity(seq, copy.deepcopy(activity), origin=origin))
+                out.append(StoredActivity(seq, _decode(activity), origin=origin))
         return out
 
     async def get_file(self, conversation_id: str, file_id: str, now: float) -> StoredFile | None:

@@ -129,6 +129,7 @@ class GroupCommit:
             return
         held = self._held = self._loop.create_future()
         done = asyncio.wrap_future(self._thread.submit(_commit, self._conn), loop=self._loop)
+
         def committed(f: asyncio.Future[BaseException | None]) -> None:
             self._release(held)
             self._settle(batch, f.result())

@@ -314,3 +314,10 @@ def test_members_added_includes_locale_only_when_given() -> None:
     assert with_locale["locale"] == "fr-FR"
     assert "locale" not in act.members_added("conv", "e", 0, BOT, user, [user])
     assert "locale" not in act.members_added("conv", "e", 0, BOT, user, [user], locale=None)
+
+
+def test_format_timestamp_across_seconds_and_before_1970() -> None:
+
+    for ms in (0, 999, 1000, 1_700_000_000_123, 1_700_000_000_999, 1_700_000_001_000, 1_700_000_000_123, -1, -1500):
+        expected = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+        assert act.format_timestamp(ms) == expected, ms

@@ -819,3 +819,13 @@ def test_replace_takes_the_files_named_with_it(store: ConversationStore, run: Ru
     run(store.append(cid, {"type": "message"}, T0, [_file(cid, "f1", T0), _file(cid, "f2", T0)]))
     assert run(store.replace(cid, 1, {"type": "message", "text": "edited"}, T0 + 1, ["f1"])) is not None
     assert run(store.get_file(cid, "f1", T0 + 1)) is None and run(store.get_file(cid, "f2", T0 + 1)) is not None
+
+
+def test_an_activity_that_cannot_be_stored_takes_no_position_or_key(store: ConversationStore, run: Run) -> None:
+    run(store.create_conversation("c1", "bot", T0))
+    with pytest.raises(TypeError):
+        run(store.append("c1", {"type": "message", "bad": object()}, T0, client_key="k1"))
+    first = run(store.append("c1", {"type": "message", "text": "ok"}, T0, client_key="k2"))
+    assert first.seq == 1
+    retried = run(store.append("c1", {"type": "message", "text": "again"}, T0, client_key="k1"))
+    assert not retried.repeated and retried.seq == 2

@@ -11,8 +11,10 @@ REPORT = Event(None, None, "client", Delivery("c|0000001", 1.0, 200, 0.01))
 
 
 def _drain(subscription: object) -> list[Event]:
-    queue = subscription._queue  # type: ignore[attr-defined]
-    return [queue.get_nowait() for _ in range(queue.qsize())]
+    events: list[Event] = subscription._events  # type: ignore[attr-defined]
+    drained = list(events)
+    events.clear()
+    return drained
 
 
 def test_events_reach_the_conversations_subscribers_in_order() -> None:
@@ -63,5 +65,36 @@ def test_closing_unsubscribes_once() -> None:
         assert broker.subscriber_count("c") == 0
         await broker.publish("c", Event(1, {}))
         assert _drain(subscription) == []
+
+    asyncio.run(run())
+
+
+def test_get_waits_up_to_its_time_then_answers_none() -> None:
+    async def run() -> None:
+        broker = LocalBroker()
+        subscription = broker.subscribe("c")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await subscription.get(0.05) is None
+        assert loop.time() - started >= 0.04
+        loop.call_later(0.02, lambda: loop.create_task(broker.publish("c", Event(1, {}))))
+        got = await subscription.get(5)
+        assert got is not None and got.seq == 1
+        assert loop.time() - started < 2  # woken by the event, not by the time
+        assert not loop._scheduled or all(h.cancelled() for h in loop._scheduled)  # type: ignore[attr-defined]
+
+    asyncio.run(run())
+
+
+def test_a_cancelled_get_leaves_the_next_event_for_the_next_get() -> None:
+    async def run() -> None:
+        broker = LocalBroker()
+        subscription = broker.subscribe("c")
+        waiting = asyncio.create_task(subscription.get())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        await broker.publish("c", Event(1, {}))
+        got = await subscription.get(1)
+        assert got is not None and got.seq == 1
 
     asyncio.run(run())
