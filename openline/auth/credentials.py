@@ -66,4 +66,5 @@ class Authenticator:
         if bot is not None:
             return Principal(bot)
         claims = self.tokens.verify(credential)
-        return Principal(claims.bot_id, claims.conversation_id, claims.user)
+        # a copy: activities built from it are changed later, and the claims are remembered for the next request
+        return Principal(claims.bot_id, claims.conversation_id, dict(claims.user) if claims.user else None)

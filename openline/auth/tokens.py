@@ -9,6 +9,7 @@ known), and the standard `iat`, `nbf`, `exp`, `iss`, `aud`, `jti`.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ ISSUER = "openline"
 AUDIENCE = "openline:directline"
 STREAM_AUDIENCE = "openline:stream"  # the `t` of a stream URL: opens that conversation's WebSocket, nothing else
 STREAM_TTL = 60
+_VERIFIED_MAX = 8192  # tokens remembered as verified (about 400 bytes each); past it, the older half is forgotten
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,8 @@ class TokenAuthority:
         self._key = key
         self.ttl = ttl
         self._clock = clock
+        # tokens already verified, by (token, audience): a client sends the same one with every request
+        self._verified: dict[tuple[str, str], TokenClaims] = {}
 
     def issue(self, bot_id: str, conversation_id: str, user: dict[str, str] | None = None) -> IssuedToken:
         return self._issue(AUDIENCE, self.ttl, bot_id, conversation_id, user)
@@ -96,6 +100,19 @@ class TokenAuthority:
         A stream token is only valid with `audience=STREAM_AUDIENCE`, and a
         conversation token only without: neither can stand in for the other.
         """
+        claims = self._verified.get((token, audience))
+        if claims is None:
+            claims = self._decode(token, audience)
+            if len(self._verified) >= _VERIFIED_MAX:
+                for old in list(itertools.islice(self._verified, _VERIFIED_MAX // 2)):
+                    del self._verified[old]
+            self._verified[(token, audience)] = claims
+        if claims.expires_at <= self._clock():
+            raise ServiceError(ErrorKind.TOKEN_EXPIRED, "the token has expired")
+        return claims
+
+    def _decode(self, token: str, audience: str) -> TokenClaims:
+        """The claims of a token signed with the key for `audience`, its expiry not checked; raises as `verify`."""
         try:
             claims = jwt.decode(
                 token,
@@ -103,7 +120,7 @@ class TokenAuthority:
                 algorithms=["HS256"],
                 audience=audience,
                 issuer=ISSUER,
-                # time is checked below against the authority's clock, not PyJWT's
+                # time is checked by `verify` against the authority's clock, not PyJWT's
                 options={
                     "require": ["exp", "bot", "conv"],
                     "verify_exp": False,
@@ -113,9 +130,9 @@ class TokenAuthority:
             )
         except jwt.PyJWTError:
             raise ServiceError(ErrorKind.FORBIDDEN, "the secret or token is not valid") from None
-        if not isinstance(claims["exp"], int) or claims["exp"] <= self._clock():
+        if not isinstance(claims["exp"], int):
             raise ServiceError(ErrorKind.TOKEN_EXPIRED, "the token has expired")
         bot, conv = claims["bot"], claims["conv"]
         if not isinstance(bot, str) or not isinstance(conv, str):
             raise ServiceError(ErrorKind.FORBIDDEN, "the secret or token is not valid")
-        return TokenClaims(bot, conv, int(claims["exp"]), _user(claims))
+        return TokenClaims(bot, conv, claims["exp"], _user(claims))

@@ -93,6 +93,8 @@ class BotClient:
             ),
             timeout=aiohttp.ClientTimeout(total=self.timeout),
             skip_auto_headers=("User-Agent",),
+            # a bot's cookies are never sent back (the hosted service keeps none): none kept, none mixed between bots
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     async def close(self) -> None:

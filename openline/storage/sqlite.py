@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import itertools
 import math
 import sqlite3
 import time
@@ -57,6 +59,9 @@ _SUMMARY_SELECT = (
     " FROM conversations"
 )
 
+# The most conversations `_known` keeps (about 200 bytes each); past it, the older half is forgotten.
+_KNOWN_MAX = 20_000
+
 # A truncating checkpoint waits for the reader's current transaction to end: tries, and the pause between them.
 _SCRUB_TRIES, _SCRUB_PAUSE = 40, 0.025
 
@@ -94,6 +99,8 @@ class SqliteStore:
         self._cconn: sqlite3.Connection | None = None
         # something was deleted or overwritten since the WAL was last emptied
         self._deleted = False
+        # conversations as committed, read 2-3 times per message: kept up to date by the commits that change them
+        self._known: dict[str, Conversation] = {}
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -109,8 +116,14 @@ class SqliteStore:
             raise RuntimeError("the SQLite store is not open")
         return await self._commits.exclusive(fn, *args, **kw)
 
+    async def _write_statement(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
+        """`_write` for a function that executes one statement (no savepoint needed)."""
+        if self._commits is None:
+            raise RuntimeError("the SQLite store is not open")
+        return await self._commits.write_statement(fn, *args, **kw)
+
     async def _read(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
-        """`fn` run at once on the reader connection, on the loop's thread: it sees committed data only."""
+        """`fn` run at once on the loop's thread, on a connection that sees committed data only (`_r`)."""
         if self._rconn is None:
             raise RuntimeError("the SQLite store is not open")
         return fn(*args, **kw)
@@ -122,7 +135,11 @@ class SqliteStore:
 
     @property
     def _r(self) -> sqlite3.Connection:
+        """The writer's connection when no transaction is open on it (its page cache is warm), else the reader's."""
         assert self._rconn is not None, "the SQLite store is not open"
+        if self._commits is not None and self._commits.idle:
+            assert self._wconn is not None
+            return self._wconn
         return self._rconn
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -180,7 +197,7 @@ class SqliteStore:
     # -- conversations and members ----------------------------------------------------------------
 
     async def create_conversation(self, conversation_id: str, bot_id: str, now: float) -> bool:
-        return await self._write(self._create_conversation, conversation_id, bot_id, now)
+        return await self._write_statement(self._create_conversation, conversation_id, bot_id, now)
 
     def _create_conversation(self, conversation_id: str, bot_id: str, now: float) -> bool:
         cur = self._w.execute(
@@ -190,13 +207,28 @@ class SqliteStore:
         return cur.rowcount == 1
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        known = self._known.get(conversation_id)
+        if known is not None:
+            return known
         return await self._read(self._get_conversation, conversation_id)
 
     def _get_conversation(self, conversation_id: str) -> Conversation | None:
         row = self._r.execute(
             "SELECT bot_id, created_at, last_seq FROM conversations WHERE id = ?", (conversation_id,)
         ).fetchone()
-        return Conversation(conversation_id, row[0], row[1], row[2]) if row else None
+        if row is None:
+            return None
+        found = self._known[conversation_id] = Conversation(conversation_id, row[0], row[1], row[2])
+        if len(self._known) > _KNOWN_MAX:
+            for stale in list(itertools.islice(self._known, _KNOWN_MAX // 2)):
+                del self._known[stale]
+        return found
+
+    def _advance(self, conversation_id: str, seq: int) -> None:
+        """A committed append took `seq`: the known conversation's last sequence follows it."""
+        known = self._known.get(conversation_id)
+        if known is not None and seq > known.last_seq:
+            self._known[conversation_id] = dataclasses.replace(known, last_seq=seq)
 
     @staticmethod
     def _check_exists(conn: sqlite3.Connection, conversation_id: str) -> None:
@@ -251,7 +283,7 @@ class SqliteStore:
         return True, "pending"
 
     async def finish_announcement(self, conversation_id: str, member_id: str, delivered: bool) -> None:
-        await self._write(self._finish_announcement, conversation_id, member_id, delivered)
+        await self._write_statement(self._finish_announcement, conversation_id, member_id, delivered)
 
     def _finish_announcement(self, conversation_id: str, member_id: str, delivered: bool) -> None:
         self._w.execute(
@@ -344,13 +376,16 @@ class SqliteStore:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (conversation_id, seq, now, body, client_key, origin),
         )
-        conn.executemany(
-            "INSERT OR REPLACE INTO files (conversation_id, id, name, content_type, created_at, data)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [(conversation_id, f.id, f.name, f.content_type, f.created_at, bytes(f.data)) for f in files],
-        )
+        if files:
+            conn.executemany(
+                "INSERT OR REPLACE INTO files (conversation_id, id, name, content_type, created_at, data)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(conversation_id, f.id, f.name, f.content_type, f.created_at, bytes(f.data)) for f in files],
+            )
         if origin == "client" and client_key is not None:
             self._put_delivery(conn, conversation_id, first_claim(ids.activity_id(conversation_id, seq), now))
+        assert self._commits is not None
+        self._commits.after_commit(functools.partial(self._advance, conversation_id, seq))
         return seq, ts_ms, None
 
     async def replace(
@@ -464,13 +499,14 @@ class SqliteStore:
     # -- deliveries and the inspector's listing ----------------------------------------------------
 
     async def add_delivery(self, conversation_id: str, delivery: Delivery) -> None:
-        await self._write(self._add_delivery, conversation_id, delivery)
+        try:
+            await self._write_statement(self._add_delivery, conversation_id, delivery)
+        except sqlite3.IntegrityError:  # the conversations row it references is not there
+            raise UnknownConversation(conversation_id) from None
 
     def _add_delivery(self, conversation_id: str, delivery: Delivery) -> None:
-        conn = self._w
-        self._check_exists(conn, conversation_id)
         # one statement, no read: a record of a later attempt (one that took this over) is left as it is
-        conn.execute(
+        self._w.execute(
             "INSERT INTO deliveries (conversation_id, activity_id, at, body) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (conversation_id, activity_id) DO UPDATE SET at = excluded.at, body = excluded.body"
             " WHERE coalesce(json_extract(CAST(deliveries.body AS TEXT), '$.attempts'), 1) <= ?",
@@ -598,6 +634,7 @@ class SqliteStore:
         removed = 0
         while (n := await self._exclusive(self._sweep_batch, now)) is not None:
             removed += n
+            self._known.clear()  # some of them may be gone
         if removed:
             self._mark_deleted()
         await self._scrub()

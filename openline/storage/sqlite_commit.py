@@ -70,11 +70,17 @@ class GroupCommit:
         self._loop = asyncio.get_running_loop()
         # the writes run in the open transaction, waiting for its COMMIT: (their caller's future, result)
         self._batch: list[tuple[asyncio.Future[Any], Any]] | None = None
+        self._after: list[Callable[[], None]] = []  # run once the open transaction is committed
         # set while the connection is on `thread` (a COMMIT or exclusive work): writes wait for it
         self._held: asyncio.Future[None] | None = None
         self._commits = 0
         self._checkpointing = False
         self._closed = False
+
+    @property
+    def idle(self) -> bool:
+        """No transaction is open and nothing holds the connection: a read on it sees exactly what is committed."""
+        return self._batch is None and self._held is None
 
     async def write(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
         """`fn(*args, **kw)`'s result once its changes are committed; its exception if it raised (its changes undone).
@@ -82,6 +88,17 @@ class GroupCommit:
         Raises sqlite3.Error when the COMMIT fails (every write of that transaction is then undone).
         A write whose caller is cancelled still commits.
         """
+        return await self._run(True, fn, *args, **kw)
+
+    async def write_statement(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
+        """`write` for a function that executes one statement: SQLite undoes a failed statement by itself."""
+        return await self._run(False, fn, *args, **kw)
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Run `hook` (on the loop's thread) once the write running now is committed, before its caller resumes."""
+        self._after.append(hook)
+
+    async def _run(self, savepoint: bool, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
         while self._held is not None:
             await asyncio.shield(self._held)
         if self._closed:
@@ -92,51 +109,62 @@ class GroupCommit:
             self._batch = []
             # after the callbacks already ready, so the writes of this turn of the loop share the COMMIT
             self._loop.call_soon(self._commit)
-        conn.execute("SAVEPOINT write")
+        hooks = len(self._after)
+        if savepoint:
+            conn.execute("SAVEPOINT write")
         try:
             result = fn(*args, **kw)
-            conn.execute("RELEASE write")
+            if savepoint:
+                conn.execute("RELEASE write")
         except BaseException as exc:
-            self._undo(exc)
+            del self._after[hooks:]
+            self._undo(exc, savepoint)
             raise
         done: asyncio.Future[T] = self._loop.create_future()
         self._batch.append((done, result))
         return await done
 
-    def _undo(self, exc: BaseException) -> None:
+    def _undo(self, exc: BaseException, savepoint: bool) -> None:
         """Undo the write that raised `exc`; if SQLite undid the whole transaction by itself, fail its writes too."""
         conn = self._conn
         try:
             if conn.in_transaction:
-                conn.execute("ROLLBACK TO write")
-                conn.execute("RELEASE write")
+                if savepoint:
+                    conn.execute("ROLLBACK TO write")
+                    conn.execute("RELEASE write")
                 return
         except sqlite3.Error:
             _rollback(conn)
         lost = sqlite3.OperationalError(f"the transaction was rolled back: {exc}")
-        self._settle(self._take_batch(), lost)
+        self._settle(*self._take_batch(), lost)
 
-    def _take_batch(self) -> list[tuple[asyncio.Future[Any], Any]]:
+    def _take_batch(self) -> tuple[list[tuple[asyncio.Future[Any], Any]], list[Callable[[], None]]]:
         batch, self._batch = self._batch or [], None
-        return batch
+        after, self._after = self._after, []
+        return batch, after
 
     def _commit(self) -> None:
         if self._batch is None:  # committed already (by `exclusive`), or undone by a failure
             return
-        batch = self._take_batch()
+        batch, after = self._take_batch()
         if not self._commit_off_loop:
-            self._settle(batch, _commit(self._conn))
+            self._settle(batch, after, _commit(self._conn))
             return
         held = self._held = self._loop.create_future()
         done = asyncio.wrap_future(self._thread.submit(_commit, self._conn), loop=self._loop)
 
         def committed(f: asyncio.Future[BaseException | None]) -> None:
             self._release(held)
-            self._settle(batch, f.result())
+            self._settle(batch, after, f.result())
 
         done.add_done_callback(committed)
 
-    def _settle(self, batch: list[tuple[asyncio.Future[Any], Any]], error: BaseException | None) -> None:
+    def _settle(
+        self, batch: list[tuple[asyncio.Future[Any], Any]], after: list[Callable[[], None]], error: BaseException | None
+    ) -> None:
+        if error is None:
+            for hook in after:
+                hook()
         for future, result in batch:
             if future.done():  # its caller was cancelled; the write is committed (or undone) all the same
                 continue

@@ -9,7 +9,7 @@ from typing import Any
 import jwt
 import pytest
 
-from openline.auth.tokens import AUDIENCE, ISSUER, IssuedToken, TokenAuthority, TokenClaims
+from openline.auth.tokens import AUDIENCE, ISSUER, STREAM_AUDIENCE, IssuedToken, TokenAuthority, TokenClaims
 from openline.protocol.errors import ErrorKind, ServiceError
 
 KEY = b"k" * 32
@@ -226,3 +226,28 @@ def test_a_key_shorter_than_32_bytes_is_rejected(size: int) -> None:
 
 def test_a_32_byte_key_is_accepted() -> None:
     assert TokenAuthority(b"k" * 32, TTL).ttl == TTL
+
+
+def test_a_remembered_token_still_expires_and_keeps_its_audience() -> None:
+    now = [1_000_000.0]
+    authority = TokenAuthority(b"k" * 32, 60, lambda: now[0])
+    token = authority.issue("bot", "c1", {"id": "u1"}).token
+    assert authority.verify(token).conversation_id == "c1"
+    assert authority.verify(token).conversation_id == "c1"  # the second time from memory
+    with pytest.raises(ServiceError) as e:
+        authority.verify(token, STREAM_AUDIENCE)
+    assert e.value.kind is ErrorKind.FORBIDDEN
+    now[0] += 61
+    with pytest.raises(ServiceError) as e:
+        authority.verify(token)
+    assert e.value.kind is ErrorKind.TOKEN_EXPIRED
+
+
+def test_remembered_tokens_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from openline.auth import tokens
+
+    monkeypatch.setattr(tokens, "_VERIFIED_MAX", 10)
+    authority = TokenAuthority(b"k" * 32, 60)
+    for i in range(25):
+        authority.verify(authority.issue("bot", f"c{i}").token)
+    assert len(authority._verified) <= 10
