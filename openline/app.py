@@ -24,7 +24,7 @@ from openline.api._cors import PublicCors
 from openline.api._http import json_response
 from openline.api._origin import OriginCheck
 from openline.api._paths import NormalPaths
-from openline.api._routing import IndexedRouter
+from openline.api._routing import IndexedRouter, WebSocketShortcut
 from openline.api._ws import deny
 from openline.api.admin import AdminApi
 from openline.api.attachments import AttachmentsApi
@@ -209,6 +209,9 @@ def create_app(
 
     bots = services.channel.bots
     origins = OriginCheck(config.public_url, config.host)
+    streams = StreamApi(
+        services.auth.tokens, services.channel, services.broker, config.stream_keepalive, config.page_size
+    )
     routes: list[BaseRoute] = [
         *WebPages(config, services.auth.tokens, services.admin, services.channel, index, origins).routes(),
         *AdminApi(
@@ -220,9 +223,7 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         *V1Api(config, services.auth, services.channel, services.files).routes(),
         *V3Api(config, services.auth, services.channel, services.files).routes(),
-        *StreamApi(
-            services.auth.tokens, services.channel, services.broker, config.stream_keepalive, config.page_size
-        ).routes(),
+        *streams.routes(),
         *ConnectorApi(config, services.connector, services.files, services.bot_authority).routes(),
         *BotAuthApi(
             services.bot_authority, services.bot_authority.tokens, config.public_url, config.body_timeout
@@ -256,7 +257,12 @@ def create_app(
             await services.bot_client.close()
             await services.store.close()
 
-    middleware = [Middleware(NormalPaths), Middleware(PublicCors)]
+    # the 3.0 stream's route is also in `routes`: the shortcut takes its sessions first (see api/_routing.py)
+    middleware = [
+        Middleware(NormalPaths),
+        Middleware(WebSocketShortcut, route=streams.routes()[0]),
+        Middleware(PublicCors),
+    ]
     if config.access_log:
         middleware.insert(0, Middleware(AccessLog))
     app = Starlette(

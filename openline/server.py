@@ -525,6 +525,11 @@ class QuietWebSocketsProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
             self.handshake_complete = True
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # the handshake's request and response (with their headers, and json_reject holding the request)
+            # are of no more use: an open stream should cost as little as it can
+            self.request = self.response = None  # type: ignore[assignment]
+            self.conn.__dict__.pop("reject", None)
 
     def send_receive_event_to_app(self) -> None:
         if self.curr_msg_data_type == "text":
@@ -563,6 +568,9 @@ def server_config(app: Any, config: Config, limits: ConnectionLimits | None = No
         "ws": QuietWebSocketsProtocol,
         "ws_max_size": WS_MAX_MESSAGE,
         "ws_per_message_deflate": False,
+        # one keep-alive per stream: openline's empty text frames (stream_keepalive), which directlinejs expects;
+        # no WebSocket pings besides
+        "ws_ping_interval": None,
         "log_config": None,
         "log_level": config.log_level.lower(),
         "access_log": False,  # openline's own, with credentials redacted (openline.logs)

@@ -1,4 +1,6 @@
-"""A router that tries only the routes a path can match: its routes indexed by their leading literal segments.
+"""Routing: a router that tries only the routes a path can match, and a shortcut for long-lived WebSockets.
+
+The router indexes its routes by their leading literal segments.
 
 Starlette's router tries every route's regex in turn, forty-odd per request here. This one keeps the same
 routes, the same order and the same answers (including 405 for a path served with other methods), but walks
@@ -12,8 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from starlette._utils import get_route_path
-from starlette.routing import BaseRoute, Match, Router
-from starlette.types import Receive, Scope, Send
+from starlette.routing import BaseRoute, Match, Router, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 
 class _Node:
@@ -90,3 +93,26 @@ class IndexedRouter(Router):
             await route.handle(scope, receive, send)
             return
         await self.default(scope, receive, send)
+
+
+class WebSocketShortcut:
+    """ASGI middleware: WebSocket sessions on `route` go straight to its endpoint, past the layers below this one.
+
+    A stream lives for hours, and every layer it passed through keeps a frame (and its closures) alive for as
+    long: the shortcut keeps an idle stream small. What the layers do for a WebSocket (CORS: nothing; the
+    router: match the path; exception handlers: none apply once the stream's own errors are handled) is done
+    here or by the endpoint itself.
+    """
+
+    def __init__(self, app: ASGIApp, route: WebSocketRoute) -> None:
+        self.app = app
+        self.route = route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            match, child_scope = self.route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child_scope)
+                await self.route.endpoint(WebSocket(scope, receive, send))
+                return
+        await self.app(scope, receive, send)

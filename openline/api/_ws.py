@@ -25,17 +25,33 @@ async def send_text(websocket: WebSocket, text: str) -> None:
 
 
 async def run_feed(websocket: WebSocket, feed: Coroutine[Any, Any, None]) -> None:
-    """Run `feed` (the server's frames) while reading the client's, until either ends; then close the socket."""
-    sender = asyncio.create_task(feed)
+    """Run `feed` (the server's frames) while reading the client's, until either ends; then close the socket.
+
+    The feed runs in the caller's task, the reading in one task of its own: an idle stream holds two tasks.
+    """
+    current = asyncio.current_task()
+    assert current is not None
     receiver = asyncio.create_task(ignore_client_frames(websocket))
+    feeding = True
+
+    def client_gone(_: asyncio.Task[None]) -> None:
+        if feeding:
+            current.cancel("the client went away")
+
+    receiver.add_done_callback(client_gone)
     try:
-        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        await feed
+    except asyncio.CancelledError:
+        if not receiver.done() or current.uncancel() > 0:
+            raise  # cancelled from outside (the server stopping), not by the client's leaving
+    except (FeedClosed, WebSocketDisconnect):
+        pass
     finally:
-        for task in (sender, receiver):
-            task.cancel()
-        for task in (sender, receiver):
-            with contextlib.suppress(asyncio.CancelledError, FeedClosed, WebSocketDisconnect):
-                await task
+        feeding = False
+        feed.close()  # when it never started (cancelled before its first step)
+        receiver.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+            await receiver
         with contextlib.suppress(Exception):
             await websocket.close()
 
