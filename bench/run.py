@@ -350,23 +350,27 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINE_")}
-    bot_port, relay_port, sqlite_port, memory_port, peer_port = free_ports(5)
+    bot_port, relay_port, sqlite_port, power_port, memory_port, peer_port = free_ports(6)
     bot_url = f"http://127.0.0.1:{bot_port}/api/messages"
     secret = "b" + secrets.token_urlsafe(32)  # never a leading "-": it is passed as a command-line value
     auth = ["--secret", secret]
     relay = Server("nullrelay", {"v3": ["--base", f"http://127.0.0.1:{relay_port}/v3/directline"]}, ("v3-poll",))
+
+    def openline(name: str, port: int, *client: str) -> Server:
+        bases = {
+            "v1": ["--base", f"http://127.0.0.1:{port}/api", "--api", "v1", *auth, *client],
+            "v3": ["--base", f"http://127.0.0.1:{port}/v3/directline", *auth, *client],
+        }
+        return Server(name, bases, tuple(MODES))
+
+    # (server, port, extra serve arguments); the token clients' row drives the SQLite server with tokens
     openlines = [
-        Server(
-            f"openline {store}",
-            {
-                "v1": ["--base", f"http://127.0.0.1:{port}/api", "--api", "v1", *auth],
-                "v3": ["--base", f"http://127.0.0.1:{port}/v3/directline", *auth],
-            },
-            tuple(MODES),
-        )
-        for store, port in (("sqlite", sqlite_port), ("memory", memory_port))
+        (openline("openline sqlite", sqlite_port), sqlite_port, []),
+        (openline("openline sqlite power", power_port), power_port, ["--durability", "power"]),
+        (openline("openline memory", memory_port), memory_port, ["--store", "memory://"]),
     ]
-    servers = [relay, *openlines]
+    token_clients = openline("openline sqlite, tokens", sqlite_port, "--use-token")
+    servers = [relay, *(s for s, _, _ in openlines[:1]), token_clients, *(s for s, _, _ in openlines[1:])]
     procs = Processes()
     started = time.monotonic()
     try:
@@ -390,16 +394,14 @@ def main(argv: list[str] | None = None) -> int:
             uvicorn = [PY, "-m", "uvicorn", "nullrelay:app", "--port", str(relay_port), "--no-access-log"]
             uvicorn += ["--log-level", "warning"]
             relay.proc = procs.start(uvicorn, relay.log_path, cwd=BENCH, env=relay_env)
-            for s, port in zip(openlines, (sqlite_port, memory_port), strict=True):
-                store = s.name.split()[-1]
-                data_dir = tmp / f"data-{store}"
+            for s, port, extra in openlines:
+                data_dir = tmp / f"data-{port}"
                 data_dir.mkdir()
-                s.log_path = tmp / f"openline-{store}.log"
+                s.log_path = tmp / f"openline-{port}.log"
                 args = [PY, "-m", "openline", "serve", "--port", str(port), "--bot", bot_url, "--secret", secret]
-                args += ["--data-dir", str(data_dir), "--log-level", "warning", "--no-access-log"]
-                if store == "memory":
-                    args += ["--store", "memory://"]
+                args += ["--data-dir", str(data_dir), "--log-level", "warning", "--no-access-log", *extra]
                 s.proc = procs.start(args, s.log_path, cwd=ROOT, env=env)
+            token_clients.proc, token_clients.log_path = openlines[0][0].proc, openlines[0][0].log_path
             if node is not None:
                 peer = servers[-1]
                 peer.log_path = tmp / "offline-directline.log"
@@ -408,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 wait_ready(peer.proc, tcp_ready(peer_port), "offline-directline", peer.log_path)
             wait_ready(relay.proc, tcp_ready(relay_port), "null relay", relay.log_path)
-            for s, port in zip(openlines, (sqlite_port, memory_port), strict=True):
+            for s, port, _ in openlines:
                 assert s.proc is not None
                 wait_ready(s.proc, http_ready(f"http://127.0.0.1:{port}/healthz"), s.name, s.log_path)
             print(
@@ -452,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(table(servers, relay, mode, c))
             for s in servers:
                 tail = log_tail(s.log_path)
-                if tail and s.name != "offline-directline":
+                if tail and s.name != "offline-directline" and s is not token_clients:
                     print(f"\n# {s.name} logged:{tail}")
             chart(servers, a, title, a.chart)
             print(f"\n# total {time.monotonic() - started:.0f}s")
