@@ -17,6 +17,7 @@ import msgspec
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from openline.api._keepalive import KeepAlive
 from openline.api._ws import FeedClosed, deny, run_feed, send_text
 from openline.auth.tokens import STREAM_AUDIENCE, TokenAuthority
 from openline.protocol import v3
@@ -37,7 +38,7 @@ class StreamApi:
         self.tokens = tokens
         self.channel = channel
         self.broker = broker
-        self.keepalive = keepalive
+        self.keepalive = KeepAlive(keepalive)
         self.page_size = page_size
 
     def routes(self) -> list[WebSocketRoute]:
@@ -51,9 +52,11 @@ class StreamApi:
             return
         await websocket.accept()
         subscription = self.broker.subscribe(conversation.id)
+        self.keepalive.open(websocket)
         try:
             await run_feed(websocket, self._send_events(websocket, conversation, after, subscription))
         finally:
+            self.keepalive.close(websocket)
             subscription.close()
 
     async def _admit(self, websocket: WebSocket) -> tuple[Conversation, int]:
@@ -89,10 +92,8 @@ class StreamApi:
             if subscription.lagged:
                 subscription.lagged = False
                 await self._replay(websocket, conversation, cursor)
-            event = await subscription.get(self.keepalive)
-            if event is None:
-                await send_text(websocket, "")
-                continue
+            event = await subscription.get()
+            assert event is not None  # without a time limit
             assert event.activity is not None  # subscribed without delivery reports
             step = cursor.step(event.seq)
             if step is Step.FILL:
@@ -104,12 +105,12 @@ class StreamApi:
                 continue
             if step is Step.SEND_UNNUMBERED:
                 if v3.shown_on_stream(event.activity):
-                    await _send_set(websocket, [event.activity], None)
+                    await self._send_set(websocket, [event.activity], None)
                 continue
             assert event.seq is not None
             cursor.advance(event.seq)
             if v3.shown_on_stream(event.activity):
-                await _send_set(websocket, [event.activity], event.seq)
+                await self._send_set(websocket, [event.activity], event.seq)
 
     async def _replay(self, websocket: WebSocket, conversation: Conversation, cursor: StreamCursor) -> None:
         """Send what the store holds after the cursor, a page per frame."""
@@ -123,10 +124,10 @@ class StreamApi:
             shown = [s.activity for s in page if v3.shown_on_stream(s.activity)]
             cursor.advance(page[-1].seq)
             if shown:
-                await _send_set(websocket, shown, page[-1].seq)
+                await self._send_set(websocket, shown, page[-1].seq)
             if len(page) < self.page_size:
                 return
 
-
-async def _send_set(websocket: WebSocket, activities: list[dict[str, Any]], watermark: int | None) -> None:
-    await send_text(websocket, _encode(v3.activity_set(activities, watermark)).decode())
+    async def _send_set(self, websocket: WebSocket, activities: list[dict[str, Any]], watermark: int | None) -> None:
+        await send_text(websocket, _encode(v3.activity_set(activities, watermark)).decode())
+        self.keepalive.sent(websocket)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 from typing import Any
 
@@ -218,3 +219,19 @@ def test_an_unknown_path_under_the_stream_is_refused(service: Service) -> None:
     parts = urllib.parse.urlsplit(start["streamUrl"])
     multimodal = urllib.parse.urlunsplit(parts._replace(path=parts.path + "/multimodal"))
     assert _refused(multimodal) in (403, 404)
+
+
+def test_keepalives_go_to_quiet_streams_only(service: Service) -> None:
+    """A keep-alive follows `stream_keepalive` of quiet; frames sent more often than that leave no room for one."""
+    v3 = V3(service)
+    start = v3.start({"user": {"id": "u1"}})
+    conv = start["conversationId"]
+    with stream(start["streamUrl"]) as s:
+        s.frame()  # the welcome
+        for i in range(8):  # an echo and a reply every KEEPALIVE / 3
+            v3.say(conv, f"busy {i}", user="u1")
+            s.activities(2)
+            time.sleep(KEEPALIVE / 3)
+        assert s.keepalives == 0
+        s.quiet(KEEPALIVE * 2.5)  # quiet: keep-alives come, one per interval (plus a tick at most)
+        assert 1 <= s.keepalives <= 3
