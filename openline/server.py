@@ -39,10 +39,12 @@ an error in the log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
 import resource
+import socket
 import ssl
 import time
 from collections import OrderedDict
@@ -65,6 +67,7 @@ from openline.logs import access_log, quiet_server_logs, redact_target
 from openline.protocol.connector import max_attachment_body
 from openline.protocol.errors import ErrorKind, kind_of_status
 
+PEER_SILENCE = 60.0  # seconds sent data may stay unacknowledged before the connection is dropped (see below)
 WS_MAX_MESSAGE = 4096  # bytes a client's WebSocket message may have (directlinejs sends empty frames only)
 _PATH_PEEK = 256  # bytes of the request target kept to choose the error shape of an early answer
 _REFUSE_WAIT = 1.0  # seconds a refused connection may take to send its request line (to pick the error shape)
@@ -95,6 +98,21 @@ def open_file_limit(raise_soft: bool = False) -> int:
         except (ValueError, OSError):
             pass
     return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def give_up_on_silent_peers(sock: Any) -> None:
+    """Drop the connection when what was sent on it stays unacknowledged for `PEER_SILENCE` seconds (Linux).
+
+    A client that vanished without closing (a laptop closed, a network gone) is otherwise noticed only when
+    TCP stops retransmitting, about 15 minutes later: a quiet 3.0 stream would hold its task and subscription
+    that long. Its keep-alive frames are what goes unacknowledged, so the stream ends within the keep-alive
+    interval plus this. WebSocket pings would notice sooner, but a stream has one keep-alive, not two.
+    """
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if option is None or sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, option, int(PEER_SILENCE * 1000))
 
 
 def auto_max_connections(open_files: int) -> int:
@@ -187,6 +205,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        give_up_on_silent_peers(transport.get_extra_info("socket"))
         if self.tls is not None:
             self._secure(transport)
             return

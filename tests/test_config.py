@@ -729,3 +729,17 @@ def test_durability() -> None:
     assert "not a durability" in _error(_cli(durability="fsync"))
     assert "applies to the SQLite store" in _error(_cli(durability="power", store="memory://"))
     assert load_config(_cli(durability="process", store="memory://"), env={}).durability == "process"
+
+
+def test_connections_give_up_on_a_silent_peer() -> None:
+    """Accepted sockets drop a peer that leaves sent data unacknowledged for PEER_SILENCE (Linux)."""
+    import socket
+
+    from openline.server import PEER_SILENCE, give_up_on_silent_peers
+
+    with socket.socket() as sock:
+        give_up_on_silent_peers(sock)
+        option = getattr(socket, "TCP_USER_TIMEOUT", None)
+        if option is not None:
+            assert sock.getsockopt(socket.IPPROTO_TCP, option) == int(PEER_SILENCE * 1000)
+    give_up_on_silent_peers(None)  # a transport without a socket: nothing to do

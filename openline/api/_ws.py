@@ -33,17 +33,20 @@ async def run_feed(websocket: WebSocket, feed: Coroutine[Any, Any, None]) -> Non
     assert current is not None
     receiver = asyncio.create_task(ignore_client_frames(websocket))
     feeding = True
+    gone = False  # set when the client's leaving cancelled the feed (and only then)
 
     def client_gone(_: asyncio.Task[None]) -> None:
+        nonlocal gone
         if feeding:
+            gone = True
             current.cancel("the client went away")
 
     receiver.add_done_callback(client_gone)
     try:
         await feed
     except asyncio.CancelledError:
-        if not receiver.done() or current.uncancel() > 0:
-            raise  # cancelled from outside (the server stopping), not by the client's leaving
+        if not gone or current.uncancel() > 0:
+            raise  # cancelled from outside (the server stopping), not only by the client's leaving
     except (FeedClosed, WebSocketDisconnect):
         pass
     finally:

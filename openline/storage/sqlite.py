@@ -208,7 +208,8 @@ class SqliteStore:
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         known = self._known.get(conversation_id)
-        if known is not None:
+        # while a "power" COMMIT is on the thread, readers may see its activities before its hooks update `_known`
+        if known is not None and not (self._commits is not None and self._commits.commit_in_flight):
             return known
         return await self._read(self._get_conversation, conversation_id)
 

@@ -12,14 +12,16 @@ Where the COMMIT runs is the durability setting (see `Durability`):
   meanwhile queue, and all of them share the next COMMIT and its one fsync.
 
 Work that can take long (retention sweeps, VACUUM, truncating checkpoints) runs with `exclusive` on the
-thread, writes waiting meanwhile. The WAL is checkpointed by a connection of its own on another thread
-(`PASSIVE`: neither the writer nor readers ever wait for it), since an automatic checkpoint would run on
-the loop inside a COMMIT and wait for the disk.
+thread, writes waiting meanwhile. The WAL is checkpointed off the loop (an automatic checkpoint would run on
+the loop inside a COMMIT and wait for the disk): when it passes `CHECKPOINT_AT`, a connection of its own on
+another thread copies it into the database (`PASSIVE`: neither writes nor reads wait), then the little
+committed meanwhile is copied and the file emptied with writes held (see `GroupCommit._checkpoint`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
+log = logging.getLogger("openline.storage")
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -73,8 +76,11 @@ class GroupCommit:
         self._after: list[Callable[[], None]] = []  # run once the open transaction is committed
         # set while the connection is on `thread` (a COMMIT or exclusive work): writes wait for it
         self._held: asyncio.Future[None] | None = None
+        # set while exclusive work waits for the connection or has it: new writes wait for it to end
+        self._exclusive_turn: asyncio.Future[None] | None = None
+        self._exclusive_waiting = 0
         self._commits = 0
-        self._checkpointing = False
+        self._checkpoint_task: asyncio.Task[None] | None = None
         self._closed = False
 
     @property
@@ -99,8 +105,10 @@ class GroupCommit:
         self._after.append(hook)
 
     async def _run(self, savepoint: bool, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
-        while self._held is not None:
-            await asyncio.shield(self._held)
+        # writes wait while the thread has the connection, and while exclusive work waits for its turn: without
+        # that, in "power" writes arriving during each COMMIT would start the next one and starve it
+        while (turn := self._held if self._held is not None else self._exclusive_turn) is not None:
+            await asyncio.shield(turn)
         if self._closed:
             raise RuntimeError("the SQLite store is not open")
         conn = self._conn
@@ -164,7 +172,10 @@ class GroupCommit:
     ) -> None:
         if error is None:
             for hook in after:
-                hook()
+                try:
+                    hook()
+                except Exception:  # the writes are committed: their callers must hear so whatever a hook did
+                    log.exception("an after-commit hook failed")
         for future, result in batch:
             if future.done():  # its caller was cancelled; the write is committed (or undone) all the same
                 continue
@@ -187,10 +198,19 @@ class GroupCommit:
         The connection stays held until `fn` returns, even if the caller is cancelled.
         Raises RuntimeError once the store is closing.
         """
-        await self._quiesce()
-        if self._closed:
-            raise RuntimeError("the SQLite store is not open")
-        return await self._hold(fn, *args, **kw)
+        if self._exclusive_turn is None:
+            self._exclusive_turn = self._loop.create_future()
+        self._exclusive_waiting += 1
+        try:
+            await self._quiesce()
+            if self._closed:
+                raise RuntimeError("the SQLite store is not open")
+            return await self._hold(fn, *args, **kw)
+        finally:
+            self._exclusive_waiting -= 1
+            if self._exclusive_waiting == 0 and self._exclusive_turn is not None:
+                self._exclusive_turn.set_result(None)
+                self._exclusive_turn = None
 
     async def _quiesce(self) -> None:
         """Until no transaction is open and nothing holds the connection."""
@@ -209,27 +229,41 @@ class GroupCommit:
         done.add_done_callback(lambda _: self._release(held))
         return await asyncio.shield(done)
 
-    def _maybe_checkpoint(self) -> None:
-        if self._checkpointing:
-            return
-        try:
-            size = os.stat(self._wal).st_size
-        except OSError:
-            return
-        if size < CHECKPOINT_AT:
-            return
-        self._checkpointing = True
-        done = asyncio.wrap_future(self._checkpoint_thread.submit(_passive_checkpoint, self._checkpoint_conn))
-        done.add_done_callback(self._checkpointed)
+    @property
+    def commit_in_flight(self) -> bool:
+        """A COMMIT is running on the thread ("power"): readers may see it before its after-commit hooks ran."""
+        return self._held is not None and self._batch is None and self._commit_off_loop
 
-    def _checkpointed(self, done: asyncio.Future[None]) -> None:
-        self._checkpointing = False
-        if not done.cancelled():
-            done.exception()  # a failed passive checkpoint is retried at the next look; nothing is lost
+    def _maybe_checkpoint(self) -> None:
+        if self._checkpoint_task is not None or self._closed:
+            return
+        if _wal_size(self._wal) < CHECKPOINT_AT:
+            return
+        self._checkpoint_task = self._loop.create_task(self._checkpoint(), name="openline SQLite checkpoint")
+
+    async def _checkpoint(self) -> None:
+        """Copy the WAL into the database and empty it, holding writes for as short a time as possible.
+
+        A passive checkpoint on its own thread copies what is committed while writes go on. Under steady writes
+        a commit nearly always lands meanwhile, so SQLite never gets to start the WAL over and it would grow
+        without end: the tail is then copied, and the file truncated, with writes held (`exclusive`).
+        A checkpoint that fails is tried again at the next look; nothing committed is lost either way.
+        """
+        try:
+            await asyncio.wrap_future(self._checkpoint_thread.submit(_passive_checkpoint, self._checkpoint_conn))
+            if _wal_size(self._wal) >= CHECKPOINT_AT and not self._closed:
+                await self.exclusive(_truncating_checkpoint, self._conn)
+        except Exception:
+            if not self._closed:  # closing refuses the exclusive part: the next start checkpoints
+                log.exception("a WAL checkpoint failed; it is tried again later")
+        finally:
+            self._checkpoint_task = None
 
     async def close(self, fn: Callable[[], None]) -> None:
         """Refuse writes from now on, commit what is pending, then run `fn` (closing the connections) on the thread."""
         self._closed = True
+        if self._checkpoint_task is not None:
+            await asyncio.shield(self._checkpoint_task)  # it skips its exclusive part once closed
         await self._quiesce()
         await self._hold(fn)
 
@@ -255,3 +289,14 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 def _passive_checkpoint(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def _truncating_checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+
+def _wal_size(wal: Path) -> int:
+    try:
+        return os.stat(wal).st_size
+    except OSError:
+        return 0

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import socket
 import time
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +16,9 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from openline.auth.bot_auth import BotCaller
+from openline.storage.base import Event
 from tests.api._v3 import V3, stream
-from tests.api.conftest import KEEPALIVE, Service
+from tests.api.conftest import KEEPALIVE, Service, serve
 
 
 def _with(url: str, **query: str) -> str:
@@ -235,3 +240,41 @@ def test_keepalives_go_to_quiet_streams_only(service: Service) -> None:
         assert s.keepalives == 0
         s.quiet(KEEPALIVE * 2.5)  # quiet: keep-alives come, one per interval (plus a tick at most)
         assert 1 <= s.keepalives <= 3
+
+
+def _stuck_client(url: str) -> socket.socket:
+    """A WebSocket client that completes the handshake, then never reads again (tiny receive window)."""
+    parts = urllib.parse.urlsplit(url)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    s.connect((parts.hostname, parts.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(
+        f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert b" 101 " in head.split(b"\r\n")[0], head
+    return s
+
+
+def test_a_client_that_stops_reading_holds_up_its_own_keepalives_only(tmp_path: Path) -> None:
+    with serve(tmp_path) as service:
+        v3 = V3(service)
+        a = v3.start({"user": {"id": "ua"}})
+        stuck = _stuck_client(a["streamUrl"])
+        try:
+            big = {"type": "message", "text": "x" * 20000}
+            for _ in range(20):  # straight to the broker: the stream writes until its transport pauses
+                for _ in range(100):
+                    service.loop.run(service.services.broker.publish(a["conversationId"], Event(None, dict(big))))
+                time.sleep(0.05)
+            b = v3.start({"user": {"id": "ub"}})
+            with stream(b["streamUrl"]) as s:
+                s.frame()  # the welcome
+                s.quiet(KEEPALIVE * 10)
+                assert s.keepalives >= 5
+        finally:
+            stuck.close()

@@ -208,3 +208,88 @@ def test_the_wal_is_checkpointed_into_the_database_while_open(
             await store.close()
 
     run(main())
+
+
+@DURABILITY
+def test_the_wal_stays_small_under_steady_writes(
+    tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch, durability: Durability
+) -> None:
+    """Commits landing during every passive checkpoint must not keep SQLite from starting the WAL over."""
+    monkeypatch.setattr(sqlite_commit, "CHECKPOINT_AT", 64 * 1024)
+    monkeypatch.setattr(sqlite_commit, "_CHECK_EVERY", 1)
+    path = tmp_path / "db.sqlite3"
+    wal = tmp_path / "db.sqlite3-wal"
+    store = SqliteStore(path, 100, 1000, durability=durability)
+    largest = 0
+
+    async def writer(conversation: str, stop: asyncio.Event) -> None:
+        i = 0
+        while not stop.is_set():
+            await store.append(conversation, {"text": "x" * 300, "i": i}, T0)
+            i += 1
+
+    async def main() -> None:
+        nonlocal largest
+        await store.open()
+        try:
+            for n in range(20):
+                await store.create_conversation(f"c{n}", "bot", T0)
+            stop = asyncio.Event()
+            writers = [asyncio.create_task(writer(f"c{n}", stop)) for n in range(20)]
+            for _ in range(60):  # about 3 s of steady writes
+                await asyncio.sleep(0.05)
+                largest = max(largest, wal.stat().st_size if wal.exists() else 0)
+            stop.set()
+            await asyncio.gather(*writers)
+        finally:
+            await store.close()
+
+    run(main())
+    conn = sqlite3.connect(path)
+    try:
+        written = conn.execute("SELECT count(*) FROM activities").fetchone()[0]
+    finally:
+        conn.close()
+    assert written > 1000  # steady enough to need many checkpoints
+    assert largest < 64 * 64 * 1024, largest  # without the tail step it grows by megabytes a second
+
+
+@DURABILITY
+def test_a_failing_hook_does_not_hold_up_the_writers(tmp_path: Path, run: Run, durability: Durability) -> None:
+    async def main() -> None:
+        async with _group(tmp_path, durability) as (group, conn):
+
+            def insert_with_a_bad_hook(row_id: int) -> int:
+                group.after_commit(lambda: 1 / 0)
+                return _insert(conn, "parent", row_id)
+
+            done = await asyncio.wait_for(
+                asyncio.gather(group.write(insert_with_a_bad_hook, 1), group.write(_insert, conn, "parent", 2)), 5
+            )
+            assert done == [1, 2]
+
+    run(main())
+
+
+def test_exclusive_work_gets_its_turn_under_steady_writes(tmp_path: Path, run: Run) -> None:
+    """In "power" each COMMIT is on the thread; writes arriving meanwhile must not keep exclusive work out."""
+
+    async def main() -> None:
+        async with _group(tmp_path, "power") as (group, conn):
+            stop = asyncio.Event()
+            ids = iter(range(1, 10**9))
+
+            async def writer() -> None:
+                while not stop.is_set():
+                    await group.write(_insert, conn, "parent", next(ids))
+
+            writers = [asyncio.create_task(writer()) for _ in range(10)]
+            await asyncio.sleep(0.1)
+            counted = await asyncio.wait_for(
+                group.exclusive(lambda: int(conn.execute("SELECT count(*) FROM parent").fetchone()[0])), 5
+            )
+            assert counted > 0
+            stop.set()
+            await asyncio.gather(*writers)
+
+    run(main())

@@ -1,0 +1,62 @@
+"""run_feed (api/_ws.py): the client's leaving ends a feed quietly; the server's cancellation always propagates."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from openline.api._ws import run_feed
+
+
+class _Socket:
+    """What run_feed uses of a Starlette WebSocket: receive() until the client leaves, close()."""
+
+    def __init__(self) -> None:
+        self.gone: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.closed = False
+
+    async def receive(self) -> dict[str, Any]:
+        return await self.gone
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()
+
+
+def test_the_client_leaving_ends_the_feed_and_closes_the_socket() -> None:
+    async def main() -> None:
+        ws = _Socket()
+        session = asyncio.create_task(run_feed(ws, _forever()))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        ws.gone.set_result({"type": "websocket.disconnect"})
+        await asyncio.wait_for(session, 2)  # returns, not cancelled
+        assert ws.closed and session.cancelling() == 0
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("client_first", [True, False])
+def test_a_server_cancellation_in_the_same_turn_as_the_client_leaving_propagates(client_first: bool) -> None:
+    async def main() -> None:
+        ws = _Socket()
+        session = asyncio.create_task(run_feed(ws, _forever()))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+
+        def both() -> None:
+            if client_first:
+                ws.gone.set_result({"type": "websocket.disconnect"})
+            session.cancel("server stopping")
+            if not client_first:
+                ws.gone.set_result({"type": "websocket.disconnect"})
+
+        asyncio.get_running_loop().call_soon(both)
+        with pytest.raises(asyncio.CancelledError):
+            await session
+        assert ws.closed
+
+    asyncio.run(main())
