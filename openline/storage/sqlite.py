@@ -1,9 +1,10 @@
 """SQLite store (the default, `sqlite:///path`): one durable file, WAL mode, for a single-process service.
 
-Writes run on the event loop's thread, many to a COMMIT (`sqlite_commit.GroupCommit`); reads run there too, on a
-connection of their own that sees only committed data. Both are short: SQLite's own work on a file in the page
-cache, with nothing waiting for the disk (fsyncs happen in checkpoints, on a thread, and in "power" durability in
-COMMITs, also on a thread). Sweeps, VACUUM and truncating checkpoints run on a thread, writes waiting meanwhile.
+Writes run on the event loop's thread, many to a COMMIT (`sqlite_commit.GroupCommit`); reads run there too, on
+a connection that sees only committed data (the writer's while no transaction is open on it, else a read-only
+one). Both are short: SQLite's own work on a file in the page cache, with nothing waiting for the disk (fsyncs
+happen in checkpoints, on a thread, and in "power" durability in COMMITs, also on a thread). Sweeps, VACUUM and
+truncating checkpoints run on a thread, writes waiting meanwhile.
 
 Deleted means unrecoverable: the writer runs with `secure_delete` (freed space is overwritten with zeros),
 and each retention sweep that follows a deletion (expired rows, or the bot's deletes and replacements)
@@ -104,23 +105,24 @@ class SqliteStore:
 
     # -- plumbing ---------------------------------------------------------------------------------
 
+    @property
+    def _group(self) -> GroupCommit:
+        """The writes' group commit; RuntimeError when the store is not open."""
+        if self._commits is None:
+            raise RuntimeError("the SQLite store is not open")
+        return self._commits
+
     async def _write(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
         """`fn` run in a write transaction on the loop's thread; returns once it is committed (see GroupCommit)."""
-        if self._commits is None:
-            raise RuntimeError("the SQLite store is not open")
-        return await self._commits.write(fn, *args, **kw)
-
-    async def _exclusive(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
-        """`fn` run on the thread with the writer connection to itself (long work: sweeps, VACUUM, checkpoints)."""
-        if self._commits is None:
-            raise RuntimeError("the SQLite store is not open")
-        return await self._commits.exclusive(fn, *args, **kw)
+        return await self._group.write(fn, *args, **kw)
 
     async def _write_statement(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
         """`_write` for a function that executes one statement (no savepoint needed)."""
-        if self._commits is None:
-            raise RuntimeError("the SQLite store is not open")
-        return await self._commits.write_statement(fn, *args, **kw)
+        return await self._group.write_statement(fn, *args, **kw)
+
+    async def _exclusive(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
+        """`fn` run on the thread with the writer connection to itself (long work: sweeps, VACUUM, checkpoints)."""
+        return await self._group.exclusive(fn, *args, **kw)
 
     async def _read(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
         """`fn` run at once on the loop's thread, on a connection that sees committed data only (`_r`)."""
@@ -385,8 +387,7 @@ class SqliteStore:
             )
         if origin == "client" and client_key is not None:
             self._put_delivery(conn, conversation_id, first_claim(ids.activity_id(conversation_id, seq), now))
-        assert self._commits is not None
-        self._commits.after_commit(functools.partial(self._advance, conversation_id, seq))
+        self._group.after_commit(functools.partial(self._advance, conversation_id, seq))
         return seq, ts_ms, None
 
     async def replace(
