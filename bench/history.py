@@ -27,15 +27,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import (
-    MODES,
-    PY,
     ROOT,
     Processes,
     Server,
     free_ports,
     http_ready,
+    openline_serve,
+    openline_server,
     run_dlload,
-    tcp_ready,
+    start_echobot,
     wait_ready,
 )
 
@@ -43,7 +43,6 @@ from openline.protocol.ids import new_conversation_id
 from openline.storage.base import Delivery, Member
 from openline.storage.sqlite import SqliteStore
 
-BENCH = Path(__file__).resolve().parent
 BOT_ID = "bot"  # the bot id of `openline serve --bot URL` (no config file)
 RETENTION = 86400.0
 CONVERSATION_TTL = 15 * 86400.0
@@ -110,23 +109,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"# {count} conversations stored in {time.monotonic() - started:.0f}s: {size / 2**20:.1f} MB")
             bot_port, small_port, large_port = free_ports(3)
             bot_url = f"http://127.0.0.1:{bot_port}/api/messages"
-            bot = procs.start([PY, str(BENCH / "echobot.py"), "--port", str(bot_port)], tmp / "bot.log", cwd=BENCH)
-            wait_ready(bot, tcp_ready(bot_port), "echobot.py", tmp / "bot.log")
+            start_echobot(procs, bot_port, tmp / "bot.log", env)
             servers: list[Server] = []
             for name, port in (("small", small_port), ("large", large_port)):
-                auth = ["--secret", secret]
-                server = Server(
-                    f"{sizes[name]} stored",
-                    {
-                        "v1": ["--base", f"http://127.0.0.1:{port}/api", "--api", "v1", *auth],
-                        "v3": ["--base", f"http://127.0.0.1:{port}/v3/directline", *auth],
-                    },
-                    tuple(MODES),
-                )
-                args = [PY, "-m", "openline", "serve", "--port", str(port), "--bot", bot_url, "--secret", secret]
-                args += ["--data-dir", str(tmp / name), "--log-level", "warning", "--no-access-log"]
+                server = openline_server(f"{sizes[name]} stored", port, secret)
                 server.log_path = tmp / f"openline-{name}.log"
-                server.proc = procs.start(args, server.log_path, cwd=ROOT, env=env)
+                server.proc = procs.start(
+                    openline_serve(port, bot_url, secret, tmp / name), server.log_path, cwd=ROOT, env=env
+                )
                 wait_ready(server.proc, http_ready(f"http://127.0.0.1:{port}/healthz"), name, server.log_path)
                 servers.append(server)
             options = SimpleNamespace(run_timeout=120.0)

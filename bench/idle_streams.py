@@ -35,16 +35,14 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import PY, ROOT, Processes, free_ports, http_ready, tcp_ready, wait_ready
-
-BENCH = Path(__file__).resolve().parent
+from run import ROOT, Processes, free_ports, http_ready, openline_serve, proc_status_kb, start_echobot, wait_ready
 
 
 def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+    rss = proc_status_kb(pid, "VmRSS")
+    if rss is None:
+        raise RuntimeError(f"no VmRSS for process {pid}")
+    return rss
 
 
 def cpu_seconds(pid: int) -> float:
@@ -203,14 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="openline-idle-") as tmp_name:
             tmp = Path(tmp_name)
-            bot = procs.start([PY, str(BENCH / "echobot.py"), "--port", str(bot_port)], tmp / "bot.log", cwd=BENCH)
-            wait_ready(bot, tcp_ready(bot_port), "echobot.py", tmp / "bot.log")
-            args = [PY, "-m", "openline", "serve", "--port", str(port), "--secret", secret, "--data-dir", str(tmp)]
-            args += ["--bot", f"http://127.0.0.1:{bot_port}/api/messages", "--log-level", "warning"]
-            args += ["--no-access-log", "--stream-keepalive", str(a.keepalive), "--max-connections", str(need)]
-            if a.store:
-                args += ["--store", a.store]
-            server = procs.start(args, tmp / "openline.log", cwd=ROOT, env=env)
+            start_echobot(procs, bot_port, tmp / "bot.log", env)
+            extra = ["--stream-keepalive", str(a.keepalive), "--max-connections", str(need)]
+            extra += ["--store", a.store] if a.store else []
+            bot_url = f"http://127.0.0.1:{bot_port}/api/messages"
+            server = procs.start(
+                openline_serve(port, bot_url, secret, tmp, *extra), tmp / "openline.log", cwd=ROOT, env=env
+            )
             wait_ready(server, http_ready(f"http://127.0.0.1:{port}/healthz"), "openline", tmp / "openline.log")
             figures = asyncio.run(measure(a, server.pid, f"http://127.0.0.1:{port}/v3/directline", secret))
     finally:

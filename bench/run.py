@@ -149,6 +149,18 @@ def log_tail(log: Path | None, lines: int = 30) -> str:
     return "\n--- " + str(log) + " (last lines) ---\n" + "\n".join(text.splitlines()[-lines:])
 
 
+def start_echobot(procs: Processes, port: int, log: Path, env: dict[str, str]) -> None:
+    """`echobot.py` on `port`, ready when this returns."""
+    bot = procs.start([PY, str(BENCH / "echobot.py"), "--port", str(port)], log, cwd=BENCH, env=env)
+    wait_ready(bot, tcp_ready(port), "echobot.py", log)
+
+
+def openline_serve(port: int, bot_url: str, secret: str, data_dir: Path, *extra: str) -> list[str]:
+    """The `openline serve` command line every benchmark runs (quiet logs, no access log), with `extra` flags."""
+    args = [PY, "-m", "openline", "serve", "--port", str(port), "--bot", bot_url, "--secret", secret]
+    return [*args, "--data-dir", str(data_dir), "--log-level", "warning", "--no-access-log", *extra]
+
+
 ROUND_TRIPS_PER_RUN = 2000  # messages per conversation = this / concurrency (at least MIN_MESSAGES)
 MIN_MESSAGES = 10
 MODES = {"v1-poll": ("v1", "poll"), "v3-poll": ("v3", "poll"), "v3-ws": ("v3", "ws")}
@@ -165,6 +177,16 @@ class Server:
     log_path: Path | None = None
     results: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     peak_rss_kb: int | None = None
+
+
+def openline_server(name: str, port: int, secret: str, *client: str) -> Server:
+    """An openline server as dlload reaches it on both APIs with the secret (`client`: more dlload arguments)."""
+    auth = ["--secret", secret, *client]
+    bases = {
+        "v1": ["--base", f"http://127.0.0.1:{port}/api", "--api", "v1", *auth],
+        "v3": ["--base", f"http://127.0.0.1:{port}/v3/directline", *auth],
+    }
+    return Server(name, bases, tuple(MODES))
 
 
 def run_dlload(
@@ -196,15 +218,20 @@ def failed(label: str, why: str, c: int) -> dict[str, Any]:
     return {"label": label, "conversations": c, "round_trips": 0, **empty, "errors": c, "first_error": why}
 
 
-def peak_rss_kb(pid: int) -> int | None:
-    """VmHWM (peak resident memory) of a process in kB, from /proc."""
+def proc_status_kb(pid: int, field: str) -> int | None:
+    """A kB figure of a process from /proc/PID/status (`VmHWM`: peak resident memory; `VmRSS`: resident now)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
         return None
     return None
+
+
+def peak_rss_kb(pid: int) -> int | None:
+    """VmHWM (peak resident memory) of a process in kB, from /proc."""
+    return proc_status_kb(pid, "VmHWM")
 
 
 def median(values: list[float | int | None]) -> float | None:
@@ -353,23 +380,14 @@ def main(argv: list[str] | None = None) -> int:
     bot_port, relay_port, sqlite_port, power_port, memory_port, peer_port = free_ports(6)
     bot_url = f"http://127.0.0.1:{bot_port}/api/messages"
     secret = "b" + secrets.token_urlsafe(32)  # never a leading "-": it is passed as a command-line value
-    auth = ["--secret", secret]
     relay = Server("nullrelay", {"v3": ["--base", f"http://127.0.0.1:{relay_port}/v3/directline"]}, ("v3-poll",))
-
-    def openline(name: str, port: int, *client: str) -> Server:
-        bases = {
-            "v1": ["--base", f"http://127.0.0.1:{port}/api", "--api", "v1", *auth, *client],
-            "v3": ["--base", f"http://127.0.0.1:{port}/v3/directline", *auth, *client],
-        }
-        return Server(name, bases, tuple(MODES))
-
     # (server, port, extra serve arguments); the token clients' row drives the SQLite server with tokens
     openlines = [
-        (openline("openline sqlite", sqlite_port), sqlite_port, []),
-        (openline("openline sqlite power", power_port), power_port, ["--durability", "power"]),
-        (openline("openline memory", memory_port), memory_port, ["--store", "memory://"]),
+        (openline_server("openline sqlite", sqlite_port, secret), sqlite_port, []),
+        (openline_server("openline sqlite power", power_port, secret), power_port, ["--durability", "power"]),
+        (openline_server("openline memory", memory_port, secret), memory_port, ["--store", "memory://"]),
     ]
-    token_clients = openline("openline sqlite, tokens", sqlite_port, "--use-token")
+    token_clients = openline_server("openline sqlite, tokens", sqlite_port, secret, "--use-token")
     servers = [relay, *(s for s, _, _ in openlines[:1]), token_clients, *(s for s, _, _ in openlines[1:])]
     procs = Processes()
     started = time.monotonic()
@@ -385,9 +403,7 @@ def main(argv: list[str] | None = None) -> int:
             print("# Node.js and npm are not installed: offline-directline is left out", flush=True)
         with tempfile.TemporaryDirectory(prefix="openline-bench-") as tmp_name:
             tmp = Path(tmp_name)
-            bot_log = tmp / "echobot.log"
-            bot = procs.start([PY, str(BENCH / "echobot.py"), "--port", str(bot_port)], bot_log, cwd=BENCH, env=env)
-            wait_ready(bot, tcp_ready(bot_port), "echobot.py", bot_log)
+            start_echobot(procs, bot_port, tmp / "echobot.log", env)
 
             relay.log_path = tmp / "nullrelay.log"
             relay_env = {**env, "BOT_URL": bot_url, "SELF_URL": f"http://127.0.0.1:{relay_port}"}
@@ -398,9 +414,9 @@ def main(argv: list[str] | None = None) -> int:
                 data_dir = tmp / f"data-{port}"
                 data_dir.mkdir()
                 s.log_path = tmp / f"openline-{port}.log"
-                args = [PY, "-m", "openline", "serve", "--port", str(port), "--bot", bot_url, "--secret", secret]
-                args += ["--data-dir", str(data_dir), "--log-level", "warning", "--no-access-log", *extra]
-                s.proc = procs.start(args, s.log_path, cwd=ROOT, env=env)
+                s.proc = procs.start(
+                    openline_serve(port, bot_url, secret, data_dir, *extra), s.log_path, cwd=ROOT, env=env
+                )
             token_clients.proc, token_clients.log_path = openlines[0][0].proc, openlines[0][0].log_path
             if node is not None:
                 peer = servers[-1]
