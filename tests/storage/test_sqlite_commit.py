@@ -26,32 +26,37 @@ def _commits_counted(conn: sqlite3.Connection) -> list[str]:
     return seen
 
 
+@asynccontextmanager
+async def _open_store(path: Path, durability: Durability) -> AsyncIterator[SqliteStore]:
+    """An open SqliteStore (retention 100 s, idle conversations 1000 s), closed on the way out."""
+    store = SqliteStore(path, 100, 1000, durability=durability)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 @DURABILITY
 def test_writes_of_one_turn_share_a_commit(tmp_path: Path, run: Run, durability: Durability) -> None:
-    store = SqliteStore(tmp_path / "db.sqlite3", 100, 1000, durability=durability)
 
     async def main() -> None:
-        await store.open()
-        try:
+        async with _open_store(tmp_path / "db.sqlite3", durability) as store:
             await store.create_conversation("c1", "bot", T0)
             assert store._wconn is not None
             commits = _commits_counted(store._wconn)
             stored = await asyncio.gather(*(store.append("c1", {"text": str(i)}, T0) for i in range(50)))
             assert sorted(s.seq for s in stored) == list(range(1, 51))
             assert 1 <= len(commits) <= 2, commits  # one turn (power: plus the writes that queued behind its fsync)
-        finally:
-            await store.close()
 
     run(main())
 
 
 @DURABILITY
 def test_a_write_that_raises_undoes_only_itself(tmp_path: Path, run: Run, durability: Durability) -> None:
-    store = SqliteStore(tmp_path / "db.sqlite3", 100, 1000, durability=durability)
 
     async def main() -> None:
-        await store.open()
-        try:
+        async with _open_store(tmp_path / "db.sqlite3", durability) as store:
             await store.create_conversation("c1", "bot", T0)
             results = await asyncio.gather(
                 store.append("c1", {"text": "a"}, T0),
@@ -64,8 +69,6 @@ def test_a_write_that_raises_undoes_only_itself(tmp_path: Path, run: Run, durabi
             assert isinstance(results[2], TypeError)
             read = await store.read("c1", 0, 10, T0)
             assert [(a.seq, a.activity["text"]) for a in read] == [(1, "a"), (2, "c")]  # no gap from the failed one
-        finally:
-            await store.close()
 
     run(main())
 
@@ -189,12 +192,10 @@ def test_the_wal_is_checkpointed_into_the_database_while_open(
     monkeypatch.setattr(sqlite_commit, "CHECKPOINT_AT", 32 * 1024)
     monkeypatch.setattr(sqlite_commit, "_CHECK_EVERY", 1)
     path = tmp_path / "db.sqlite3"
-    store = SqliteStore(path, 100, 1000)
     size: Callable[[], int] = lambda: path.stat().st_size  # noqa: E731
 
     async def main() -> None:
-        await store.open()
-        try:
+        async with _open_store(path, "process") as store:
             await store.create_conversation("c1", "bot", T0)
             before = size()
             for i in range(300):
@@ -204,8 +205,6 @@ def test_the_wal_is_checkpointed_into_the_database_while_open(
                     break
                 await asyncio.sleep(0.02)
             assert size() > before + 100_000  # the pages reached the database file, not only the WAL
-        finally:
-            await store.close()
 
     run(main())
 
@@ -219,10 +218,9 @@ def test_the_wal_stays_small_under_steady_writes(
     monkeypatch.setattr(sqlite_commit, "_CHECK_EVERY", 1)
     path = tmp_path / "db.sqlite3"
     wal = tmp_path / "db.sqlite3-wal"
-    store = SqliteStore(path, 100, 1000, durability=durability)
     largest = 0
 
-    async def writer(conversation: str, stop: asyncio.Event) -> None:
+    async def writer(store: SqliteStore, conversation: str, stop: asyncio.Event) -> None:
         i = 0
         while not stop.is_set():
             await store.append(conversation, {"text": "x" * 300, "i": i}, T0)
@@ -230,19 +228,16 @@ def test_the_wal_stays_small_under_steady_writes(
 
     async def main() -> None:
         nonlocal largest
-        await store.open()
-        try:
+        async with _open_store(path, durability) as store:
             for n in range(20):
                 await store.create_conversation(f"c{n}", "bot", T0)
             stop = asyncio.Event()
-            writers = [asyncio.create_task(writer(f"c{n}", stop)) for n in range(20)]
+            writers = [asyncio.create_task(writer(store, f"c{n}", stop)) for n in range(20)]
             for _ in range(60):  # about 3 s of steady writes
                 await asyncio.sleep(0.05)
                 largest = max(largest, wal.stat().st_size if wal.exists() else 0)
             stop.set()
             await asyncio.gather(*writers)
-        finally:
-            await store.close()
 
     run(main())
     conn = sqlite3.connect(path)
