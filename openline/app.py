@@ -53,9 +53,8 @@ from openline.service.dispatch import Dispatcher
 from openline.service.files import Files
 from openline.service.inspector import Inspector
 from openline.service.publish import Bot, Publisher
-from openline.storage import open_store
+from openline.storage import broker_for, open_store
 from openline.storage.base import Broker, ConversationStore
-from openline.storage.local_broker import LocalBroker
 from openline.storage.sqlite_commit import Durability
 from openline.tls import outbound_context, own_endpoint_context
 
@@ -125,7 +124,7 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
         config.scrub_interval,
         cast(Durability, config.durability),
     )
-    broker = LocalBroker()
+    broker = broker_for(store)
     signer = UrlSigner(key)
     tls = outbound_context(config.tls_cert)
     own_tls = own_endpoint_context(config.tls_cert)

@@ -22,7 +22,8 @@ _HELP = {
     "bot": "the bot's messaging endpoint (default: the built-in echo bot)",
     "secret": "a Direct Line secret for the bot; repeat for several (default: generated, kept in the data dir)",
     "data_dir": "directory for the database, signing key and generated secrets (default ./openline-data)",
-    "store": "storage URL: memory:// or sqlite:///PATH (default: SQLite in the data dir)",
+    "store": "storage URL: memory://, sqlite:///PATH, redis://HOST:PORT/DB, rediss://, redis+cluster://HOST:PORT"
+    " (default: SQLite in the data dir)",
     "token_ttl": "conversation token lifetime, e.g. 1800, 30m (default 30m)",
     "retention": "how long messages and uploaded files are kept, e.g. 24h (default 24h)",
     "conversation_ttl": "how long an idle conversation is kept before it is deleted (default 15d)",

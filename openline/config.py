@@ -483,7 +483,10 @@ def load_config(cli: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
     if "tls_cert" in values:
         _check_tls(values["tls_cert"], values["tls_key"])
     if values.get("durability", "process") != "process" and parse_store_url(values.get("store"))[0] != "sqlite":
-        raise ConfigError("durability applies to the SQLite store: memory:// keeps nothing past the process")
+        raise ConfigError(
+            "durability applies to the SQLite store: memory:// keeps nothing past the process, and Redis's own"
+            " persistence settings (appendonly, appendfsync) decide what it keeps"
+        )
 
     config = Config(bots=tuple(bots), public_url_given=bool(values.get("public_url")), **values)
     if not config.public_url:

@@ -103,18 +103,19 @@ class AdminApi:
             subscription.close()
 
     async def _feed(self, websocket: WebSocket, conversation_id: str, limit: int, subscription: Subscription) -> None:
+        await subscription.ready()
         await self._snapshot(websocket, conversation_id, limit)
         while True:
             event = await subscription.get(self.check_every)
+            if subscription.lagged:
+                subscription.lagged = False
+                await self._snapshot(websocket, conversation_id, limit)
+                continue
             if event is None:  # quiet: make sure the conversation has not expired meanwhile
                 try:
                     await self.inspector.require(conversation_id)
                 except ServiceError as e:
                     await _gone(websocket, e)
-                continue
-            if subscription.lagged:
-                subscription.lagged = False
-                await self._snapshot(websocket, conversation_id, limit)
                 continue
             change = inspect.change(conversation_id, event)
             if change is not None:

@@ -87,13 +87,15 @@ class StreamApi:
         self, websocket: WebSocket, conversation: Conversation, after: int, subscription: Subscription
     ) -> None:
         cursor = StreamCursor(after)
+        await subscription.ready()
         await self._replay(websocket, conversation, cursor)
         while True:
             if subscription.lagged:
                 subscription.lagged = False
                 await self._replay(websocket, conversation, cursor)
             event = await subscription.get()
-            assert event is not None  # without a time limit
+            if event is None:  # woken lagged: replay above
+                continue
             assert event.activity is not None  # subscribed without delivery reports
             step = cursor.step(event.seq)
             if step is Step.FILL:

@@ -147,6 +147,7 @@ class Dispatcher:
     async def _reports(self, conversation_id: str) -> AsyncIterator[Subscription]:
         subscription = self.broker.subscribe(conversation_id, deliveries=True)
         try:
+            await subscription.ready()
             yield subscription
         finally:
             subscription.close()

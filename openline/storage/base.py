@@ -317,7 +317,19 @@ class Subscription(Protocol):
     lagged: bool  # set when events were dropped because the reader fell behind; re-read the store
 
     async def get(self, within: float | None = None) -> Event | None:
-        """The next event, waiting for one up to `within` seconds (None: for ever); None when the time ran out."""
+        """The next event, waiting for one up to `within` seconds (None: for ever).
+
+        None when the time ran out, or when the reader was woken `lagged` with
+        no event (a cross-instance broker that may have missed some): re-read
+        the store.
+        """
+
+    async def ready(self) -> None:
+        """Return once events published from now on reach this reader (a cross-instance broker waits for its
+        server to confirm the subscription, at most a few seconds; after that the reader is `lagged`).
+
+        Readers that replay the store and then follow live call this before the replay.
+        """
 
     def close(self) -> None:
         """Stop receiving; idempotent."""

@@ -8,25 +8,42 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from typing import Protocol
 
 from openline.storage.base import Broker, Event, Subscription
 
 QUEUE_SIZE = 1024
+CONFIRM_WITHIN = 5.0  # seconds `ready` waits for a cross-instance broker's server to confirm a subscription
+
+
+class _Subscriptions(Protocol):
+    def unsubscribe(self, conversation_id: str, subscription: LocalSubscription) -> None: ...
 
 
 class LocalSubscription:
     """A bounded queue of events with one reader. Small on purpose: a WebSocket stream keeps one open for its
     whole life, often idle (a list and at most one future and timer while the reader waits)."""
 
-    __slots__ = ("_broker", "_conversation_id", "_events", "_size", "_waiter", "closed", "deliveries", "lagged")
+    __slots__ = (
+        "_broker",
+        "_confirmed",
+        "_conversation_id",
+        "_events",
+        "_size",
+        "_waiter",
+        "closed",
+        "deliveries",
+        "lagged",
+    )
 
-    def __init__(self, broker: LocalBroker, conversation_id: str, size: int, deliveries: bool) -> None:
+    def __init__(self, broker: _Subscriptions, conversation_id: str, size: int, deliveries: bool) -> None:
         self._broker = broker
         self._conversation_id = conversation_id
         self.deliveries = deliveries
         self._size = size
         self._events: list[Event] = []
         self._waiter: asyncio.Future[None] | None = None
+        self._confirmed: asyncio.Future[None] | None = None  # set while a broker waits for its server to confirm
         self.lagged = False
         self.closed = False
 
@@ -35,6 +52,34 @@ class LocalSubscription:
             self.lagged = True
             return
         self._events.append(event)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def awaiting_confirmation(self) -> None:
+        """`ready` waits until `confirm` (a broker whose server has not confirmed the subscription yet)."""
+        self._confirmed = asyncio.get_running_loop().create_future()
+
+    @property
+    def confirmed(self) -> bool:
+        return self._confirmed is None or self._confirmed.done()
+
+    def confirm(self) -> None:
+        if self._confirmed is not None and not self._confirmed.done():
+            self._confirmed.set_result(None)
+
+    async def ready(self, within: float = CONFIRM_WITHIN) -> None:
+        if self._confirmed is None or self._confirmed.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._confirmed), within)
+        except TimeoutError:
+            # not confirmed in time (the server is away): follow live as soon as it is, re-reading the store then
+            self.confirm()
+            self.lagged = True
+
+    def nudge(self) -> None:
+        """Mark the reader `lagged` and wake it: it re-reads the store (something may have passed it by)."""
+        self.lagged = True
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
+import shutil
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +19,7 @@ import pytest
 from openline.app import Services, build_services, create_app
 from openline.config import BotConfig, Config
 from tests.api._servers import Clock, LoopThread, RecordingBot, bound_socket, closed_port
+from tests.redis_servers import RedisServer
 
 ECHO_SECRET = "echo-secret-0123456789"
 REC_SECRET = "rec-secret-0123456789"
@@ -73,6 +79,24 @@ class Service:
             watermark = page["watermark"]
 
 
+_redis: list[RedisServer] = []  # the Redis server of OPENLINE_TEST_STORE=redis, started on first use
+
+
+def _store_url() -> str:
+    """memory://, or with OPENLINE_TEST_STORE=redis (scripts/test runs these tests once more so) a redis-server of
+    this test process's own, under a key prefix of this service's own."""
+    if os.environ.get("OPENLINE_TEST_STORE") != "redis":
+        return "memory://"
+    if not _redis:
+        directory = Path(tempfile.mkdtemp(prefix="openline-api-redis-"))
+        atexit.register(shutil.rmtree, directory, True)
+        server = RedisServer(directory)
+        server.start()
+        atexit.register(server.stop)  # runs first
+        _redis.append(server)
+    return f"{_redis[0].url}?prefix=api-{uuid.uuid4().hex[:12]}"
+
+
 @contextlib.contextmanager
 def serve(
     data_dir: Path, more_bots: Callable[[str], tuple[BotConfig, ...]] | None = None, **overrides: Any
@@ -96,7 +120,7 @@ def serve(
             *(more_bots(bot_url + "/api/messages") if more_bots is not None else ()),
         ),
         "data_dir": data_dir,
-        "store": "memory://",
+        "store": _store_url(),
         "token_ttl": TOKEN_TTL,
         "retention": RETENTION,
         "bot_timeout": BOT_TIMEOUT,

@@ -1,0 +1,196 @@
+"""Fan-out across instances (`Broker` for the Redis store): Redis pub/sub, one connection per process.
+
+How this works: each conversation has a channel (`redis_codec.channel_of`).
+The append script publishes every stored activity on it, in the same atomic
+step as the write; `publish` sends the rest (typing, replacements, delivery
+reports). The process subscribes to a channel while it has a local reader of
+the conversation, and hands each message to its readers' bounded queues, as
+`LocalBroker` does.
+
+A new subscription hears only what is published after Redis confirms it, so
+a reader's `ready` waits for that confirmation before it replays the store.
+Pub/sub drops messages while a connection is down: the confirmations after a
+reconnect mark the channel's readers `lagged` and wake them, and they re-read
+the store from their watermark, which fills any gap (a stream's cursor drops
+what it already sent).
+
+On Redis Cluster the messages are classic pub/sub, which the cluster passes to
+every node: one connection to any node hears every channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
+
+from openline.storage import redis_codec as codec
+from openline.storage.base import Broker, Event
+from openline.storage.local_broker import QUEUE_SIZE, LocalSubscription
+
+log = logging.getLogger("openline.redis")
+RECONNECT_DELAY = 0.5  # seconds between attempts to reconnect the pub/sub connection
+
+
+class RedisBroker:
+    """Readers of this process, by conversation, fed from Redis pub/sub."""
+
+    def __init__(self, url: str, prefix: str, queue_size: int = QUEUE_SIZE) -> None:
+        self._url = codec.node_url(url)
+        self._prefix = prefix
+        self._queue_size = queue_size
+        self._client: aioredis.Redis | RedisCluster | None = None  # publishes; the store's
+        self._readers: dict[str, set[LocalSubscription]] = {}  # conversation id -> its readers here
+        self._channels: dict[bytes, str] = {}  # channel -> conversation id, for those with readers
+        self._awaiting: dict[bytes, int] = {}  # channel -> SUBSCRIBEs sent that Redis has not confirmed yet
+        self._commands: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.connected = asyncio.Event()  # set while the pub/sub connection is up and subscribed
+
+    def attach(self, client: aioredis.Redis | RedisCluster) -> None:
+        """Publish with the store's client (called when the store opens)."""
+        self._client = client
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def publish(self, conversation_id: str, event: Event) -> None:
+        """Publish an event without a place. An event with a `seq` was published by the append script itself,
+        atomically with the write (see `RedisStore.append`), and is not sent again."""
+        if event.seq is not None:
+            return
+        if self._client is None:
+            raise RuntimeError("the Redis store is not open")
+        await self._client.publish(codec.channel_of(self._prefix, conversation_id), codec.event_message(event))
+
+    def subscribe(self, conversation_id: str, *, deliveries: bool = False) -> LocalSubscription:
+        subscription = LocalSubscription(self, conversation_id, self._queue_size, deliveries)
+        channel = codec.channel_of(self._prefix, conversation_id)
+        readers = self._readers.get(conversation_id)
+        if readers is None:
+            readers = self._readers[conversation_id] = set()
+            self._channels[channel.encode()] = conversation_id
+            self._awaiting[channel.encode()] = self._awaiting.get(channel.encode(), 0) + 1
+            self._commands.put_nowait(("subscribe", channel))
+            self._start()
+        if self._awaiting.get(channel.encode()):
+            subscription.awaiting_confirmation()
+        readers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, conversation_id: str, subscription: LocalSubscription) -> None:
+        readers = self._readers.get(conversation_id)
+        if readers is None:
+            return
+        readers.discard(subscription)
+        if not readers:
+            del self._readers[conversation_id]
+            channel = codec.channel_of(self._prefix, conversation_id)
+            del self._channels[channel.encode()]
+            self._commands.put_nowait(("unsubscribe", channel))
+
+    def subscriber_count(self, conversation_id: str) -> int:
+        return len(self._readers.get(conversation_id, ()))
+
+    # -- the pub/sub connection ---------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._task is None and not self._closed:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="openline redis broker")
+
+    async def _run(self) -> None:
+        """Keep one pub/sub connection, subscribed to every channel with readers here, for ever."""
+        while True:
+            connection = aioredis.Redis.from_url(self._url)
+            pubsub = connection.pubsub()
+            try:
+                await self._session(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("Redis pub/sub connection lost (%s); reconnecting", e)
+            finally:
+                self.connected.clear()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                with contextlib.suppress(Exception):
+                    await connection.aclose()
+            await asyncio.sleep(RECONNECT_DELAY)
+
+    async def _session(self, pubsub: PubSub) -> None:
+        # the commands queued so far are covered by subscribing to what has readers now
+        while not self._commands.empty():
+            self._commands.get_nowait()
+        self._awaiting = dict.fromkeys(self._channels, 1)
+        # a channel of no conversation keeps the connection open while no conversation has readers
+        await pubsub.subscribe(f"{self._prefix}:broker", *(c.decode() for c in self._channels))
+        self.connected.set()
+        tasks = {asyncio.create_task(self._read(pubsub)), asyncio.create_task(self._send_commands(pubsub))}
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises what ended it
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _read(self, pubsub: PubSub) -> None:
+        while True:
+            message = await pubsub.get_message(timeout=None)
+            if message is not None:
+                self._dispatch(message)
+
+    async def _send_commands(self, pubsub: PubSub) -> None:
+        while True:
+            command, channel = await self._commands.get()
+            if command == "subscribe":
+                await pubsub.subscribe(channel)
+            else:
+                await pubsub.unsubscribe(channel)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        conversation_id = self._channels.get(message["channel"])
+        if conversation_id is None:
+            return
+        readers = self._readers.get(conversation_id, ())
+        kind = message["type"]
+        if kind == "subscribe":
+            channel = message["channel"]
+            awaiting = self._awaiting.get(channel, 0) - 1
+            if awaiting > 0:
+                self._awaiting[channel] = awaiting
+                return  # an older SUBSCRIBE of the channel (its UNSUBSCRIBE and this one's are still to come)
+            self._awaiting.pop(channel, None)
+            for subscription in readers:
+                if subscription.confirmed:
+                    # subscribed again after a lost connection: what was published meanwhile is in the store only
+                    subscription.nudge()
+                else:
+                    subscription.confirm()
+            return
+        if kind != "message":
+            return
+        try:
+            event = codec.parse_message(conversation_id, message["data"])
+        except Exception:
+            log.exception("unreadable event on %s", message["channel"])
+            return
+        report_only = event.activity is None
+        for subscription in readers:
+            if subscription.deliveries or not report_only:
+                subscription.offer(event)
+
+
+_: type[Broker] = RedisBroker

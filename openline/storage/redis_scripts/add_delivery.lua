@@ -1,0 +1,17 @@
+-- ARGV: 1 activity id, 2 record, 3 its attempts, 4 its time, 5 ttl ms.
+-- Kept unless the known record is of a later attempt. 1 when the sweep index must learn of it.
+if not exists() then
+  return unknown()
+end
+local known = redis.call('HGET', KEYS[6], ARGV[1])
+if known then
+  local _, _, attempts = parse_record(known)
+  if attempts > tonumber(ARGV[3]) then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[6], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[8], ARGV[4], 'd:' .. ARGV[1])
+local index = dated(ARGV[4])
+touch(tonumber(ARGV[5]))
+return index
