@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -30,7 +30,7 @@ from openline.api.admin import AdminApi
 from openline.api.attachments import AttachmentsApi
 from openline.api.bot_auth import BotAuthApi
 from openline.api.connector import ConnectorApi
-from openline.api.errors import on_http_exception, on_service_error, on_unexpected
+from openline.api.errors import on_http_exception, on_service_error, on_store_unavailable, on_unexpected
 from openline.api.stream import StreamApi
 from openline.api.v1 import V1Api
 from openline.api.v3 import V3Api
@@ -53,10 +53,13 @@ from openline.service.dispatch import Dispatcher
 from openline.service.files import Files
 from openline.service.inspector import Inspector
 from openline.service.publish import Bot, Publisher
-from openline.storage import broker_for, open_store
-from openline.storage.base import Broker, ConversationStore
+from openline.storage import broker_for, open_store, parse_store_url
+from openline.storage.base import Broker, ConversationStore, StoreUnavailable
 from openline.storage.sqlite_commit import Durability
 from openline.tls import outbound_context, own_endpoint_context
+
+if TYPE_CHECKING:
+    from openline.storage.redis_shared import SharedFiles
 
 log = logging.getLogger("openline")
 KEY_RELOAD_INTERVAL = 30.0  # seconds
@@ -81,9 +84,42 @@ class Services:
     # secrets generated on this start (bot id, secret), to be shown once
     generated_secrets: list[tuple[str, str]] = field(default_factory=list)
     generated_admin_secret: str | None = None  # likewise
+    shared_files: SharedFiles | None = None  # on a Redis store: the data directory's files every instance shares
+
+
+def shared_files(config: Config) -> SharedFiles | None:
+    """The data directory's files that instances on one Redis share (None: the store is not Redis)."""
+    if parse_store_url(config.store)[0] != "redis":
+        return None
+    from openline.storage.redis_shared import SharedFiles
+
+    assert config.store is not None
+    return SharedFiles(config.store, config.data_dir)
 
 
 def build_services(config: Config, clock: Callable[[], float] = time.time) -> Services:
+    """Every service, built once. On a Redis store the data directory's keys and secrets are first taken from
+    Redis (another instance made them), or published to it (this one is first). Raises OSError and ValueError
+    (a data directory or a Redis that cannot be used)."""
+    shared = shared_files(config)
+    if shared is None:
+        return _build_services(config, clock)
+    from redis.exceptions import RedisError
+
+    try:
+        DataDir(config.data_dir).ensure()
+        shared.pull()
+        services = _build_services(config, clock)
+        if not shared.publish_new():  # another instance published its own first, at the same moment: use those
+            shared.pull()
+            services = _build_services(config, clock)
+    except RedisError as e:
+        raise OSError(f"the Redis store {shared.url} cannot be used: {e}") from None
+    services.shared_files = shared
+    return services
+
+
+def _build_services(config: Config, clock: Callable[[], float]) -> Services:
     data = DataDir(config.data_dir)
     data.ensure()
     key = data.signing_key()
@@ -160,6 +196,8 @@ async def _reload_keys_forever(services: Services) -> None:
     while True:
         await asyncio.sleep(KEY_RELOAD_INTERVAL)
         try:
+            if services.shared_files is not None:  # a rotation run against this or another instance's directory
+                await asyncio.to_thread(services.shared_files.sync)
             if await asyncio.to_thread(keyring.refresh):
                 log.info(
                     "bot authentication keys changed: now signing with %s",
@@ -269,6 +307,7 @@ def create_app(
         exception_handlers={
             ServiceError: on_service_error,
             HTTPException: on_http_exception,
+            StoreUnavailable: on_store_unavailable,
             Exception: on_unexpected,
         },
     )

@@ -191,17 +191,28 @@ def _when(stamp: int) -> str:
 
 
 def keys_command(args: argparse.Namespace) -> int:
+    from redis.exceptions import RedisError
+
+    from openline.app import shared_files
     from openline.auth.bot_keys import KeyFile
 
     try:
         # the service's own data directory: --data-dir, else OPENLINE_DATA_DIR, else the --config file's
-        data_dir = load_config({"config": args.config, "data_dir": args.data_dir}).data_dir
+        config = load_config({"config": args.config, "data_dir": args.data_dir})
+        data_dir = config.data_dir
         delay = parse_duration(args.activate_in) if args.keys_command == "rotate" else 0
         if delay > MAX_ACTIVATE_IN:
             raise ConfigError(f"--activate-in: {args.activate_in!r} is more than 365 days")
     except ConfigError as e:
         print(f"openline: {e}", file=sys.stderr)
         return 2
+    shared = shared_files(config)
+    if shared is not None:  # the keys every instance on this Redis uses
+        try:
+            shared.pull()
+        except RedisError as e:
+            print(f"openline: the Redis store {shared.url} cannot be used: {e}", file=sys.stderr)
+            return 1
     file = KeyFile(data_dir)
     if file.stamp() is None:
         print(
@@ -214,9 +225,11 @@ def keys_command(args: argparse.Namespace) -> int:
     try:
         if args.keys_command == "rotate":
             keys, new = file.rotate(delay, now)
+            if shared is not None:
+                shared.publish(file.path.name)
             print(f"new key {new.kid}: published now, signs from {_when(new.active_from)}")
         keys = file.load_or_create(now)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RedisError) as e:
         print(f"openline: {e}", file=sys.stderr)
         return 1
     signing = keys.signing_key(now)

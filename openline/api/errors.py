@@ -74,6 +74,16 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(request.url.path, kind, message, dict(exc.headers) if exc.headers else None)
 
 
+async def on_store_unavailable(request: Request, exc: Exception) -> Response:
+    """503 in the API's error shape, with Retry-After: the store is down or restarting, the client retries."""
+    log.warning("%s %s: %s", request.method, redact_target(request.url.path), exc)
+    public = not request.url.path.startswith(NO_CORS_PATHS)
+    headers = {"Retry-After": "1"}
+    if public and "origin" in request.headers:
+        headers["Access-Control-Allow-Origin"] = "*"  # outside the CORS middleware, as in on_unexpected
+    return error_response(request.url.path, ErrorKind.OVERLOADED, f"the store is unavailable; retry: {exc}", headers)
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, redact_target(request.url.path))
     # this handler runs outside the CORS middleware: without the header a browser client sees status 0

@@ -27,6 +27,11 @@ class UnknownConversation(LookupError):
     """The conversation does not exist (never created, or deleted by retention)."""
 
 
+class StoreUnavailable(ConnectionError):
+    """The store cannot be reached now (a Redis server down or restarting); nothing of the call was done, or
+    its outcome is unknown. Clients are answered 503 and retry."""
+
+
 @dataclass(frozen=True, slots=True)
 class Conversation:
     id: str

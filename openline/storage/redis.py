@@ -25,7 +25,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import ResponseError
+from redis.exceptions import ClusterDownError, ConnectionError, ResponseError, TimeoutError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from openline.protocol.activity import assign_position
 from openline.storage import redis_codec as codec
@@ -39,11 +40,11 @@ from openline.storage.base import (
     Origin,
     StoredActivity,
     StoredFile,
+    StoreUnavailable,
     UnknownConversation,
 )
 from openline.storage.redis_broker import RedisBroker
 
-PREFIX = "openline"
 _UNKNOWN = "OPENLINE_UNKNOWN_CONVERSATION"
 _t = codec.time_text
 
@@ -52,9 +53,25 @@ POOL_SIZE = 64  # connections to Redis (to each node of a cluster) per process; 
 POOL_WAIT = 10.0  # seconds a caller waits for a free connection before failing
 
 
-class _BoundedCluster(RedisCluster):
-    """A cluster client whose callers wait for a free connection, as `BlockingConnectionPool`'s do (redis-py's
-    cluster client fails with MaxConnectionsError instead): at most POOL_SIZE commands in flight."""
+# redis-py 8 asks each new connection for maintenance notifications (Redis Enterprise's), and while it thinks
+# them on, its pool hands out connections without checking that the server has not closed them
+_NO_MAINT = MaintNotificationsConfig(enabled=False)
+
+
+class _Client(aioredis.Redis):
+    """One Redis server; a failure to reach it is `StoreUnavailable`."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except (ConnectionError, TimeoutError) as e:
+            raise StoreUnavailable(f"Redis cannot be reached: {e}") from e
+
+
+class _Cluster(RedisCluster):
+    """A Redis Cluster; a failure to reach it is `StoreUnavailable`. Its callers wait for a free connection, as
+    `BlockingConnectionPool`'s do (redis-py's cluster client fails with MaxConnectionsError instead): at most
+    POOL_SIZE commands in flight."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -62,15 +79,20 @@ class _BoundedCluster(RedisCluster):
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         async with self._in_flight:
-            return await super().execute_command(*args, **kwargs)
+            try:
+                return await super().execute_command(*args, **kwargs)
+            except (ConnectionError, TimeoutError, ClusterDownError) as e:
+                raise StoreUnavailable(f"the Redis Cluster cannot be reached: {e}") from e
 
 
 def connect(url: str) -> aioredis.Redis | RedisCluster:
     """A client for `url` (no connection is made yet): a cluster client for `redis+cluster://`."""
     if codec.is_cluster_url(url):
-        return _BoundedCluster.from_url(codec.node_url(url), max_connections=POOL_SIZE)
-    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=POOL_WAIT)
-    return aioredis.Redis.from_pool(pool)  # closed with the client
+        return _Cluster.from_url(codec.node_url(url), max_connections=POOL_SIZE, maint_notifications_config=_NO_MAINT)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=POOL_SIZE, timeout=POOL_WAIT, maint_notifications_config=_NO_MAINT
+    )
+    return _Client.from_pool(pool)  # the pool is closed with the client
 
 
 def _scripts_text() -> dict[str, str]:
@@ -91,7 +113,7 @@ class RedisStore:
 
     def __init__(self, url: str, retention: float, conversation_ttl: float, prefix: str | None = None) -> None:
         url, prefix_in_url = codec.split_prefix(url)
-        prefix = prefix or prefix_in_url or PREFIX
+        prefix = prefix or prefix_in_url or codec.DEFAULT_PREFIX
         self.url = url
         self.retention = retention
         self.conversation_ttl = conversation_ttl

@@ -28,12 +28,14 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
+from redis.maint_notifications import MaintNotificationsConfig
 
 from openline.storage import redis_codec as codec
 from openline.storage.base import Broker, Event
 from openline.storage.local_broker import QUEUE_SIZE, LocalSubscription
 
 log = logging.getLogger("openline.redis")
+_NO_MAINT = MaintNotificationsConfig(enabled=False)  # see redis.py
 RECONNECT_DELAY = 0.5  # seconds between attempts to reconnect the pub/sub connection
 
 
@@ -112,7 +114,7 @@ class RedisBroker:
     async def _run(self) -> None:
         """Keep one pub/sub connection, subscribed to every channel with readers here, for ever."""
         while True:
-            connection = aioredis.Redis.from_url(self._url)
+            connection = aioredis.Redis.from_url(self._url, maint_notifications_config=_NO_MAINT)
             pubsub = connection.pubsub()
             try:
                 await self._session(pubsub)

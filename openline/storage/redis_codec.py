@@ -18,6 +18,7 @@ encode = msgspec.json.Encoder().encode
 decode_activity = msgspec.json.Decoder(dict[str, Any]).decode
 _decode_any = msgspec.json.Decoder().decode
 
+DEFAULT_PREFIX = "openline"  # starts every key, unless the store URL's `?prefix=` names another
 # the keys of one conversation, in the order the scripts name them (see redis_scripts/_common.lua)
 PARTS = ("c", "a", "k", "m", "f", "d", "at", "ot")
 APPENDED = b"A"  # a broker message the append script published: b"A<seq>|<entry>"

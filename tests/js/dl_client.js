@@ -23,6 +23,7 @@
 //
 // Scenario (JSON):
 //   domain            "http://127.0.0.1:PORT/v3/directline" (required)
+//   postDomain        another instance's ".../v3/directline": activities are posted there, the rest goes to domain
 //   secret | token    the credential (secret wins, as in DLJS)
 //   webSocket         true (default) or false for polling
 //   pollingInterval   ms, polling mode only (DLJS: >= 200, else 1000)
@@ -84,6 +85,9 @@ function readScenario() {
 
 // --- the browser globals DLJS expects -------------------------------------------------------------------------
 
+// scenario.postDomain: where activities are posted instead of `domain` (as a load balancer may send them)
+let postDomain = null;
+
 // POST /tokens/refresh answers ({status, token}), in order, for the waitTokenRefresh step
 const refreshLog = [];
 
@@ -104,6 +108,9 @@ class LoggingXMLHttpRequest extends XHR2 {
   }
 
   open(method, url, ...rest) {
+    if (postDomain && method === 'POST' && /\/conversations\/[^/]+\/activities$/.test(url)) {
+      url = postDomain + url.slice(url.indexOf('/conversations/')); // another instance behind the load balancer
+    }
     this._logMethod = method;
     this._logUrl = url;
     if (/\/tokens\/refresh$/.test(url)) {
@@ -194,6 +201,7 @@ async function until(predicate, timeoutMs, what) {
 async function run(scenario) {
   const stepTimeout = scenario.timeoutMs || 20000;
   const options = { domain: scenario.domain };
+  postDomain = scenario.postDomain || null;
   for (const key of ['secret', 'token', 'conversationId', 'watermark', 'pollingInterval', 'webSocket']) {
     if (scenario[key] !== undefined) options[key] = scenario[key];
   }
