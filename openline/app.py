@@ -53,7 +53,7 @@ from openline.service.dispatch import Dispatcher
 from openline.service.files import Files
 from openline.service.inspector import Inspector
 from openline.service.publish import Bot, Publisher
-from openline.storage import broker_for, open_store, parse_store_url
+from openline.storage import broker_for, open_store, parse_store_url, shared_store
 from openline.storage.base import Broker, ConversationStore, StoreUnavailable
 from openline.storage.sqlite_commit import Durability
 from openline.tls import outbound_context, own_endpoint_context
@@ -166,7 +166,9 @@ def _build_services(config: Config, clock: Callable[[], float]) -> Services:
     own_tls = own_endpoint_context(config.tls_cert)
     client = BotClient(config.bot_timeout, tls, (config.local_url, own_tls) if own_tls is not None else None)
     publisher = Publisher(store, broker, clock)
-    dispatcher = Dispatcher(store, broker, client, config.public_url, clock, bot_authority)
+    dispatcher = Dispatcher(
+        store, broker, client, config.public_url, clock, bot_authority, remember_announced=not shared_store(store)
+    )
     channel = Channel(store, publisher, bots, dispatcher, clock)
     return Services(
         config=config,

@@ -30,6 +30,7 @@ from openline.storage.base import Broker, ConversationStore, Delivery, Event, Me
 
 log = logging.getLogger("openline.dispatch")
 _ANNOUNCED_CACHE = 65536
+_ANNOUNCE_POLL = 0.05  # seconds between looks at an announcement in flight on another instance
 _POLL = 1.0  # a waiting retry re-reads the store at least this often (a report from another instance may be lost)
 
 
@@ -47,6 +48,7 @@ class Dispatcher:
         public_url: str,
         clock: Callable[[], float] = time.time,
         authority: BotAuthority | None = None,
+        remember_announced: bool = True,
     ) -> None:
         self.store = store
         self.broker = broker
@@ -56,8 +58,10 @@ class Dispatcher:
         self.clock = clock
         self.stale_after = abandoned_after(client.timeout)
         self._announcing: dict[tuple[str, str], asyncio.Future[None]] = {}
-        # members this process knows the bot was told of: their activities skip the store
+        # members this process knows the bot was told of: their activities skip the store. Only when this
+        # process is the only one: on a shared store another instance may remove a member meanwhile
         self._announced: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._remember = remember_announced
 
     # -- activities ---------------------------------------------------------------------------------
 
@@ -160,8 +164,12 @@ class Dispatcher:
         """Tell the bot that `member` joined (sent by `sender`), unless it knows; False when the bot did not take it.
 
         Concurrent announcements of one member wait for the one in flight in
-        this process; one in flight elsewhere is not waited for. A member whose
-        announcement failed is announced again on the next call.
+        this process. On a shared store (Redis) they also wait for one in
+        flight on another instance (polling the store), so a user's first
+        activity reaches the bot after the news that the user joined; on a
+        store of this process alone, one in flight elsewhere (a process that
+        died) is not waited for. A member whose announcement failed is
+        announced again on the next call.
         """
         key = (conversation_id, member["id"])
         if key in self._announced:
@@ -170,14 +178,23 @@ class Dispatcher:
         pending = self._announcing.get(key)
         if pending is not None:
             await asyncio.shield(pending)
+            if not self._remember:
+                return await self.announce(conversation_id, bot, member, sender, locale)
             return key in self._announced
         done = asyncio.get_running_loop().create_future()
         self._announcing[key] = done
         try:
             name = member.get("name")
             joined = Member(member["id"], name if isinstance(name, str) else None)
-            now = self.clock()
-            claimed, state = await self.store.claim_announcement(conversation_id, joined, now, now - self.stale_after)
+            while True:
+                now = self.clock()
+                claimed, state = await self.store.claim_announcement(
+                    conversation_id, joined, now, now - self.stale_after
+                )
+                if claimed or state != "pending" or self._remember:
+                    break
+                # in flight on another instance: the activity waits for it, or until it is abandoned and claimed here
+                await asyncio.sleep(_ANNOUNCE_POLL)
             if claimed:
                 update = act.members_added(
                     conversation_id,
@@ -192,7 +209,7 @@ class Dispatcher:
                 await self.store.finish_announcement(conversation_id, member["id"], ok)
             else:
                 ok = state == "delivered"
-            if ok:
+            if ok and self._remember:
                 self._announced[key] = None
                 if len(self._announced) > _ANNOUNCED_CACHE:
                     self._announced.popitem(last=False)

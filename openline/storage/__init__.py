@@ -68,3 +68,10 @@ def broker_for(store: ConversationStore) -> Broker:
     from openline.storage.redis import RedisStore
 
     return store.broker if isinstance(store, RedisStore) else LocalBroker()
+
+
+def shared_store(store: ConversationStore) -> bool:
+    """Whether other instances may change the store meanwhile (Redis): then nothing of it is remembered here."""
+    from openline.storage.redis import RedisStore
+
+    return isinstance(store, RedisStore)
