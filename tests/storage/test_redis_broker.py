@@ -1,0 +1,121 @@
+"""RedisBroker (events across instances) and SharedFiles (the data directory's keys in Redis), on a real redis-server.
+
+Two stores on one Redis stand for two instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from openline.storage.base import Delivery, Event
+from openline.storage.redis import RedisStore
+from openline.storage.redis_shared import SharedFiles
+from tests.redis_servers import RedisServer, redis_server
+
+
+@asynccontextmanager
+async def _instances(url: str, count: int = 2) -> AsyncIterator[list[RedisStore]]:
+    prefix = f"broker-{uuid.uuid4().hex[:8]}"
+    stores = [RedisStore(url, 100.0, 1000.0, prefix=prefix) for _ in range(count)]
+    for s in stores:
+        await s.open()
+    try:
+        yield stores
+    finally:
+        for s in stores:
+            await s.close()
+
+
+def test_an_append_on_one_instance_reaches_readers_on_another(redis_url: str) -> None:
+    async def scenario() -> None:
+        async with _instances(redis_url) as (a, b):
+            await a.create_conversation("c1", "bot", 1.0)
+            reader = b.broker.subscribe("c1")
+            await reader.ready()
+            stored = await a.append("c1", {"type": "message", "text": "hi"}, 2.0)
+            event = await reader.get(5)
+            assert event is not None and event.seq == stored.seq == 1
+            assert event.activity == stored.activity and event.origin == "client"
+            # events without a place go through `publish`; delivery reports only to readers that ask for them
+            inspector = b.broker.subscribe("c1", deliveries=True)
+            await inspector.ready()
+            report = Delivery("c1|0000001", 3.0, 201, 0.1, state="delivered")
+            await a.broker.publish("c1", Event(None, None, "client", report))
+            await a.broker.publish("c1", Event(None, {"type": "typing"}, "client"))
+            got = await inspector.get(5)
+            assert got is not None and got.delivery == report
+            typing = await reader.get(5)
+            assert typing is not None and typing.activity == {"type": "typing"} and typing.seq is None
+            assert await reader.get(0.2) is None, "the report went to the inspector only"
+            reader.close()
+            inspector.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_event_with_a_place_is_published_by_the_append_only(redis_url: str) -> None:
+    async def scenario() -> None:
+        async with _instances(redis_url) as (a, b):
+            await a.create_conversation("c1", "bot", 1.0)
+            reader = b.broker.subscribe("c1")
+            await reader.ready()
+            stored = await a.append("c1", {"type": "message"}, 2.0)
+            await a.broker.publish("c1", Event(stored.seq, stored.activity, "client"))  # what Publisher does
+            assert await reader.get(5) is not None
+            assert await reader.get(0.3) is None, "once, not twice"
+            reader.close()
+
+    asyncio.run(scenario())
+
+
+def test_readers_are_woken_to_reread_after_redis_comes_back(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+
+    async def scenario() -> None:
+        async with _instances(server.url) as (a, b):
+            await a.create_conversation("c1", "bot", 1.0)
+            reader = b.broker.subscribe("c1")
+            await reader.ready()
+            waiting = asyncio.ensure_future(reader.get())
+            await asyncio.to_thread(server.stop, True)
+            await asyncio.to_thread(server.start)
+            # what was published while the connection was down is in the store only: the reader re-reads it
+            event = await asyncio.wait_for(waiting, 10)
+            assert event is None and reader.lagged
+            reader.lagged = False
+            await b.broker.connected.wait()
+            await a.create_conversation("c1", "bot", 3.0)  # this server keeps nothing across its restart
+            await a.append("c1", {"type": "message"}, 3.0)
+            after = await reader.get(5)
+            assert after is not None and after.seq == 1, "live again after the reconnect"
+            reader.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
+
+
+def test_shared_files_go_from_the_first_instance_to_the_others_and_rotations_spread(tmp_path: Path) -> None:
+    with redis_server(tmp_path / "redis") as server:
+        url = f"{server.url}?prefix=files-{uuid.uuid4().hex[:8]}"
+        a, b = tmp_path / "a", tmp_path / "b"
+        a.mkdir()
+        b.mkdir()
+        first, second = SharedFiles(url, a), SharedFiles(url, b)
+        assert first.pull() == []
+        (a / "signing.key").write_text("key-a")
+        assert first.publish_new()
+        (b / "signing.key").write_text("key-b")  # made by B at the same moment, before it saw A's
+        assert not second.publish_new(), "A's was first"
+        assert second.pull() == ["signing.key"] and (b / "signing.key").read_text() == "key-a"
+        # a rotation against B's directory is published by B, then taken by A
+        (b / "bot-keys.json").write_text('{"keys": ["new"]}')
+        assert second.sync() == ["bot-keys.json"]
+        assert first.sync() == ["bot-keys.json"] and (a / "bot-keys.json").read_text() == '{"keys": ["new"]}'
+        assert first.sync() == [] and second.sync() == [], "nothing more to move"
