@@ -24,6 +24,7 @@ from openline.config import (
     parse_seconds,
     parse_size,
 )
+from openline.storage import parse_store_url
 
 
 def _cli(**given: Any) -> dict[str, Any]:
@@ -453,7 +454,7 @@ def test_a_wrong_toml_type_for_data_dir_is_a_config_error(tmp_path: Path) -> Non
     assert "data_dir" in _error(_cli(config=_toml(tmp_path, "data_dir = 5\n")))
 
 
-@pytest.mark.parametrize("url", ["redis://localhost", "sqlite:", "postgres://x", "memoryx"])
+@pytest.mark.parametrize("url", ["redis:/localhost", "redis://", "sqlite:", "postgres://x", "memoryx"])
 def test_an_unknown_store_url_is_a_config_error(url: str) -> None:
     assert _error(_cli(store=url)).startswith("store: ")
 
@@ -743,3 +744,17 @@ def test_connections_give_up_on_a_silent_peer() -> None:
         if option is not None:
             assert sock.getsockopt(socket.IPPROTO_TCP, option) == int(PEER_SILENCE * 1000)
     give_up_on_silent_peers(None)  # a transport without a socket: nothing to do
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://localhost:6379/0",
+        "rediss://:secret@redis.example.com:6380/2",
+        "redis+cluster://10.0.0.1:7000",
+        "rediss+cluster://10.0.0.1:7000?prefix=team-a",
+        "unix:///run/redis.sock",
+    ],
+)
+def test_redis_store_urls_are_accepted(url: str) -> None:
+    assert parse_store_url(url) == ("redis", None)

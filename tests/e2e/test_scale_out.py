@@ -31,6 +31,7 @@ class Cluster:
     c: Openline
     redis: RedisServer
     store: str
+    bot_errors_expected: bool = False  # an instance killed under the bot's feet fails the turns it had
 
 
 def _instance(
@@ -61,8 +62,10 @@ def cluster(procs: Processes, tmp_path: Path) -> Iterator[Cluster]:
         bot.wait_ready()
         for instance in (a, b, c):
             instance.wait_ready()
-        yield Cluster(a, b, c, redis, store)
-        assert "on_turn_error" not in bot.stderr, bot.stderr
+        running = Cluster(a, b, c, redis, store)
+        yield running
+        if not running.bot_errors_expected:
+            assert "on_turn_error" not in bot.stderr, bot.stderr
     finally:
         redis.stop()
 
@@ -198,6 +201,7 @@ def test_kill_9_of_an_instance_under_load_loses_nothing_acknowledged(cluster: Cl
         w.start()
     while len(acknowledged) < 40:
         time.sleep(0.02)
+    cluster.bot_errors_expected = True  # the bot's replies to A break off
     cluster.a.kill()  # SIGKILL, mid-conversation
     time.sleep(1.0)
     stop.set()
