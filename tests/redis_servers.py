@@ -114,13 +114,18 @@ def redis_server(directory: Path, *extra: str) -> Iterator[RedisServer]:
 
 
 @contextmanager
-def redis_cluster(directory: Path, nodes: int = 3) -> Iterator[str]:
-    """A Redis Cluster of `nodes` masters on loopback; yields its `redis+cluster://` URL (any node)."""
+def redis_cluster(directory: Path, nodes: int = 3, *settings: str) -> Iterator[str]:
+    """A Redis Cluster of `nodes` masters on loopback (`settings`: more redis-server arguments for each); yields
+    its `redis+cluster://` URL (the first node)."""
     cli = shutil.which("redis-cli")
     if cli is None:
         _unavailable("redis-cli is not installed (Debian: apt-get install redis-server)")
     servers = [
-        RedisServer(directory / f"node{i}", None, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+        RedisServer(
+            directory / f"node{i}",
+            None,
+            *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", *settings),
+        )
         for i in range(nodes)
     ]
     try:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Coroutine
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from openline.api.errors import error_response
-from openline.protocol.errors import ServiceError
+from openline.api.errors import STORE_UNAVAILABLE, error_response
+from openline.protocol.errors import ErrorKind, ServiceError
+from openline.storage.base import StoreUnavailable
+
+log = logging.getLogger("openline.api")
+TRY_AGAIN_LATER = 1013  # RFC 6455 close code (IANA registry): the store is away, the client reconnects
 
 
 class FeedClosed(Exception):
@@ -25,7 +30,8 @@ async def send_text(websocket: WebSocket, text: str) -> None:
 
 
 async def run_feed(websocket: WebSocket, feed: Coroutine[Any, Any, None]) -> None:
-    """Run `feed` (the server's frames) while reading the client's, until either ends; then close the socket.
+    """Run `feed` (the server's frames) while reading the client's, until either ends; then close the socket
+    (with 1013, try again later, when the store could not be reached).
 
     The feed runs in the caller's task, the reading in one task of its own: an idle stream holds two tasks.
     """
@@ -42,6 +48,7 @@ async def run_feed(websocket: WebSocket, feed: Coroutine[Any, Any, None]) -> Non
             current.cancel("the client went away")
 
     receiver.add_done_callback(client_gone)
+    code = 1000
     try:
         await feed
     except asyncio.CancelledError:
@@ -49,6 +56,9 @@ async def run_feed(websocket: WebSocket, feed: Coroutine[Any, Any, None]) -> Non
             raise  # cancelled from outside (the server stopping), not only by the client's leaving
     except (FeedClosed, WebSocketDisconnect):
         pass
+    except StoreUnavailable as e:
+        log.warning("%s: %s; the socket is closed with %d", websocket.url.path, e, TRY_AGAIN_LATER)
+        code = TRY_AGAIN_LATER
     finally:
         feeding = False
         feed.close()  # when it never started (cancelled before its first step)
@@ -56,7 +66,7 @@ async def run_feed(websocket: WebSocket, feed: Coroutine[Any, Any, None]) -> Non
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
             await receiver
         with contextlib.suppress(Exception):
-            await websocket.close()
+            await websocket.close(code)
 
 
 async def ignore_client_frames(websocket: WebSocket) -> None:
@@ -65,6 +75,11 @@ async def ignore_client_frames(websocket: WebSocket) -> None:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
+
+
+def store_unavailable() -> ServiceError:
+    """What a WebSocket upgrade is refused with while the store cannot be reached (503, as HTTP requests get)."""
+    return ServiceError(ErrorKind.OVERLOADED, STORE_UNAVAILABLE)
 
 
 async def deny(websocket: WebSocket, error: ServiceError) -> None:

@@ -19,13 +19,13 @@ from starlette.websockets import WebSocket
 from openline import __version__
 from openline.api._http import json_response
 from openline.api._origin import OriginCheck
-from openline.api._ws import FeedClosed, deny, run_feed, send_text
+from openline.api._ws import FeedClosed, deny, run_feed, send_text, store_unavailable
 from openline.auth.admin import AdminAuth
 from openline.protocol import inspect
 from openline.protocol.connector import parse_count
 from openline.protocol.errors import ErrorKind, ServiceError
 from openline.service.inspector import Inspector
-from openline.storage.base import Subscription
+from openline.storage.base import StoreUnavailable, Subscription
 
 _encode = msgspec.json.Encoder().encode
 DEFAULT_CONVERSATIONS, MAX_CONVERSATIONS = 50, 1000
@@ -94,6 +94,9 @@ class AdminApi:
             await self.inspector.require(conversation_id)  # NOT_FOUND before the upgrade
         except ServiceError as e:
             await deny(websocket, e)
+            return
+        except StoreUnavailable:
+            await deny(websocket, store_unavailable())
             return
         await websocket.accept()
         subscription = self.inspector.subscribe(conversation_id)

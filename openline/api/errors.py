@@ -74,6 +74,9 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(request.url.path, kind, message, dict(exc.headers) if exc.headers else None)
 
 
+STORE_UNAVAILABLE = "the service's store cannot be reached; retry"  # the detail (hosts, ports) is logged only
+
+
 async def on_store_unavailable(request: Request, exc: Exception) -> Response:
     """503 in the API's error shape, with Retry-After: the store is down or restarting, the client retries."""
     log.warning("%s %s: %s", request.method, redact_target(request.url.path), exc)
@@ -81,7 +84,7 @@ async def on_store_unavailable(request: Request, exc: Exception) -> Response:
     headers = {"Retry-After": "1"}
     if public and "origin" in request.headers:
         headers["Access-Control-Allow-Origin"] = "*"  # outside the CORS middleware, as in on_unexpected
-    return error_response(request.url.path, ErrorKind.OVERLOADED, f"the store is unavailable; retry: {exc}", headers)
+    return error_response(request.url.path, ErrorKind.OVERLOADED, STORE_UNAVAILABLE, headers)
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:

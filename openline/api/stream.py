@@ -18,14 +18,14 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from openline.api._keepalive import KeepAlive
-from openline.api._ws import FeedClosed, deny, run_feed, send_text
+from openline.api._ws import FeedClosed, deny, run_feed, send_text, store_unavailable
 from openline.auth.tokens import STREAM_AUDIENCE, TokenAuthority
 from openline.protocol import v3
 from openline.protocol.errors import ErrorKind, ServiceError
 from openline.protocol.ids import InvalidWatermark, parse_watermark
 from openline.protocol.stream import Step, StreamCursor
 from openline.service.channel import Channel
-from openline.storage.base import Broker, Conversation, Subscription
+from openline.storage.base import Broker, Conversation, StoreUnavailable, Subscription
 
 log = logging.getLogger("openline.stream")
 _encode = msgspec.json.Encoder().encode
@@ -49,6 +49,9 @@ class StreamApi:
             conversation, after = await self._admit(websocket)
         except ServiceError as e:
             await deny(websocket, e)
+            return
+        except StoreUnavailable:
+            await deny(websocket, store_unavailable())
             return
         await websocket.accept()
         subscription = self.broker.subscribe(conversation.id)

@@ -109,7 +109,10 @@ class Dispatcher:
             pass  # expired while the bot was busy: nothing left to describe
         except Exception:
             log.exception("could not record the delivery of %s in %s", delivery.activity_id, conversation_id)
-        await self.broker.publish(conversation_id, Event(None, None, "client", delivery))
+        try:
+            await self.broker.publish(conversation_id, Event(None, None, "client", delivery))
+        except Exception:  # the bot's answer stands; waiting retries re-read the store
+            log.exception("could not report the delivery of %s in %s", delivery.activity_id, conversation_id)
 
     async def claim_again(self, conversation_id: str, activity_id: str) -> Delivery | None:
         """Claim a stored activity whose delivery failed or was abandoned; wait while another sender has it.
@@ -127,7 +130,10 @@ class Dispatcher:
                     conversation_id, activity_id, now, now - self.stale_after
                 )
                 if claimed:
-                    await self.broker.publish(conversation_id, Event(None, None, "client", record))
+                    try:
+                        await self.broker.publish(conversation_id, Event(None, None, "client", record))
+                    except Exception:  # only inspectors miss it: the claim stands, and this caller delivers
+                        log.exception("could not report the claim of %s in %s", activity_id, conversation_id)
                     return record
                 if record.state == "delivered":
                     return None

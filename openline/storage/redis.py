@@ -18,14 +18,15 @@ key expiry uses Redis's own clock.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 from collections.abc import Awaitable, Sequence
 from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.commands.core import AsyncScript
-from redis.exceptions import ClusterDownError, ConnectionError, ResponseError, TimeoutError
+from redis.exceptions import ClusterDownError, ConnectionError, NoScriptError, ResponseError, TimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from openline.protocol.activity import assign_position
@@ -46,9 +47,11 @@ from openline.storage.base import (
 from openline.storage.redis_broker import RedisBroker
 
 _UNKNOWN = "OPENLINE_UNKNOWN_CONVERSATION"
+log = logging.getLogger("openline.redis")
 _t = codec.time_text
 
 
+RECONCILE_SLICE = 200  # active conversations whose sweep index entry each sweep checks
 POOL_SIZE = 64  # connections to Redis (to each node of a cluster) per process; more callers wait for one
 POOL_WAIT = 10.0  # seconds a caller waits for a free connection before failing
 
@@ -119,8 +122,10 @@ class RedisStore:
         self.conversation_ttl = conversation_ttl
         self.prefix = prefix
         self._redis: aioredis.Redis | RedisCluster | None = None
-        self._scripts: dict[str, AsyncScript] = {}
+        self._scripts: dict[str, tuple[str, str]] = {}  # name -> (SHA-1, text)
         self.broker = RedisBroker(url, prefix)
+        self._cluster = codec.is_cluster_url(url)
+        self._reconcile_cursor = 0
 
     @property
     def _ttl_ms(self) -> int:
@@ -137,7 +142,9 @@ class RedisStore:
     async def open(self) -> None:
         self._redis = connect(self.url)
         await self._redis.ping()
-        self._scripts = {name: self._redis.register_script(text) for name, text in _scripts_text().items()}
+        self._scripts = {
+            name: (hashlib.sha1(text.encode()).hexdigest(), text) for name, text in _scripts_text().items()
+        }
         self.broker.attach(self._redis)
 
     async def close(self) -> None:
@@ -165,13 +172,34 @@ class RedisStore:
     def _bot_key(self, bot_id: str) -> str:
         return f"{self.prefix}:bot:{bot_id}"
 
-    async def _run(self, script: str, conversation_id: str, *args: Any) -> Any:
+    async def _run(self, script: str, conversation_id: str, *args: Any, indexes: Sequence[str] = ()) -> Any:
+        """Run a conversation's script (`indexes`: global keys it also updates, on one Redis only)."""
         try:
-            return await self._scripts[script](keys=self._keys(conversation_id), args=args)
+            return await self._eval(script, [*self._keys(conversation_id), *indexes], args)
         except ResponseError as e:
             if _UNKNOWN in str(e):
                 raise UnknownConversation(conversation_id) from None
             raise
+
+    async def _eval(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run a script by its SHA-1, sending its text when the server (the shard of `keys`) does not have it
+        yet. Not redis-py's `Script`: on a cluster it loads a script into every node first, and fails while any
+        node is down."""
+        sha, text = self._scripts[script]
+        try:
+            return await self.client.evalsha(sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await self.client.eval(text, len(keys), *keys, *args)
+
+    async def _update_indexes(self, conversation_id: str, *updates: Awaitable[Any]) -> None:
+        """Update the global indexes after a conversation's script (on a cluster they may be on another shard).
+
+        The write is committed by then: an index that cannot be reached is logged, never the caller's failure.
+        The sweep's reconciliation restores the sweep index; the idle sweep and the key expiry cover the rest.
+        """
+        for outcome in await asyncio.gather(*updates, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                log.warning("the indexes of conversation %s could not be updated: %s", conversation_id, outcome)
 
     async def _dated(self, conversation_id: str, at: float) -> None:
         """Tell the sweep index that the conversation holds something dated `at` (older than it knew)."""
@@ -179,10 +207,20 @@ class RedisStore:
 
     # -- conversations ----------------------------------------------------------------------------
 
+    @property
+    def _in_script(self) -> bool:
+        """Whether scripts update the global indexes themselves: on one Redis they may touch any key; on a
+        cluster only keys of one slot, so the indexes are updated by a command of their own after the script."""
+        return not self._cluster
+
     async def create_conversation(self, conversation_id: str, bot_id: str, now: float) -> bool:
-        created = await self._run("create_conversation", conversation_id, bot_id, _t(now), self._ttl_ms)
-        if created:
-            await asyncio.gather(
+        indexes = (self._active_key, self._bot_key(bot_id)) if self._in_script else ()
+        created = await self._run(
+            "create_conversation", conversation_id, bot_id, _t(now), self._ttl_ms, conversation_id, indexes=indexes
+        )
+        if created and not self._in_script:
+            await self._update_indexes(
+                conversation_id,
                 self.client.zadd(self._bot_key(bot_id), {conversation_id: 0}),
                 self.client.zadd(self._active_key, {conversation_id: now}, gt=True),
             )
@@ -265,15 +303,19 @@ class RedisStore:
             codec.channel_of(self.prefix, conversation_id),
             self._ttl_ms,
             *file_args,
+            indexes=(self._active_key,) if self._in_script else (),
         )
         if first:
             repeated = codec.parse_entry(conversation_id, seq, first)
             return StoredActivity(seq, repeated.activity, repeated=True, origin=repeated.origin)
         assign_position(activity, conversation_id, seq, ts_ms)
-        indexing: list[Awaitable[Any]] = [self.client.zadd(self._active_key, {conversation_id: now}, gt=True)]
+        indexing: list[Awaitable[Any]] = []
+        if not self._in_script:
+            indexing.append(self.client.zadd(self._active_key, {conversation_id: now}, gt=True))
         if index:
             indexing.append(self._dated(conversation_id, now))
-        await asyncio.gather(*indexing)
+        if indexing:
+            await self._update_indexes(conversation_id, *indexing)
         return StoredActivity(seq, activity, origin=origin)
 
     async def replace(
@@ -302,14 +344,22 @@ class RedisStore:
     async def add_file(self, file: StoredFile) -> None:
         conversation_id = file.conversation_id
         index = await self._run(
-            "add_file", conversation_id, file.id, codec.file_value(file), _t(file.created_at), self._ttl_ms
+            "add_file",
+            conversation_id,
+            file.id,
+            codec.file_value(file),
+            _t(file.created_at),
+            self._ttl_ms,
+            conversation_id,
+            indexes=(self._active_key,) if self._in_script else (),
         )
-        indexing: list[Awaitable[Any]] = [
-            self.client.zadd(self._active_key, {conversation_id: file.created_at}, gt=True)
-        ]
+        indexing: list[Awaitable[Any]] = []
+        if not self._in_script:
+            indexing.append(self.client.zadd(self._active_key, {conversation_id: file.created_at}, gt=True))
         if index:
             indexing.append(self._dated(conversation_id, file.created_at))
-        await asyncio.gather(*indexing)
+        if indexing:
+            await self._update_indexes(conversation_id, *indexing)
 
     async def get_file(self, conversation_id: str, file_id: str, now: float) -> StoredFile | None:
         value = await self.client.hget(self._keys(conversation_id)[4], file_id)
@@ -331,7 +381,7 @@ class RedisStore:
             self._ttl_ms,
         )
         if index:
-            await self._dated(conversation_id, delivery.at)
+            await self._update_indexes(conversation_id, self._dated(conversation_id, delivery.at))
 
     async def renew_claim(self, conversation_id: str, activity_id: str, attempts: int, now: float) -> bool:
         return bool(await self._run("renew_claim", conversation_id, activity_id, attempts, _t(now)))
@@ -343,7 +393,7 @@ class RedisStore:
             "claim_delivery", conversation_id, activity_id, _t(now), _t(stale_before)
         )
         if index:
-            await self._dated(conversation_id, now)
+            await self._update_indexes(conversation_id, self._dated(conversation_id, now))
         return bool(claimed), codec.parse_delivery(activity_id, record)
 
     async def deliveries(self, conversation_id: str, since: float, now: float) -> list[Delivery]:
@@ -396,8 +446,9 @@ class RedisStore:
         idle = await self.client.zrangebyscore(self._active_key, "-inf", f"({_t(now - self.conversation_ttl)}")
         for raw in idle:
             conversation_id = raw.decode()
-            count, bot = await self._run("drop_idle", conversation_id, _t(now - self.conversation_ttl))
-            if count < 0:  # active after all: the index had an old time
+            count, bot, *active = await self._run("drop_idle", conversation_id, _t(now - self.conversation_ttl))
+            if count < 0:  # active after all: the index had an old time, which is set right
+                await self.client.zadd(self._active_key, {conversation_id: float(active[0])}, gt=True)
                 continue
             removed += count
             cleanup: list[Awaitable[Any]] = [
@@ -415,8 +466,26 @@ class RedisStore:
             if oldest:
                 await self.client.zadd(self._sweep_key, {conversation_id: float(oldest)}, xx=True)
             else:
-                await self._scripts["forget_swept"](keys=[self._sweep_key], args=[conversation_id, _t(score)])
+                await self._eval("forget_swept", [self._sweep_key], [conversation_id, _t(score)])
+                # a write meanwhile may have dated the conversation anew while its old time was still in the
+                # index (its ZADD ... LT then changed nothing): put it back
+                await self._index_oldest(conversation_id)
+        await self._reconcile()
         return removed
+
+    async def _index_oldest(self, conversation_id: str) -> None:
+        oldest = await self.client.hget(self._keys(conversation_id)[0], "oldest")
+        if oldest is not None:
+            await self._dated(conversation_id, float(oldest))
+
+    async def _reconcile(self) -> None:
+        """Give the sweep index what it missed (an instance that died between a script and its index update):
+        a slice of the active conversations each sweep, all of them in turn."""
+        self._reconcile_cursor, ids = await self.client.zscan(
+            self._active_key, self._reconcile_cursor, count=RECONCILE_SLICE
+        )
+        for raw, _ in ids:
+            await self._index_oldest(raw.decode())
 
 
 _: type[ConversationStore] = RedisStore

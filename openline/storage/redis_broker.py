@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
@@ -37,6 +38,7 @@ from openline.storage.local_broker import QUEUE_SIZE, LocalSubscription
 log = logging.getLogger("openline.redis")
 _NO_MAINT = MaintNotificationsConfig(enabled=False)  # see redis.py
 RECONNECT_DELAY = 0.5  # seconds between attempts to reconnect the pub/sub connection
+STOP_WITHIN = 2.0  # seconds a connection's tasks get to end once cancelled
 
 
 class RedisBroker:
@@ -111,10 +113,28 @@ class RedisBroker:
         if self._task is None and not self._closed:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="openline redis broker")
 
+    def _node_urls(self) -> list[str]:
+        """Where the pub/sub connection may go: the URL's server; on a cluster, every node the store's client
+        knows of, the URL's first (classic pub/sub reaches every node, so any one will do)."""
+        urls = [self._url]
+        if isinstance(self._client, RedisCluster):
+            parts = urlsplit(self._url)
+            userinfo = parts.netloc.rpartition("@")[0]
+            for node in self._client.get_nodes():
+                netloc = f"{userinfo}@{node.host}:{node.port}" if userinfo else f"{node.host}:{node.port}"
+                url = urlunsplit(parts._replace(netloc=netloc))
+                if url not in urls:
+                    urls.append(url)
+        return urls
+
     async def _run(self) -> None:
-        """Keep one pub/sub connection, subscribed to every channel with readers here, for ever."""
+        """Keep one pub/sub connection, subscribed to every channel with readers here, for ever; after a
+        failure, the next node of a cluster is tried."""
+        attempt = 0
         while True:
-            connection = aioredis.Redis.from_url(self._url, maint_notifications_config=_NO_MAINT)
+            urls = self._node_urls()
+            connection = aioredis.Redis.from_url(urls[attempt % len(urls)], maint_notifications_config=_NO_MAINT)
+            attempt += 1
             pubsub = connection.pubsub()
             try:
                 await self._session(pubsub)
@@ -146,7 +166,7 @@ class RedisBroker:
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.wait(tasks, timeout=STOP_WITHIN)
 
     async def _read(self, pubsub: PubSub) -> None:
         while True:
@@ -155,26 +175,32 @@ class RedisBroker:
                 self._dispatch(message)
 
     async def _send_commands(self, pubsub: PubSub) -> None:
+        task = asyncio.current_task()
+        assert task is not None
         while True:
             command, channel = await self._commands.get()
             if command == "subscribe":
                 await pubsub.subscribe(channel)
             else:
                 await pubsub.unsubscribe(channel)
+            if task.cancelling():  # redis-py can swallow a cancellation that lands while it sends
+                raise asyncio.CancelledError
 
     def _dispatch(self, message: dict[str, Any]) -> None:
-        conversation_id = self._channels.get(message["channel"])
-        if conversation_id is None:
-            return
-        readers = self._readers.get(conversation_id, ())
         kind = message["type"]
+        channel = message["channel"]
         if kind == "subscribe":
-            channel = message["channel"]
+            # counted even when the channel's readers left before it came: a later reader must not wait for it
             awaiting = self._awaiting.get(channel, 0) - 1
             if awaiting > 0:
                 self._awaiting[channel] = awaiting
                 return  # an older SUBSCRIBE of the channel (its UNSUBSCRIBE and this one's are still to come)
             self._awaiting.pop(channel, None)
+        conversation_id = self._channels.get(channel)
+        if conversation_id is None:
+            return
+        readers = self._readers.get(conversation_id, ())
+        if kind == "subscribe":
             for subscription in readers:
                 if subscription.confirmed:
                     # subscribed again after a lost connection: what was published meanwhile is in the store only

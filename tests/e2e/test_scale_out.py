@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from tests.e2e.harness import HTTP_TIMEOUT, SECRET, Openline, Processes, free_port
 from tests.e2e.test_directlinejs import check_run, exchange, generate_token, message, run_client, scenario, seq_of
@@ -234,7 +236,7 @@ def test_redis_restarted_with_aof_keeps_everything_acknowledged(cluster: Cluster
     auth = {"Authorization": f"Bearer {SECRET}"}
     with httpx.Client(timeout=HTTP_TIMEOUT) as http:
         started = http.post(_v3(cluster.a) + "/conversations", headers=auth)
-        conversation_id = started.json()["conversationId"]
+        conversation_id, stream_url = started.json()["conversationId"], started.json()["streamUrl"]
         sent = []
         for n in range(20):
             instance = (cluster.a, cluster.b, cluster.c)[n % 3]
@@ -253,6 +255,10 @@ def test_redis_restarted_with_aof_keeps_everything_acknowledged(cluster: Cluster
         )
         assert down.status_code == 503, down.text
         assert down.json()["error"]["code"] == "ServiceUnavailable" and down.headers["retry-after"] == "1"
+        # a stream is refused likewise, in the error shape, before the upgrade
+        with pytest.raises(InvalidStatus) as refused:
+            connect(stream_url, open_timeout=HTTP_TIMEOUT).close()
+        assert refused.value.response.status_code == 503
         cluster.redis.start()
         deadline = time.monotonic() + 15
         while True:  # the instances reconnect on their own

@@ -224,7 +224,12 @@ def test_web_chat_takes_the_user_from_the_token_and_drops_what_the_bot_deletes(p
     page.locator(".webchat__send-button").click()
     expect(transcript).to_contain_text("echo: with a file", timeout=WAIT_MS)
 
-    # what Web Chat sent: the token's user id, a string, as `from.id` and as the upload's userId
+    # what Web Chat sent: the token's user id, a string, as `from.id` and as the upload's userId (the upload is
+    # a request of its own, which may still be on its way when the text's echo shows)
+    for _ in range(WAIT_MS // 100):
+        if any("/upload" in url for url, _ in posts):
+            break
+        page.wait_for_timeout(100)
     sent = [json.loads(body) for url, body in posts if url.endswith("/activities")]
     assert {activity["from"]["id"] for activity in sent} == {user_id}, sent
     (upload_url,) = [url for url, _ in posts if "/upload" in url]

@@ -15,10 +15,21 @@ local function exists()
   return redis.call('EXISTS', KEYS[1]) == 1
 end
 
+local CONVERSATION_KEYS = 8  -- KEYS beyond these are global indexes some scripts also update
+
 -- every key of the conversation lives `ttl` ms more: Redis deletes a conversation nobody swept
 local function touch(ttl)
-  for i = 1, #KEYS do
+  for i = 1, CONVERSATION_KEYS do
     redis.call('PEXPIRE', KEYS[i], ttl)
+  end
+end
+
+-- every key of the conversation expires with its hash (for writes that do not move the expiry but may create
+-- a key: a new key has none)
+local function expire_with_conversation()
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then
+    touch(ttl)
   end
 end
 

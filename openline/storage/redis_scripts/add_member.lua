@@ -7,4 +7,5 @@ if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 1 then
 end
 local order = redis.call('HINCRBY', KEYS[1], 'order', 1)
 redis.call('HSET', KEYS[4], ARGV[1], order .. '|delivered|0|' .. ARGV[2])
+expire_with_conversation()
 return 1

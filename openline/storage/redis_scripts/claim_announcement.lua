@@ -15,4 +15,5 @@ else
   name = ARGV[2]
 end
 redis.call('HSET', KEYS[4], ARGV[1], order .. '|pending|' .. ARGV[3] .. '|' .. name)
+expire_with_conversation()
 return {1, 'pending'}

@@ -17,4 +17,5 @@ else
 end
 redis.call('HSET', KEYS[6], ARGV[1], claimed)
 redis.call('ZADD', KEYS[8], ARGV[2], 'd:' .. ARGV[1])
+expire_with_conversation()
 return {1, claimed, dated(ARGV[2])}

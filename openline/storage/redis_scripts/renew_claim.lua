@@ -12,4 +12,5 @@ if state ~= 'pending' or attempts ~= tonumber(ARGV[2]) then
 end
 redis.call('HSET', KEYS[6], ARGV[1], 'pending|' .. ARGV[3] .. '|' .. ARGV[2] .. '|' .. rest)
 redis.call('ZADD', KEYS[8], ARGV[3], 'd:' .. ARGV[1])
+expire_with_conversation()
 return 1

@@ -11,4 +11,5 @@ local head = string.match(entry, '^([^|]*|[^|]*|[^|]*|)')
 redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[1], head .. ARGV[2])
 delete_files(4)
+expire_with_conversation()
 return entry
