@@ -106,6 +106,8 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
         return _build_services(config, clock)
     from redis.exceptions import RedisError
 
+    from openline.storage.redis_codec import redacted
+
     try:
         DataDir(config.data_dir).ensure()
         shared.pull()
@@ -114,7 +116,7 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
             shared.pull()
             services = _build_services(config, clock)
     except RedisError as e:
-        raise OSError(f"the Redis store {shared.url} cannot be used: {e}") from None
+        raise OSError(f"the Redis store {redacted(shared.url)} cannot be used: {e}") from None
     services.shared_files = shared
     return services
 

@@ -195,6 +195,7 @@ def keys_command(args: argparse.Namespace) -> int:
 
     from openline.app import shared_files
     from openline.auth.bot_keys import KeyFile
+    from openline.storage.redis_codec import redacted
 
     try:
         # the service's own data directory: --data-dir, else OPENLINE_DATA_DIR, else the --config file's
@@ -211,7 +212,7 @@ def keys_command(args: argparse.Namespace) -> int:
         try:
             shared.pull()
         except RedisError as e:
-            print(f"openline: the Redis store {shared.url} cannot be used: {e}", file=sys.stderr)
+            print(f"openline: the Redis store {redacted(shared.url)} cannot be used: {e}", file=sys.stderr)
             return 1
     file = KeyFile(data_dir)
     if file.stamp() is None:

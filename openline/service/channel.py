@@ -158,7 +158,7 @@ class Channel:
         sender = activity.get("from")
         if not (isinstance(sender, dict) and isinstance(sender.get("id"), str)):
             return False
-        if self.dispatcher.knows(conversation_id, bot.id) and self.dispatcher.knows(conversation_id, sender["id"]):
+        if await self.dispatcher.knows(conversation_id, [bot.id, sender["id"]]):
             return False
         locale = activity.get("locale")
         locale = locale if isinstance(locale, str) else None

@@ -224,9 +224,12 @@ class Dispatcher:
             del self._announcing[key]
             done.set_result(None)
 
-    def knows(self, conversation_id: str, member_id: str) -> bool:
-        """Whether this process knows the bot was told that the member joined (no store read)."""
-        return (conversation_id, member_id) in self._announced
+    async def knows(self, conversation_id: str, member_ids: list[str]) -> bool:
+        """Whether the bot was told that each member joined: remembered in this process when it is the only one,
+        else one read of the store (another instance may have removed a member meanwhile)."""
+        if self._remember:
+            return all((conversation_id, member_id) in self._announced for member_id in member_ids)
+        return len(await self.store.announced(conversation_id, member_ids)) == len(set(member_ids))
 
     def forget_member(self, conversation_id: str, member_id: str) -> None:
         """A member was removed: the next activity announces it to the bot again."""

@@ -163,6 +163,12 @@ class ConversationStore(Protocol):
         bot knows) or "pending" (in flight elsewhere). Raises UnknownConversation.
         """
 
+    async def announced(self, conversation_id: str, member_ids: Sequence[str]) -> set[str]:
+        """The ids among `member_ids` whose joining the bot was told of ("delivered"), read in one step.
+
+        An unknown conversation has none (the caller's claim then finds it unknown).
+        """
+
     async def finish_announcement(self, conversation_id: str, member_id: str, delivered: bool) -> None:
         """Record whether the bot took the announcement of a claimed member ("delivered", else "failed").
 

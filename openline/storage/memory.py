@@ -118,6 +118,16 @@ class MemoryStore:
         record.announcements[member.id] = ("pending", now)
         return True, "pending"
 
+    async def announced(self, conversation_id: str, member_ids: Sequence[str]) -> set[str]:
+        record = self._records.get(conversation_id)
+        if record is None:
+            return set()
+        return {
+            i
+            for i in member_ids
+            if i in record.members and record.announcements.get(i, ("delivered",))[0] == "delivered"
+        }
+
     async def finish_announcement(self, conversation_id: str, member_id: str, delivered: bool) -> None:
         record = self._records.get(conversation_id)
         if record is not None and member_id in record.members:

@@ -265,6 +265,14 @@ class RedisStore:
         )
         return bool(claimed), state.decode()
 
+    async def announced(self, conversation_id: str, member_ids: Sequence[str]) -> set[str]:
+        if not member_ids:
+            return set()
+        values = await self.client.hmget(self._keys(conversation_id)[3], list(member_ids))
+        return {
+            i for i, v in zip(member_ids, values, strict=True) if v is not None and codec.member_state(v) == "delivered"
+        }
+
     async def finish_announcement(self, conversation_id: str, member_id: str, delivered: bool) -> None:
         await self._run("finish_announcement", conversation_id, member_id, "delivered" if delivered else "failed")
 
@@ -379,6 +387,7 @@ class RedisStore:
             delivery.attempts,
             _t(delivery.at),
             self._ttl_ms,
+            codec.channel_of(self.prefix, conversation_id),
         )
         if index:
             await self._update_indexes(conversation_id, self._dated(conversation_id, delivery.at))
@@ -390,7 +399,12 @@ class RedisStore:
         self, conversation_id: str, activity_id: str, now: float, stale_before: float
     ) -> tuple[bool, Delivery]:
         claimed, record, index = await self._run(
-            "claim_delivery", conversation_id, activity_id, _t(now), _t(stale_before)
+            "claim_delivery",
+            conversation_id,
+            activity_id,
+            _t(now),
+            _t(stale_before),
+            codec.channel_of(self.prefix, conversation_id),
         )
         if index:
             await self._update_indexes(conversation_id, self._dated(conversation_id, now))

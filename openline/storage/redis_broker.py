@@ -2,9 +2,11 @@
 
 How this works: each conversation has a channel (`redis_codec.channel_of`).
 The append script publishes every stored activity on it, in the same atomic
-step as the write; `publish` sends the rest (typing, replacements, delivery
-reports). The process subscribes to a channel while it has a local reader of
-the conversation, and hands each message to its readers' bounded queues, as
+step as the write, and the delivery scripts each report they record;
+`publish` sends the rest (typing, replacements, removals).
+
+The process subscribes to a channel while it has a local reader of the
+conversation, and hands each message to its readers' bounded queues, as
 `LocalBroker` does.
 
 A new subscription hears only what is published after Redis confirms it, so
@@ -70,9 +72,10 @@ class RedisBroker:
             self._task = None
 
     async def publish(self, conversation_id: str, event: Event) -> None:
-        """Publish an event without a place. An event with a `seq` was published by the append script itself,
-        atomically with the write (see `RedisStore.append`), and is not sent again."""
-        if event.seq is not None:
+        """Publish an event without a place. The scripts that write publish the rest themselves, atomically with
+        the write, and it is not sent again: an appended activity (with a `seq`: `RedisStore.append`), and a
+        delivery report (`add_delivery`, `claim_delivery`)."""
+        if event.seq is not None or (event.activity is None and event.delivery is not None):
             return
         if self._client is None:
             raise RuntimeError("the Redis store is not open")

@@ -22,6 +22,7 @@ DEFAULT_PREFIX = "openline"  # starts every key, unless the store URL's `?prefix
 # the keys of one conversation, in the order the scripts name them (see redis_scripts/_common.lua)
 PARTS = ("c", "a", "k", "m", "f", "d", "at", "ot")
 APPENDED = b"A"  # a broker message the append script published: b"A<seq>|<entry>"
+DELIVERY = b"D"  # a delivery report the script that wrote the record published: b"D<length>:<activity id><record>"
 EVENT = b"E"  # any other event: b"E<JSON>"
 
 
@@ -42,6 +43,14 @@ def split_prefix(url: str) -> tuple[str, str | None]:
     prefixes = [value for name, value in query if name == "prefix"]
     rest = urlencode([(name, value) for name, value in query if name != "prefix"])
     return urlunsplit(parts._replace(query=rest)), (prefixes[-1] or None) if prefixes else None
+
+
+def redacted(url: str) -> str:
+    """`url` with its password (and user) replaced by `***`, for messages and logs."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 def conversation_keys(prefix: str, conversation_id: str) -> list[str]:
@@ -83,6 +92,11 @@ def entry_timestamp(entry: bytes) -> tuple[int, str]:
 
 def member_name(name: str | None) -> bytes:
     return encode(name)
+
+
+def member_state(value: bytes) -> str:
+    """The announcement state in a member's value (`order|state|at|name JSON`)."""
+    return value.split(b"|", 2)[1].decode()
 
 
 def parse_members(flat: list[bytes]) -> list[Member]:
@@ -176,11 +190,15 @@ def event_message(event: Event) -> bytes:
 
 
 def parse_message(conversation_id: str, message: bytes) -> Event:
-    """The event a broker message carries (an appended activity, or `event_message`'s form)."""
+    """The event a broker message carries (an appended activity, a delivery report, or `event_message`'s form)."""
     if message[:1] == APPENDED:
         seq, entry = message[1:].split(b"|", 1)
         stored = parse_entry(conversation_id, int(seq), entry)
         return Event(stored.seq, stored.activity, stored.origin or "bot")
+    if message[:1] == DELIVERY:
+        length, rest = message[1:].split(b":", 1)
+        activity_id, record = rest[: int(length)].decode(), rest[int(length) :]
+        return Event(None, None, "client", parse_delivery(activity_id, record))
     wire = _decode_event(message[1:])
     delivery = parse_delivery(wire.activity_id, wire.delivery) if wire.delivery is not None else None
     return Event(None, wire.activity, wire.origin, delivery, wire.removed)  # type: ignore[arg-type]

@@ -285,6 +285,20 @@ class SqliteStore:
         )
         return True, "pending"
 
+    async def announced(self, conversation_id: str, member_ids: Sequence[str]) -> set[str]:
+        return await self._read(self._announced, conversation_id, list(member_ids))
+
+    def _announced(self, conversation_id: str, member_ids: list[str]) -> set[str]:
+        if not member_ids:
+            return set()
+        marks = ",".join("?" * len(member_ids))
+        rows = self._r.execute(
+            f"SELECT member_id FROM members WHERE conversation_id = ? AND member_id IN ({marks})"
+            " AND announce_state = 'delivered'",
+            (conversation_id, *member_ids),
+        ).fetchall()
+        return {member_id for (member_id,) in rows}
+
     async def finish_announcement(self, conversation_id: str, member_id: str, delivered: bool) -> None:
         await self._write_statement(self._finish_announcement, conversation_id, member_id, delivered)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from openline.api._ws import run_feed
+from openline.api._ws import TRY_AGAIN_LATER, run_feed
+from openline.storage.base import StoreUnavailable
 
 
 class _Socket:
@@ -16,12 +18,15 @@ class _Socket:
     def __init__(self) -> None:
         self.gone: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.closed = False
+        self.code = 0
+        self.url = SimpleNamespace(path="/v3/directline/conversations/c/stream")
 
     async def receive(self) -> dict[str, Any]:
         return await self.gone
 
-    async def close(self) -> None:
+    async def close(self, code: int = 1000) -> None:
         self.closed = True
+        self.code = code
 
 
 async def _forever() -> None:
@@ -35,7 +40,19 @@ def test_the_client_leaving_ends_the_feed_and_closes_the_socket() -> None:
         await asyncio.sleep(0.01)
         ws.gone.set_result({"type": "websocket.disconnect"})
         await asyncio.wait_for(session, 2)  # returns, not cancelled
-        assert ws.closed and session.cancelling() == 0
+        assert ws.closed and ws.code == 1000 and session.cancelling() == 0
+
+    asyncio.run(main())
+
+
+def test_a_store_that_cannot_be_reached_closes_the_socket_with_try_again_later() -> None:
+    async def feed() -> None:
+        raise StoreUnavailable("Redis cannot be reached")
+
+    async def main() -> None:
+        ws = _Socket()
+        await asyncio.wait_for(run_feed(ws, feed()), 2)  # type: ignore[arg-type]
+        assert ws.closed and ws.code == TRY_AGAIN_LATER == 1013
 
     asyncio.run(main())
 

@@ -719,6 +719,23 @@ def test_members_added_directly_are_announced(store: ConversationStore, run: Run
     assert run(store.claim_announcement(cid, Member("u2"), T0, T0 - STALE)) == (False, "pending")
 
 
+def test_announced_tells_which_members_the_bot_was_told_of(store: ConversationStore, run: Run) -> None:
+    cid = run(_new(store))
+    run(store.add_member(cid, Member("direct")))
+    run(store.claim_announcement(cid, Member("told"), T0, T0 - STALE))
+    run(store.finish_announcement(cid, "told", True))
+    run(store.claim_announcement(cid, Member("failed"), T0, T0 - STALE))
+    run(store.finish_announcement(cid, "failed", False))
+    run(store.claim_announcement(cid, Member("in-flight"), T0, T0 - STALE))
+    run(store.claim_announcement(cid, Member("gone"), T0, T0 - STALE))
+    run(store.finish_announcement(cid, "gone", True))
+    run(store.remove_member(cid, "gone"))
+    ids = ["direct", "told", "failed", "in-flight", "gone", "never"]
+    assert run(store.announced(cid, ids)) == {"direct", "told"}
+    assert run(store.announced(cid, [])) == set()
+    assert run(store.announced("no-such-conversation", ids)) == set()
+
+
 def test_a_removed_member_is_announced_anew(store: ConversationStore, run: Run) -> None:
     cid = run(_new(store))
     assert run(store.claim_announcement(cid, Member("u1"), T0, T0 - STALE))[0]

@@ -40,14 +40,22 @@ def test_an_append_on_one_instance_reaches_readers_on_another(redis_url: str) ->
             event = await reader.get(5)
             assert event is not None and event.seq == stored.seq == 1
             assert event.activity == stored.activity and event.origin == "client"
-            # events without a place go through `publish`; delivery reports only to readers that ask for them
+            # a delivery record is reported by the script that writes it, to readers that ask for reports only
             inspector = b.broker.subscribe("c1", deliveries=True)
             await inspector.ready()
             report = Delivery("c1|0000001", 3.0, 201, 0.1, state="delivered")
-            await a.broker.publish("c1", Event(None, None, "client", report))
+            await a.add_delivery("c1", report)
+            await a.broker.publish("c1", Event(None, None, "client", report))  # what Dispatcher does: not twice
+            # events without a place and not written go through `publish`
             await a.broker.publish("c1", Event(None, {"type": "typing"}, "client"))
             got = await inspector.get(5)
             assert got is not None and got.delivery == report
+            typing_for_inspector = await inspector.get(5)
+            assert typing_for_inspector is not None and typing_for_inspector.activity == {"type": "typing"}
+            claimed, record = await a.claim_delivery("c1", "c1|0000009", 4.0, 0.0)
+            got = await inspector.get(5)
+            assert claimed and got is not None and got.delivery == record
+            assert await inspector.get(0.2) is None, "each report once"
             typing = await reader.get(5)
             assert typing is not None and typing.activity == {"type": "typing"} and typing.seq is None
             assert await reader.get(0.2) is None, "the report went to the inspector only"

@@ -1,4 +1,4 @@
--- ARGV: 1 activity id, 2 now, 3 stale before. {1, claimed record, 1 when the sweep index must learn of
+-- ARGV: 1 activity id, 2 now, 3 stale before, 4 the events channel (a claim is reported on it). {1, claimed record, 1 when the sweep index must learn of
 -- it} or {0, record as it is, 0}.
 if not exists() then
   return unknown()
@@ -16,6 +16,7 @@ else
   claimed = 'pending|' .. ARGV[2] .. '|1|{}\nnull'
 end
 redis.call('HSET', KEYS[6], ARGV[1], claimed)
+redis.call('PUBLISH', ARGV[4], 'D' .. #ARGV[1] .. ':' .. ARGV[1] .. claimed)
 redis.call('ZADD', KEYS[8], ARGV[2], 'd:' .. ARGV[1])
 expire_with_conversation()
 return {1, claimed, dated(ARGV[2])}
