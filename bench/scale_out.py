@@ -6,7 +6,8 @@ For each count of instances: a fresh key prefix, the instances (`--store redis:/
 instance, run at once, the conversations shared out between them. It prints, per count (median of the rounds):
 round trips/s, the instances' CPU per round trip (all of them together), Redis's CPU per round trip, the Redis
 commands per round trip (from INFO commandstats, by command), and what one Redis node would carry if Redis's
-CPU were the limit. Redis runs with `appendonly yes`, `appendfsync everysec` (the setting the README advises).
+CPU were the limit; its last line is the same as JSON. Redis runs with `appendonly yes`, `appendfsync everysec`
+(the setting the README advises).
 """
 
 from __future__ import annotations
@@ -187,8 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     for s in summary:
         print(f"  {s['instances']} instance(s): {json.dumps(s['by_command'])}")
     errors = sum(r["errors"] for rs in rows.values() for r in rs)
-    if errors:
-        print(f"errors reported by dlload: {errors}")
+    print(json.dumps({"errors": errors, "rows": summary}))  # last line: the figures, for scripts
     return 0
 
 

@@ -43,3 +43,12 @@ def test_run_quick_drives_every_openline_server(tmp_path: Path) -> None:
     for server in ("openline sqlite ", "openline sqlite, tokens", "openline sqlite power", "openline memory"):
         assert server in done.stdout
     assert chart.stat().st_size > 0
+
+
+def test_scale_out_reports_its_figures() -> None:
+    args = ["--instances", "1,2", "--rounds", "1", "--round-trips", "40", "-c", "2"]
+    done = _run(str(BENCH / "scale_out.py"), *args)
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["errors"] == 0
+    assert [row["instances"] for row in figures["rows"]] == [1, 2]
+    assert all(row["rt_per_s"] > 0 and row["redis_commands_per_rt"] > 0 for row in figures["rows"])
