@@ -16,6 +16,7 @@ from openline.storage.base import StoreUnavailable
 
 log = logging.getLogger("openline.api")
 TRY_AGAIN_LATER = 1013  # RFC 6455 close code (IANA registry): the store is away, the client reconnects
+INTERNAL_ERROR = 1011  # RFC 6455: the server met an unexpected condition
 
 
 class FeedClosed(Exception):
@@ -59,6 +60,9 @@ async def run_feed(websocket: WebSocket, feed: Coroutine[Any, Any, None]) -> Non
     except StoreUnavailable as e:
         log.warning("%s: %s; the socket is closed with %d", websocket.url.path, e, TRY_AGAIN_LATER)
         code = TRY_AGAIN_LATER
+    except Exception:
+        code = INTERNAL_ERROR  # and the error goes on to be logged
+        raise
     finally:
         feeding = False
         feed.close()  # when it never started (cancelled before its first step)

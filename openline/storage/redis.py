@@ -26,8 +26,17 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ClusterDownError, ConnectionError, NoScriptError, ResponseError, TimeoutError
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    ClusterCrossSlotError,
+    ClusterDownError,
+    ConnectionError,
+    NoScriptError,
+    ResponseError,
+    TimeoutError,
+)
 from redis.maint_notifications import MaintNotificationsConfig
+from redis.retry import Retry
 
 from openline.protocol.activity import assign_position
 from openline.storage import redis_codec as codec
@@ -91,7 +100,14 @@ class _Cluster(RedisCluster):
 def connect(url: str) -> aioredis.Redis | RedisCluster:
     """A client for `url` (no connection is made yet): a cluster client for `redis+cluster://`."""
     if codec.is_cluster_url(url):
-        return _Cluster.from_url(codec.node_url(url), max_connections=POOL_SIZE, maint_notifications_config=_NO_MAINT)
+        return _Cluster.from_url(
+            codec.node_url(url),
+            max_connections=POOL_SIZE,
+            maint_notifications_config=_NO_MAINT,
+            # no retries: a script whose reply was lost may have run (an append would be made twice); the caller
+            # answers 503 and the client retries, its clientActivityID making that safe
+            retry=Retry(NoBackoff(), 0),
+        )
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=POOL_SIZE, timeout=POOL_WAIT, maint_notifications_config=_NO_MAINT
     )
@@ -179,6 +195,12 @@ class RedisStore:
         except ResponseError as e:
             if _UNKNOWN in str(e):
                 raise UnknownConversation(conversation_id) from None
+            if indexes and (isinstance(e, ClusterCrossSlotError) or "CROSSSLOT" in str(e)):
+                # a proxy that shards one URL's keys (Twemproxy, Envoy, Redis Enterprise without the cluster API)
+                # refused the script before running it: update the indexes with commands of their own from now on
+                log.warning("the Redis server refuses scripts across hash slots: indexes are updated apart")
+                self._cluster = True
+                return await self._run(script, conversation_id, *args)
             raise
 
     async def _eval(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:

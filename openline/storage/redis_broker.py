@@ -124,7 +124,8 @@ class RedisBroker:
             parts = urlsplit(self._url)
             userinfo = parts.netloc.rpartition("@")[0]
             for node in self._client.get_nodes():
-                netloc = f"{userinfo}@{node.host}:{node.port}" if userinfo else f"{node.host}:{node.port}"
+                host = f"[{node.host}]" if ":" in node.host else node.host  # an IPv6 address
+                netloc = f"{userinfo}@{host}:{node.port}" if userinfo else f"{host}:{node.port}"
                 url = urlunsplit(parts._replace(netloc=netloc))
                 if url not in urls:
                     urls.append(url)
@@ -136,21 +137,25 @@ class RedisBroker:
         attempt = 0
         while True:
             urls = self._node_urls()
-            connection = aioredis.Redis.from_url(urls[attempt % len(urls)], maint_notifications_config=_NO_MAINT)
-            attempt += 1
-            pubsub = connection.pubsub()
+            connection: aioredis.Redis | None = None
+            pubsub: PubSub | None = None
             try:
+                connection = aioredis.Redis.from_url(urls[attempt % len(urls)], maint_notifications_config=_NO_MAINT)
+                pubsub = connection.pubsub()
                 await self._session(pubsub)
             except asyncio.CancelledError:
                 raise
-            except Exception as e:
+            except Exception as e:  # a node's URL that cannot be used is passed over like a node that is down
                 log.warning("Redis pub/sub connection lost (%s); reconnecting", e)
             finally:
+                attempt += 1
                 self.connected.clear()
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                with contextlib.suppress(Exception):
-                    await connection.aclose()
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await connection.aclose()
             await asyncio.sleep(RECONNECT_DELAY)
 
     async def _session(self, pubsub: PubSub) -> None:

@@ -77,3 +77,16 @@ def test_a_server_cancellation_in_the_same_turn_as_the_client_leaving_propagates
         assert ws.closed
 
     asyncio.run(main())
+
+
+def test_an_unexpected_error_closes_the_socket_with_internal_error_and_goes_on() -> None:
+    async def feed() -> None:
+        raise RuntimeError("a bug")
+
+    async def main() -> None:
+        ws = _Socket()
+        with pytest.raises(RuntimeError):
+            await asyncio.wait_for(run_feed(ws, feed()), 2)  # type: ignore[arg-type]
+        assert ws.closed and ws.code == 1011
+
+    asyncio.run(main())

@@ -10,12 +10,15 @@ import time
 import uuid
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from openline.storage.base import Delivery, Member, StoredFile
 from openline.storage.redis import RedisStore
+from openline.storage.redis_broker import RedisBroker
 from tests.redis_servers import redis_cluster
 
 RETENTION = 100.0
@@ -192,3 +195,37 @@ def test_streams_follow_a_cluster_through_the_loss_of_the_node_they_listened_on(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
+
+
+def test_a_server_that_refuses_scripts_across_slots_gets_its_indexes_apart(redis_cluster_url: str) -> None:
+    """A `redis://` URL naming one node of a cluster stands for a proxy that shards keys behind one address."""
+
+    async def scenario() -> None:
+        probe = _store(redis_cluster_url)
+        await probe.open()
+        client: Any = probe.client
+        node = client.get_node_from_key(probe._keys("c1")[0])  # the node that holds conversation c1
+        await probe.close()
+        store = RedisStore(f"redis://{node.host}:{node.port}/0", RETENTION, TTL, prefix=probe.prefix)
+        await store.open()
+        try:
+            assert store._in_script
+            assert await store.create_conversation("c1", "bot", 1.0)  # CROSSSLOT, then again without the indexes
+            assert not store._in_script
+            assert (await store.append("c1", {"type": "message"}, 2.0)).seq == 1
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_broker_reaches_cluster_nodes_by_ipv6_address_too() -> None:
+    cluster = RedisCluster.__new__(RedisCluster)
+    cluster.get_nodes = lambda: [SimpleNamespace(host="::1", port=7001), SimpleNamespace(host="10.0.0.2", port=7002)]  # type: ignore[method-assign]
+    broker = RedisBroker("rediss+cluster://:pw@[::1]:7000?ssl_cert_reqs=none", "openline")
+    broker.attach(cluster)
+    assert broker._node_urls() == [
+        "rediss://:pw@[::1]:7000?ssl_cert_reqs=none",
+        "rediss://:pw@[::1]:7001?ssl_cert_reqs=none",
+        "rediss://:pw@10.0.0.2:7002?ssl_cert_reqs=none",
+    ]
