@@ -9,6 +9,7 @@ import gc
 import time
 import uuid
 import warnings
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -29,6 +30,17 @@ def _store(url: str) -> RedisStore:
     return RedisStore(url, RETENTION, TTL, prefix=f"store-{uuid.uuid4().hex[:8]}")
 
 
+@contextlib.asynccontextmanager
+async def _opened(url: str) -> AsyncIterator[RedisStore]:
+    """An open store of its own prefix, closed after."""
+    store = _store(url)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 async def _ttls(store: RedisStore, conversation_id: str) -> dict[str, int]:
     """The expiry (ms) of each key of the conversation that exists."""
     client: Any = store.client
@@ -39,9 +51,7 @@ async def _ttls(store: RedisStore, conversation_id: str) -> dict[str, int]:
 
 def test_every_key_of_a_conversation_expires_whatever_wrote_it(redis_url: str) -> None:
     async def scenario() -> None:
-        store = _store(redis_url)
-        await store.open()
-        try:
+        async with _opened(redis_url) as store:
             cid, now = "c1", 10.0
             await store.create_conversation(cid, "bot", now)
             steps = [
@@ -60,17 +70,13 @@ def test_every_key_of_a_conversation_expires_whatever_wrote_it(redis_url: str) -
                 ttls = await _ttls(store, cid)
                 assert ttls and all(t > 0 for t in ttls.values()), f"a key without expiry: {ttls}"
             assert set(await _ttls(store, cid)) == {"c", "a", "k", "m", "f", "d", "at", "ot"}
-        finally:
-            await store.close()
 
     asyncio.run(scenario())
 
 
 def test_a_conversation_made_again_after_its_hash_expired_starts_empty(redis_url: str) -> None:
     async def scenario() -> None:
-        store = _store(redis_url)
-        await store.open()
-        try:
+        async with _opened(redis_url) as store:
             await store.create_conversation("c1", "bot", 10.0)
             await store.append("c1", {"type": "message", "text": "old"}, 10.0, client_key="k")
             await store.client.delete(store._keys("c1")[0])  # the hash went first (it expired)
@@ -78,17 +84,13 @@ def test_a_conversation_made_again_after_its_hash_expired_starts_empty(redis_url
             assert await store.read("c1", 0, 10, 20.0) == []
             again = await store.append("c1", {"type": "message", "text": "new"}, 20.0, client_key="k")
             assert again.seq == 1 and not again.repeated
-        finally:
-            await store.close()
 
     asyncio.run(scenario())
 
 
 def test_a_write_between_a_sweep_and_its_index_update_is_still_swept(redis_url: str) -> None:
     async def scenario() -> None:
-        store = _store(redis_url)
-        await store.open()
-        try:
+        async with _opened(redis_url) as store:
             await store.create_conversation("c1", "bot", 0.0)
             await store.append("c1", {"type": "message", "text": "old"}, 0.0)
             run_script = store._eval
@@ -105,17 +107,13 @@ def test_a_write_between_a_sweep_and_its_index_update_is_still_swept(redis_url: 
             assert [a.activity["text"] for a in await store.read("c1", 0, 10, 150.0)] == ["new"]
             assert await store.sweep(300.0) == 1, "the new activity expires in its turn"
             assert await store.read("c1", 0, 10, 0.0) == []
-        finally:
-            await store.close()
 
     asyncio.run(scenario())
 
 
 def test_a_lost_sweep_index_update_is_made_good(redis_url: str) -> None:
     async def scenario() -> None:
-        store = _store(redis_url)
-        await store.open()
-        try:
+        async with _opened(redis_url) as store:
             await store.create_conversation("c1", "bot", 0.0)
             await store.append("c1", {"type": "message"}, 0.0)
             await store.client.zrem(store._sweep_key, "c1")  # the instance died before telling the index
@@ -123,17 +121,13 @@ def test_a_lost_sweep_index_update_is_made_good(redis_url: str) -> None:
             await store.sweep(150.0)  # finds it again
             assert await store.sweep(160.0) == 1
             assert [a.seq for a in await store.read("c1", 0, 10, 0.0)] == [2]
-        finally:
-            await store.close()
 
     asyncio.run(scenario())
 
 
 def test_a_reader_that_leaves_before_its_subscription_is_confirmed_holds_up_no_later_one(redis_url: str) -> None:
     async def scenario() -> None:
-        store = _store(redis_url)
-        await store.open()
-        try:
+        async with _opened(redis_url) as store:
             await store.create_conversation("c1", "bot", 0.0)
             first = store.broker.subscribe("c1")
             first.close()  # before Redis confirmed it
@@ -145,8 +139,6 @@ def test_a_reader_that_leaves_before_its_subscription_is_confirmed_holds_up_no_l
             await store.append("c1", {"type": "message"}, 1.0)
             assert await second.get(5) is not None
             second.close()
-        finally:
-            await store.close()
 
     asyncio.run(scenario())
 
