@@ -246,7 +246,9 @@ def test_the_wal_stays_small_under_steady_writes(
     finally:
         conn.close()
     assert written > 1000  # steady enough to need many checkpoints
-    assert largest < 64 * 64 * 1024, largest  # without the tail step it grows by megabytes a second
+    # without the tail step it grew to 400-500 MB in these 3 s; the bound leaves room for a checkpoint thread that a
+    # loaded machine runs late (4.3 MB was seen once in CI)
+    assert largest < 256 * 64 * 1024, largest
 
 
 @DURABILITY
