@@ -104,7 +104,7 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
     shared = shared_files(config)
     if shared is None:
         return _build_services(config, clock)
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
 
     from openline.storage.redis_codec import redacted
 
@@ -115,7 +115,7 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
         if not shared.publish_new():  # another instance published its own first, at the same moment: use those
             shared.pull()
             services = _build_services(config, clock)
-    except RedisError as e:
+    except (RedisError, RedisClusterException) as e:
         raise OSError(f"the Redis store {redacted(shared.url)} cannot be used: {e}") from None
     services.shared_files = shared
     return services

@@ -191,7 +191,7 @@ def _when(stamp: int) -> str:
 
 
 def keys_command(args: argparse.Namespace) -> int:
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
 
     from openline.app import shared_files
     from openline.auth.bot_keys import KeyFile
@@ -211,7 +211,7 @@ def keys_command(args: argparse.Namespace) -> int:
     if shared is not None:  # the keys every instance on this Redis uses
         try:
             shared.pull()
-        except RedisError as e:
+        except (RedisError, RedisClusterException) as e:
             print(f"openline: the Redis store {redacted(shared.url)} cannot be used: {e}", file=sys.stderr)
             return 1
     file = KeyFile(data_dir)
@@ -230,7 +230,7 @@ def keys_command(args: argparse.Namespace) -> int:
                 shared.publish(file.path.name)
             print(f"new key {new.kid}: published now, signs from {_when(new.active_from)}")
         keys = file.load_or_create(now)
-    except (OSError, ValueError, RedisError) as e:
+    except (OSError, ValueError, RedisError, RedisClusterException) as e:
         print(f"openline: {e}", file=sys.stderr)
         return 1
     signing = keys.signing_key(now)

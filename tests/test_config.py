@@ -454,7 +454,20 @@ def test_a_wrong_toml_type_for_data_dir_is_a_config_error(tmp_path: Path) -> Non
     assert "data_dir" in _error(_cli(config=_toml(tmp_path, "data_dir = 5\n")))
 
 
-@pytest.mark.parametrize("url", ["redis:/localhost", "redis://", "sqlite:", "postgres://x", "memoryx"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis:/localhost",
+        "redis://",
+        "redis://h:notaport/0",
+        "redis://h:6379/abc",
+        "redis://h:6379/0?foo=bar",
+        "redis://h:6379/0?socket_timeout=soon",
+        "sqlite:",
+        "postgres://x",
+        "memoryx",
+    ],
+)
 def test_an_unknown_store_url_is_a_config_error(url: str) -> None:
     assert _error(_cli(store=url)).startswith("store: ")
 
@@ -753,6 +766,7 @@ def test_connections_give_up_on_a_silent_peer() -> None:
         "rediss://:secret@redis.example.com:6380/2",
         "redis+cluster://10.0.0.1:7000",
         "rediss+cluster://10.0.0.1:7000?prefix=team-a",
+        "rediss://:pw@h:6380/1?ssl_cert_reqs=none&socket_timeout=5",
         "unix:///run/redis.sock",
     ],
 )

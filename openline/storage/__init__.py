@@ -24,6 +24,9 @@ def parse_store_url(url: str | None) -> tuple[str, Path | None]:
     if url.startswith("memory:"):
         return "memory", None
     if url.startswith(REDIS_SCHEMES) and len(url.split("://", 1)[1]) > 0:
+        from openline.storage.redis_codec import check_url
+
+        check_url(url)
         return "redis", None
     if url.startswith("sqlite:"):
         path = url.removeprefix("sqlite:").removeprefix("//")

@@ -6,8 +6,9 @@ Pure code, no I/O: shared by `redis.RedisStore` and `redis_broker.RedisBroker`.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import msgspec
 
@@ -37,12 +38,41 @@ def node_url(url: str) -> str:
 
 
 def split_prefix(url: str) -> tuple[str, str | None]:
-    """The URL without its `prefix` query parameter (openline's, not redis-py's), and that prefix."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    prefixes = [value for name, value in query if name == "prefix"]
-    rest = urlencode([(name, value) for name, value in query if name != "prefix"])
-    return urlunsplit(parts._replace(query=rest)), (prefixes[-1] or None) if prefixes else None
+    """The URL without its `prefix` query parameter (openline's, not redis-py's), and that prefix.
+
+    The rest of the URL is kept as written (rebuilding it would turn `unix:///path` into `unix:/path`).
+    """
+    base, _, query = url.partition("?")
+    kept = [item for item in query.split("&") if item and item.partition("=")[0] != "prefix"]
+    prefixes = [value for name, value in parse_qsl(query, keep_blank_values=True) if name == "prefix"]
+    return base + ("?" + "&".join(kept) if kept else ""), (prefixes[-1] or None) if prefixes else None
+
+
+def _connection_options() -> frozenset[str]:
+    """The query options a Redis URL may carry: what redis-py's connections take."""
+    from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
+
+    names: set[str] = set()
+    for kind in (AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection):
+        names |= set(inspect.signature(kind.__init__).parameters)
+    return frozenset(names - {"self", "args", "kwargs"})
+
+
+def check_url(url: str) -> None:
+    """Refuse (ValueError, saying why) a Redis store URL that redis-py would refuse only when it first connects,
+    or would read otherwise than it says: a port or option value it cannot read, a database that is not a
+    number, an option no connection takes."""
+    from redis.connection import parse_url
+
+    plain, _ = split_prefix(url)
+    plain = node_url(plain)
+    path = urlsplit(plain).path.strip("/")
+    if not plain.startswith("unix://") and path and not path.isdigit():
+        raise ValueError(f"{redacted(url)}: the database {path!r} is not a number (redis://HOST:PORT/0)")
+    options = parse_url(plain)  # type: ignore[no-untyped-call]  # ValueError: a port or value it cannot read
+    unknown = sorted(set(options) - _connection_options() - {"host", "port", "db", "path", "connection_class"})
+    if unknown:
+        raise ValueError(f"{redacted(url)}: {', '.join(unknown)} is not an option of a Redis connection")
 
 
 def redacted(url: str) -> str:

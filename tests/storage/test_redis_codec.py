@@ -17,6 +17,7 @@ def test_urls_keep_their_password_out_of_messages_and_their_prefix_out_of_redis_
         "team",
     )
     assert codec.split_prefix("redis://h:1/0") == ("redis://h:1/0", None)
+    assert codec.split_prefix("unix:///run/redis.sock?prefix=a&db=1") == ("unix:///run/redis.sock?db=1", "a")
     assert codec.node_url("rediss+cluster://:pw@h:7000") == "rediss://:pw@h:7000"
     assert codec.is_cluster_url("redis+cluster://h:7000") and not codec.is_cluster_url("redis://h")
 
