@@ -213,6 +213,18 @@ class RedisStore:
         except NoScriptError:
             return await self.client.eval(text, len(keys), *keys, *args)
 
+    async def _indexed(self, conversation_id: str, active: float | None = None, dated: float | None = None) -> None:
+        """After a conversation's script: its last activity `active` into the activity index (unless the script
+        did it), and an item dated `dated` into the sweep index (when the script said it is older than any the
+        index knows of)."""
+        updates: list[Awaitable[Any]] = []
+        if active is not None and not self._in_script:
+            updates.append(self.client.zadd(self._active_key, {conversation_id: active}, gt=True))
+        if dated is not None:
+            updates.append(self._dated(conversation_id, dated))
+        if updates:
+            await self._update_indexes(conversation_id, *updates)
+
     async def _update_indexes(self, conversation_id: str, *updates: Awaitable[Any]) -> None:
         """Update the global indexes after a conversation's script (on a cluster they may be on another shard).
 
@@ -339,13 +351,7 @@ class RedisStore:
             repeated = codec.parse_entry(conversation_id, seq, first)
             return StoredActivity(seq, repeated.activity, repeated=True, origin=repeated.origin)
         assign_position(activity, conversation_id, seq, ts_ms)
-        indexing: list[Awaitable[Any]] = []
-        if not self._in_script:
-            indexing.append(self.client.zadd(self._active_key, {conversation_id: now}, gt=True))
-        if index:
-            indexing.append(self._dated(conversation_id, now))
-        if indexing:
-            await self._update_indexes(conversation_id, *indexing)
+        await self._indexed(conversation_id, active=now, dated=now if index else None)
         return StoredActivity(seq, activity, origin=origin)
 
     async def replace(
@@ -383,13 +389,7 @@ class RedisStore:
             conversation_id,
             indexes=(self._active_key,) if self._in_script else (),
         )
-        indexing: list[Awaitable[Any]] = []
-        if not self._in_script:
-            indexing.append(self.client.zadd(self._active_key, {conversation_id: file.created_at}, gt=True))
-        if index:
-            indexing.append(self._dated(conversation_id, file.created_at))
-        if indexing:
-            await self._update_indexes(conversation_id, *indexing)
+        await self._indexed(conversation_id, active=file.created_at, dated=file.created_at if index else None)
 
     async def get_file(self, conversation_id: str, file_id: str, now: float) -> StoredFile | None:
         value = await self.client.hget(self._keys(conversation_id)[4], file_id)
@@ -411,8 +411,7 @@ class RedisStore:
             self._ttl_ms,
             codec.channel_of(self.prefix, conversation_id),
         )
-        if index:
-            await self._update_indexes(conversation_id, self._dated(conversation_id, delivery.at))
+        await self._indexed(conversation_id, dated=delivery.at if index else None)
 
     async def renew_claim(self, conversation_id: str, activity_id: str, attempts: int, now: float) -> bool:
         return bool(await self._run("renew_claim", conversation_id, activity_id, attempts, _t(now)))
@@ -428,8 +427,7 @@ class RedisStore:
             _t(stale_before),
             codec.channel_of(self.prefix, conversation_id),
         )
-        if index:
-            await self._update_indexes(conversation_id, self._dated(conversation_id, now))
+        await self._indexed(conversation_id, dated=now if index else None)
         return bool(claimed), codec.parse_delivery(activity_id, record)
 
     async def deliveries(self, conversation_id: str, since: float, now: float) -> list[Delivery]:
