@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Protocol
 
 from openline.storage.base import Broker, Event, Subscription
@@ -104,6 +105,15 @@ class LocalSubscription:
             self._broker.unsubscribe(self._conversation_id, self)
 
 
+def offer(readers: Iterable[LocalSubscription], event: Event) -> None:
+    """Give an event to a conversation's readers: a delivery report only (`activity` None) to those that asked
+    for reports (see `Broker.subscribe`)."""
+    report_only = event.activity is None
+    for subscription in readers:
+        if subscription.deliveries or not report_only:
+            subscription.offer(event)
+
+
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -115,10 +125,7 @@ class LocalBroker:
         self._subscribers: defaultdict[str, set[LocalSubscription]] = defaultdict(set)
 
     async def publish(self, conversation_id: str, event: Event) -> None:
-        report_only = event.activity is None
-        for subscription in self._subscribers.get(conversation_id, ()):
-            if subscription.deliveries or not report_only:
-                subscription.offer(event)
+        offer(self._subscribers.get(conversation_id, ()), event)
 
     def subscribe(self, conversation_id: str, *, deliveries: bool = False) -> LocalSubscription:
         subscription = LocalSubscription(self, conversation_id, self._queue_size, deliveries)

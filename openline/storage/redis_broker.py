@@ -35,7 +35,7 @@ from redis.maint_notifications import MaintNotificationsConfig
 
 from openline.storage import redis_codec as codec
 from openline.storage.base import Broker, Event
-from openline.storage.local_broker import QUEUE_SIZE, LocalSubscription
+from openline.storage.local_broker import QUEUE_SIZE, LocalSubscription, offer
 
 log = logging.getLogger("openline.redis")
 _NO_MAINT = MaintNotificationsConfig(enabled=False)  # see redis.py
@@ -84,14 +84,15 @@ class RedisBroker:
     def subscribe(self, conversation_id: str, *, deliveries: bool = False) -> LocalSubscription:
         subscription = LocalSubscription(self, conversation_id, self._queue_size, deliveries)
         channel = codec.channel_of(self._prefix, conversation_id)
+        key = channel.encode()
         readers = self._readers.get(conversation_id)
         if readers is None:
             readers = self._readers[conversation_id] = set()
-            self._channels[channel.encode()] = conversation_id
-            self._awaiting[channel.encode()] = self._awaiting.get(channel.encode(), 0) + 1
+            self._channels[key] = conversation_id
+            self._awaiting[key] = self._awaiting.get(key, 0) + 1
             self._commands.put_nowait(("subscribe", channel))
             self._start()
-        if self._awaiting.get(channel.encode()):
+        if self._awaiting.get(key):
             subscription.awaiting_confirmation()
         readers.add(subscription)
         return subscription
@@ -223,10 +224,7 @@ class RedisBroker:
         except Exception:
             log.exception("unreadable event on %s", message["channel"])
             return
-        report_only = event.activity is None
-        for subscription in readers:
-            if subscription.deliveries or not report_only:
-                subscription.offer(event)
+        offer(readers, event)
 
 
 _: type[Broker] = RedisBroker
