@@ -44,23 +44,14 @@ class SharedFiles:
 
     def pull(self) -> list[str]:
         """Replace the local files with Redis's copies where they differ; the names replaced."""
-        client = _client(self.url)
-        try:
-            replaced = []
-            for name in self.names:
-                remote = client.get(_key(self.prefix, name))
-                path = self.data_dir / name
-                if remote is not None and (not path.exists() or path.read_bytes() != remote):
-                    write_file(path, bytes(remote))  # type: ignore[arg-type]
-                    replaced.append(name)
-                self._synced[name] = path.read_bytes() if path.exists() else None
-            return replaced
-        finally:
-            client.close()
+        return self._exchange(publish_changes=False)
 
     def sync(self) -> list[str]:
         """Publish a file changed here since the last look (`openline keys rotate --data-dir` against this
         instance's directory), else take Redis's copy where it differs; the names that changed either way."""
+        return self._exchange(publish_changes=True)
+
+    def _exchange(self, publish_changes: bool) -> list[str]:
         client = _client(self.url)
         try:
             changed = []
@@ -68,12 +59,12 @@ class SharedFiles:
                 path = self.data_dir / name
                 local = path.read_bytes() if path.exists() else None
                 remote = client.get(_key(self.prefix, name))
-                if local is not None and local != self._synced.get(name) and local != remote:
+                if publish_changes and local is not None and local != self._synced.get(name) and local != remote:
                     client.set(_key(self.prefix, name), local)
                     changed.append(name)
                 elif remote is not None and remote != local:
-                    write_file(path, bytes(remote))  # type: ignore[arg-type]
                     local = bytes(remote)  # type: ignore[arg-type]
+                    write_file(path, local)
                     changed.append(name)
                 self._synced[name] = local
             return changed
