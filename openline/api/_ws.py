@@ -81,13 +81,11 @@ async def ignore_client_frames(websocket: WebSocket) -> None:
             return
 
 
-def store_unavailable() -> ServiceError:
-    """What a WebSocket upgrade is refused with while the store cannot be reached (503, as HTTP requests get)."""
-    return ServiceError(ErrorKind.OVERLOADED, STORE_UNAVAILABLE)
-
-
-async def deny(websocket: WebSocket, error: ServiceError) -> None:
-    """Refuse the upgrade with an HTTP error in the API's error shape (a bare 403 close where the server cannot)."""
+async def deny(websocket: WebSocket, error: ServiceError | StoreUnavailable) -> None:
+    """Refuse the upgrade with an HTTP error in the API's error shape (a bare 403 close where the server cannot);
+    a store that cannot be reached is refused 503, as HTTP requests are."""
+    if isinstance(error, StoreUnavailable):
+        error = ServiceError(ErrorKind.OVERLOADED, STORE_UNAVAILABLE)
     response = error_response(websocket.url.path, error.kind, error.message)
     try:
         await websocket.send_denial_response(response)

@@ -19,7 +19,7 @@ from starlette.websockets import WebSocket
 from openline import __version__
 from openline.api._http import json_response
 from openline.api._origin import OriginCheck
-from openline.api._ws import FeedClosed, deny, run_feed, send_text, store_unavailable
+from openline.api._ws import FeedClosed, deny, run_feed, send_text
 from openline.auth.admin import AdminAuth
 from openline.protocol import inspect
 from openline.protocol.connector import parse_count
@@ -92,11 +92,8 @@ class AdminApi:
             self._require(websocket)
             limit = _limit(websocket, DEFAULT_ENTRIES, MAX_ENTRIES)
             await self.inspector.require(conversation_id)  # NOT_FOUND before the upgrade
-        except ServiceError as e:
+        except (ServiceError, StoreUnavailable) as e:
             await deny(websocket, e)
-            return
-        except StoreUnavailable:
-            await deny(websocket, store_unavailable())
             return
         await websocket.accept()
         subscription = self.inspector.subscribe(conversation_id)

@@ -18,7 +18,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from openline.api._keepalive import KeepAlive
-from openline.api._ws import FeedClosed, deny, run_feed, send_text, store_unavailable
+from openline.api._ws import FeedClosed, deny, run_feed, send_text
 from openline.auth.tokens import STREAM_AUDIENCE, TokenAuthority
 from openline.protocol import v3
 from openline.protocol.errors import ErrorKind, ServiceError
@@ -47,11 +47,8 @@ class StreamApi:
     async def stream(self, websocket: WebSocket) -> None:
         try:
             conversation, after = await self._admit(websocket)
-        except ServiceError as e:
+        except (ServiceError, StoreUnavailable) as e:
             await deny(websocket, e)
-            return
-        except StoreUnavailable:
-            await deny(websocket, store_unavailable())
             return
         await websocket.accept()
         subscription = self.broker.subscribe(conversation.id)
