@@ -109,9 +109,14 @@ class Dispatcher:
             pass  # expired while the bot was busy: nothing left to describe
         except Exception:
             log.exception("could not record the delivery of %s in %s", delivery.activity_id, conversation_id)
+        await self._report(conversation_id, delivery)
+
+    async def _report(self, conversation_id: str, delivery: Delivery) -> None:
+        """Tell inspectors and waiting retries where a delivery stands. A report that cannot be sent is logged:
+        the delivery stands, and waiting retries re-read the store."""
         try:
             await self.broker.publish(conversation_id, Event(None, None, "client", delivery))
-        except Exception:  # the bot's answer stands; waiting retries re-read the store
+        except Exception:
             log.exception("could not report the delivery of %s in %s", delivery.activity_id, conversation_id)
 
     async def claim_again(self, conversation_id: str, activity_id: str) -> Delivery | None:
@@ -130,10 +135,7 @@ class Dispatcher:
                     conversation_id, activity_id, now, now - self.stale_after
                 )
                 if claimed:
-                    try:
-                        await self.broker.publish(conversation_id, Event(None, None, "client", record))
-                    except Exception:  # only inspectors miss it: the claim stands, and this caller delivers
-                        log.exception("could not report the claim of %s in %s", activity_id, conversation_id)
+                    await self._report(conversation_id, record)
                     return record
                 if record.state == "delivered":
                     return None
