@@ -64,12 +64,17 @@ class RedisBroker:
         self._client = client
 
     async def close(self) -> None:
+        """Stop listening. Bounded: a shutdown never waits on Redis for more than a few seconds (redis-py can
+        swallow a cancellation that lands while it reads or writes)."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=3 * STOP_WITHIN)
+            if not done:
+                log.warning("the Redis pub/sub connection did not close in time; left to the process's end")
+            elif not task.cancelled() and task.exception() is not None:
+                log.warning("the Redis pub/sub connection ended with %r", task.exception())
 
     async def publish(self, conversation_id: str, event: Event) -> None:
         """Publish an event without a place. The scripts that write publish the rest themselves, atomically with
@@ -153,10 +158,10 @@ class RedisBroker:
                 self.connected.clear()
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await asyncio.wait_for(pubsub.aclose(), STOP_WITHIN)  # type: ignore[no-untyped-call]
                 if connection is not None:
                     with contextlib.suppress(Exception):
-                        await connection.aclose()
+                        await asyncio.wait_for(connection.aclose(), STOP_WITHIN)
             await asyncio.sleep(RECONNECT_DELAY)
 
     async def _session(self, pubsub: PubSub) -> None:

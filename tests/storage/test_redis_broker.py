@@ -6,11 +6,16 @@ Two stores on one Redis stand for two instances.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
+
+from openline.storage import redis_broker
 from openline.storage.base import Delivery, Event
 from openline.storage.redis import RedisStore
 from openline.storage.redis_shared import SharedFiles
@@ -127,3 +132,26 @@ def test_shared_files_go_from_the_first_instance_to_the_others_and_rotations_spr
         assert second.sync() == ["bot-keys.json"]
         assert first.sync() == ["bot-keys.json"] and (a / "bot-keys.json").read_text() == '{"keys": ["new"]}'
         assert first.sync() == [] and second.sync() == [], "nothing more to move"
+
+
+def test_closing_is_bounded_even_when_the_connection_task_will_not_stop(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_broker, "STOP_WITHIN", 0.2)
+
+    async def stubborn() -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # as redis-py can, mid-read: the first cancellation
+            await asyncio.sleep(60)
+        await asyncio.sleep(60)  # and reads on
+
+    async def scenario() -> None:
+        async with _instances(redis_url, 1) as (store,):
+            task = asyncio.ensure_future(stubborn())
+            await asyncio.sleep(0.01)  # inside its read
+            store.broker._task = task
+            started = time.monotonic()
+            await store.broker.close()
+            assert time.monotonic() - started < 3 and not task.done()
+            task.cancel()  # what the end of the event loop does
+
+    asyncio.run(scenario())
