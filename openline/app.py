@@ -24,6 +24,7 @@ from openline.api._cors import PublicCors
 from openline.api._http import json_response
 from openline.api._origin import OriginCheck
 from openline.api._paths import NormalPaths
+from openline.api._ratelimit import RateLimits
 from openline.api._routing import IndexedRouter, WebSocketShortcut
 from openline.api._ws import deny
 from openline.api.admin import AdminApi
@@ -46,6 +47,7 @@ from openline.config import Config
 from openline.datadir import DataDir
 from openline.logs import AccessLog
 from openline.protocol.errors import ErrorKind, ServiceError
+from openline.protocol.ratelimit import RateLimiter
 from openline.service.channel import Channel
 from openline.service.connector import BotConnector
 from openline.service.delivery import BotClient
@@ -304,6 +306,9 @@ def create_app(
         Middleware(WebSocketShortcut, route=streams.routes()[0]),
         Middleware(PublicCors),
     ]
+    limiter = RateLimiter(config.rate_limit, config.conversation_rate_limit)
+    if limiter.enabled:  # before the shortcut, which takes stream upgrades past every layer below it
+        middleware.insert(1, Middleware(RateLimits, limiter=limiter, auth=services.auth, clock=services.clock))
     if config.access_log:
         middleware.insert(0, Middleware(AccessLog))
     app = Starlette(
