@@ -189,7 +189,11 @@ def _build_services(config: Config, clock: Callable[[], float]) -> Services:
         files=Files(store, signer, config.public_url, clock, bot_authority.authorize),
         inspector=Inspector(store, broker, bots, clock),
         admin=AdminAuth(admin_secret, key, clock),
-        echo_bot=echobot.EchoBot(config.public_url, tls) if uses_echo else None,
+        echo_bot=(
+            echobot.EchoBot(config.public_url, tls, config.max_connector_bytes, config.body_timeout)
+            if uses_echo
+            else None
+        ),
         clock=clock,
         generated_secrets=generated,
         generated_admin_secret=admin_secret if admin_created else None,
@@ -269,7 +273,11 @@ def create_app(
         *streams.routes(),
         *ConnectorApi(config, services.connector, services.files, services.bot_authority).routes(),
         *BotAuthApi(
-            services.bot_authority, services.bot_authority.tokens, config.public_url, config.body_timeout
+            services.bot_authority,
+            services.bot_authority.tokens,
+            config.public_url,
+            config.body_timeout,
+            config.max_form_bytes,
         ).routes(),
         *AttachmentsApi(services.store, services.signer, services.clock).routes(),
     ]
