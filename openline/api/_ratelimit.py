@@ -34,7 +34,7 @@ from starlette.websockets import WebSocket
 
 from openline.api._http import json_response
 from openline.api.errors import error_document
-from openline.auth.credentials import Authenticator, Principal
+from openline.auth.credentials import Authenticator, Principal, credential_of
 from openline.auth.tokens import STREAM_AUDIENCE
 from openline.protocol import v1, v3
 from openline.protocol.errors import ErrorKind, ServiceError
@@ -87,13 +87,14 @@ class RateLimits:
                 claims = self.auth.tokens.verify(credential, STREAM_AUDIENCE)
                 principal = Principal(claims.bot_id, claims.conversation_id)
             else:
-                credential = Headers(scope=scope).get("authorization") or ""
-                principal = self.auth.principal(credential)
+                header = Headers(scope=scope).get("authorization")
+                principal = self.auth.principal(header)
+                credential = credential_of(header)  # the same secret or token under either scheme
         except ServiceError:
             return None
         conversation = _conversation_in(path) or principal.conversation_id
-        if conversation is not None and principal.conversation_id not in (None, conversation):
-            conversation = None  # a token of another conversation: the route refuses it
+        if principal.conversation_id not in (None, conversation):
+            return None  # a token of another conversation: the route refuses it (403)
         digest = hashlib.sha256(credential.encode()).hexdigest()[:32]
         return digest, (f"{principal.bot_id}\x00{conversation}" if conversation is not None else None)
 

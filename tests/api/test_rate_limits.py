@@ -260,3 +260,19 @@ def test_throttled_1_1_poll_with_a_bad_watermark_is_refused_as_always(
         assert limited.http.get(path, headers=_auth(token)).status_code == 200
     r = limited.http.get(path, headers=_auth(token), params={"watermark": "nope"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidRange"
+
+
+def test_a_token_on_another_conversation_is_refused_as_always_and_not_counted(limited: Service, secret: str) -> None:
+    conv, token = _start(limited, secret)
+    other, other_token = _start(limited, secret)
+    for _ in range(PER_CREDENTIAL * 2):
+        assert _say(limited, other, token).status_code == 403  # never a 429, never counted
+    assert _say(limited, conv, token).status_code == 200, "the token's own bucket is untouched"
+    assert _say(limited, other, other_token).status_code == 200, "and so is the other conversation's"
+
+
+def test_one_credential_is_one_bucket_whatever_its_scheme(limited: Service, secret: str) -> None:
+    for scheme in ("Bearer", "BotConnector", "bearer") * 2:
+        r = limited.http.post("/v3/directline/tokens/generate", headers={"Authorization": f"{scheme} {secret}"})
+        assert r.status_code == 200, r.text
+    _throttled_v3(limited.http.post("/v3/directline/tokens/generate", headers=_auth(secret)))
