@@ -136,6 +136,10 @@ def _banner(config: Config, generated: list[tuple[str, str]], admin_secret: str 
         print(f"  bot {bot.id!r} ({bot.name}) at {bot.endpoint or 'the built-in echo bot'}", flush=True)
         if bot.app_id:
             print(f"    authenticated both ways as app id {bot.app_id!r}", flush=True)
+        if bot.trusted_origins:
+            print(f"    browsers only from {', '.join(bot.trusted_origins)}", flush=True)
+        if bot.enhanced_auth:
+            print("    enhanced authentication: dl_ users from tokens; the secret refused from browsers", flush=True)
     if any(bot.app_id for bot in config.bots):
         print(f"  bot authentication: issuer {config.public_url}, authority {config.public_url}/adfs", flush=True)
         print(f"    OpenID metadata at {config.public_url}/v1/.well-known/openidconfiguration", flush=True)

@@ -99,6 +99,7 @@ def _refused(run_events: Any, path: str) -> None:
 
 
 def test_another_origin_cannot_connect(node: str, service: Openline) -> None:
+    assert f"browsers only from {PAGE}" in service.stdout and "enhanced authentication" in service.stdout
     generated = _server_token(service, {"trustedOrigins": [PAGE]})
     run = run_client(
         node,
