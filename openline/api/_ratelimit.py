@@ -81,14 +81,17 @@ class RateLimits:
 
     def _keys(self, scope: Scope, path: str) -> tuple[str | None, str | None] | None:
         """The credential's and the conversation's keys; None when the credential is not valid (not counted)."""
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")  # a credential the access rules refuse from it is refused by the route too
         try:
             if scope["type"] == "websocket":
                 credential = QueryParams(scope.get("query_string", b"")).get("t") or ""
                 claims = self.auth.tokens.verify(credential, STREAM_AUDIENCE)
+                self.auth.access.check(claims.bot_id, origin, secret=False, token_origins=claims.origins)
                 principal = Principal(claims.bot_id, claims.conversation_id)
             else:
-                header = Headers(scope=scope).get("authorization")
-                principal = self.auth.principal(header)
+                header = headers.get("authorization")
+                principal = self.auth.principal(header, origin)
                 credential = credential_of(header)  # the same secret or token under either scheme
         except ServiceError:
             return None

@@ -33,8 +33,13 @@ def _secret(i: int) -> str:
     return f"limit-secret-{i:02d}-0123456789"
 
 
+TRUSTED_SECRET = "limit-trusted-secret-0123456789"
+TRUSTED = "https://chat.example"
+
+
 def _bots(endpoint: str) -> tuple[BotConfig, ...]:
-    return tuple(BotConfig(f"lim{i}", f"Limited {i}", endpoint, (_secret(i),)) for i in range(BOTS))
+    trusted = BotConfig("trusted", "Trusted", endpoint, (TRUSTED_SECRET,), trusted_origins=(TRUSTED,))
+    return (*(BotConfig(f"lim{i}", f"Limited {i}", endpoint, (_secret(i),)) for i in range(BOTS)), trusted)
 
 
 @pytest.fixture(scope="module")
@@ -276,3 +281,18 @@ def test_one_credential_is_one_bucket_whatever_its_scheme(limited: Service, secr
         r = limited.http.post("/v3/directline/tokens/generate", headers={"Authorization": f"{scheme} {secret}"})
         assert r.status_code == 200, r.text
     _throttled_v3(limited.http.post("/v3/directline/tokens/generate", headers=_auth(secret)))
+
+
+def test_a_request_the_access_rules_refuse_is_refused_as_always_and_not_counted(limited: Service) -> None:
+    """A bot with trusted origins: a browser on another origin gets 403, however often, and costs no token."""
+    conv, token = _start(limited, TRUSTED_SECRET)
+    stream_url = limited.http.get(f"/v3/directline/conversations/{conv}", headers=_auth(token)).json()["streamUrl"]
+    elsewhere = {"Origin": "https://elsewhere.example"}
+    for _ in range(PER_CREDENTIAL * 2):
+        assert _say(limited, conv, token, **elsewhere).status_code == 403
+        with pytest.raises(InvalidStatus) as refused:
+            connect(stream_url, origin="https://elsewhere.example", open_timeout=5).close()  # type: ignore[arg-type]
+        assert refused.value.response.status_code == 403
+    # the conversation has had one request (the reconnect; the secret's start named no conversation): two more
+    assert [_say(limited, conv, token, Origin=TRUSTED).status_code for _ in range(2)] == [200, 200]
+    _throttled_v3(_say(limited, conv, token, Origin=TRUSTED))
