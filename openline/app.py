@@ -46,6 +46,7 @@ from openline.config import Config
 from openline.datadir import DataDir
 from openline.logs import AccessLog
 from openline.protocol.errors import ErrorKind, ServiceError
+from openline.service import removal
 from openline.service.channel import Channel
 from openline.service.connector import BotConnector
 from openline.service.delivery import BotClient
@@ -55,6 +56,7 @@ from openline.service.inspector import Inspector
 from openline.service.publish import Bot, Publisher
 from openline.storage import broker_for, open_store, parse_store_url, shared_store
 from openline.storage.base import Broker, ConversationStore, StoreUnavailable
+from openline.storage.local_broker import LocalBroker
 from openline.storage.sqlite_commit import Durability
 from openline.tls import outbound_context, own_endpoint_context
 
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("openline")
 KEY_RELOAD_INTERVAL = 30.0  # seconds
+OTHER_PROCESSES_INTERVAL = 2.0  # seconds between two looks for a SQLite file changed by the admin commands
 
 
 @dataclass
@@ -213,6 +216,23 @@ async def _reload_keys_forever(services: Services) -> None:
             log.exception("could not re-read the bot authentication keys; the ones in use stay")
 
 
+async def _follow_other_processes_forever(services: Services) -> None:
+    """SQLite: end the streams of conversations `openline conversation delete` removed from the file meanwhile
+    (the command runs in a process of its own, which this one's broker does not hear)."""
+    from openline.storage.sqlite import SqliteStore
+
+    store, broker = services.store, services.broker
+    if not isinstance(store, SqliteStore) or not isinstance(broker, LocalBroker):
+        return
+    while True:
+        await asyncio.sleep(OTHER_PROCESSES_INTERVAL)
+        try:
+            if store.changed_elsewhere():
+                await removal.end_readers_of_deleted(store, broker)
+        except Exception:
+            log.exception("could not look for conversations deleted by another process")
+
+
 async def _sweep_forever(services: Services) -> None:
     interval = min(60.0, max(1.0, services.config.retention / 10))
     while True:
@@ -283,6 +303,7 @@ def create_app(
         background = [
             asyncio.create_task(_sweep_forever(services)),
             asyncio.create_task(_reload_keys_forever(services)),
+            asyncio.create_task(_follow_other_processes_forever(services)),
         ]
         if on_ready is not None:
             on_ready()
