@@ -57,8 +57,19 @@ class Authenticator:
     """Resolves credentials: the configured secrets of each bot, and conversation tokens."""
 
     def __init__(self, secrets_by_bot: Mapping[str, Iterable[str]], tokens: TokenAuthority) -> None:
-        self._secrets = {_digest(s): bot for bot, secrets in secrets_by_bot.items() for s in secrets}
+        self.replace(secrets_by_bot)
         self.tokens = tokens
+
+    def replace(self, secrets_by_bot: Mapping[str, Iterable[str]]) -> None:
+        """Accept these secrets from now on, and no others (`openline secret new` and `revoke`)."""
+        self._secrets = {_digest(s): bot for bot, secrets in secrets_by_bot.items() for s in secrets}
+
+    def secret_counts(self) -> dict[str, int]:
+        """How many secrets each bot with any has."""
+        counts: dict[str, int] = {}
+        for bot in self._secrets.values():
+            counts[bot] = counts.get(bot, 0) + 1
+        return counts
 
     def principal(self, authorization: str | None) -> Principal:
         credential = credential_of(authorization)
