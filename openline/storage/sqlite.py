@@ -102,7 +102,7 @@ class SqliteStore:
         self._deleted = False
         # conversations as committed, read 2-3 times per message: kept up to date by the commits that change them
         self._known: dict[str, Conversation] = {}
-        self._data_version: int | None = None  # the writer's PRAGMA data_version at the last `changed_elsewhere`
+        self._data_version = 0  # the writer's PRAGMA data_version when opened, then at the last `changed_elsewhere`
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -159,6 +159,7 @@ class SqliteStore:
         except BaseException:
             await self.close()
             raise
+        self._data_version = self._wconn.execute("PRAGMA data_version").fetchone()[0]
         self._commits = GroupCommit(
             self._wconn,
             self.durability,
@@ -198,7 +199,8 @@ class SqliteStore:
         self._r.execute("SELECT 1").fetchone()
 
     def changed_elsewhere(self) -> bool:
-        """Whether another process (`openline conversation delete`) changed the file since the last call.
+        """Whether another process (`openline conversation delete`) changed the file since the last call (the
+        first: since the store opened).
 
         Then the conversations remembered here are forgotten, and the next sweep scrubs the file as after a
         deletion of its own. A microsecond's work on the loop's thread (SQLite's `PRAGMA data_version`, which
@@ -207,7 +209,7 @@ class SqliteStore:
         if self._wconn is None or self._commits is None or not self._commits.idle:
             return False
         version: int = self._wconn.execute("PRAGMA data_version").fetchone()[0]
-        changed = self._data_version is not None and version != self._data_version
+        changed = version != self._data_version
         self._data_version = version
         if changed:
             self._known.clear()
