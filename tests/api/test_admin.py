@@ -573,3 +573,44 @@ def test_deleting_a_conversation_ends_its_streams_and_live_feeds(service: Servic
     # a new stream is refused
     status, body = _refused(start["streamUrl"])
     assert status == 404 and body["error"]["code"] == "NotFound"
+
+
+# (method, path with {c} for the conversation and {a} for an activity of it, JSON body, credential: "secret" or
+# "bot" (the connector's, none needed by the test service))
+_CONVERSATION_ROUTES = [
+    ("GET", "/v3/directline/conversations/{c}", None, "secret"),
+    ("GET", "/v3/directline/conversations/{c}/activities", None, "secret"),
+    ("POST", "/v3/directline/conversations/{c}/activities", {"type": "message", "from": {"id": "u1"}}, "secret"),
+    ("POST", "/api/conversations/{c}/messages", {"text": "hi", "from": "u1"}, "secret"),
+    ("GET", "/api/conversations/{c}/messages", None, "secret"),
+    ("POST", "/v3/conversations/{c}/activities", {"type": "message", "text": "hi"}, "bot"),
+    ("POST", "/v3/conversations/{c}/activities/{a}", {"type": "message", "text": "hi"}, "bot"),
+    ("PUT", "/v3/conversations/{c}/activities/{a}", {"type": "message", "text": "hi"}, "bot"),
+    ("DELETE", "/v3/conversations/{c}/activities/{a}", None, "bot"),
+    ("GET", "/v3/conversations/{c}/activities/{a}/members", None, "bot"),
+    ("POST", "/v3/conversations/{c}/activities/history", {"activities": []}, "bot"),
+    ("GET", "/v3/conversations/{c}/members", None, "bot"),
+    ("GET", "/v3/conversations/{c}/pagedmembers", None, "bot"),
+    ("GET", "/v3/conversations/{c}/members/u1", None, "bot"),
+    ("DELETE", "/v3/conversations/{c}/members/u1", None, "bot"),
+    (
+        "POST",
+        "/v3/conversations/{c}/attachments",
+        {"type": "text/plain", "name": "a.txt", "originalBase64": "aGk="},
+        "bot",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "credential"), _CONVERSATION_ROUTES)
+def test_every_route_of_a_deleted_conversation_is_404(
+    service: Service, method: str, path: str, body: Any, credential: str
+) -> None:
+    conv = _start(service)
+    said = V3(service).say(conv, "hi")
+    assert service.http.delete(f"/admin/conversations/{quoted(conv)}", headers=BEARER).status_code == 204
+    headers = {"Authorization": f"Bearer {REC_SECRET}"} if credential == "secret" else {}
+    url = path.format(c=quoted(conv), a=quoted(said))
+    r = service.http.request(method, url, headers=headers, **({"json": body} if body is not None else {}))
+    assert r.status_code == 404, r.text
+    assert r.json()["error"]["code"] == "NotFound", "in the error shape of the route's API"
