@@ -32,7 +32,7 @@ from openline.storage.sqlite_commit import Durability
 T = TypeVar("T")
 PAGE = 500
 DEFAULT_LIST = 20
-SECRET_PICKUP = 2  # seconds: the service's SECRET_RELOAD_INTERVAL, as the commands tell the operator
+SECRET_PICKUP = f"{secret_file.RELOAD_INTERVAL:g}"  # seconds, as the commands tell the operator
 
 
 class Failed(Exception):

@@ -67,7 +67,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("openline")
 KEY_RELOAD_INTERVAL = 30.0  # seconds
-SECRET_RELOAD_INTERVAL = 2.0  # seconds between two looks at secrets.json (a stat; on Redis, one GET)
 OTHER_PROCESSES_INTERVAL = 2.0  # seconds between two looks for a SQLite file changed by the admin commands
 
 
@@ -250,13 +249,13 @@ async def _follow_other_processes_forever(services: Services) -> None:
 
 
 async def _reload_secrets_forever(services: Services) -> None:
-    """Pick up `openline secret new` and `revoke` within SECRET_RELOAD_INTERVAL: the file's stamp is looked at
+    """Pick up `openline secret new` and `revoke` within `secret_file.RELOAD_INTERVAL`: the file's stamp is looked at
     (on a Redis store, Redis's copy first: the command may have run against another instance's directory)."""
     file = SecretFile(services.config.data_dir)
     configured = {b.id: b.secrets for b in services.config.bots}
     seen = await asyncio.to_thread(file.stamp)
     while True:
-        await asyncio.sleep(SECRET_RELOAD_INTERVAL)
+        await asyncio.sleep(secret_file.RELOAD_INTERVAL)
         try:
             if services.shared_files is not None:
                 await asyncio.to_thread(services.shared_files.sync, (secret_file.FILE_NAME,))

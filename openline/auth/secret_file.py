@@ -22,6 +22,7 @@ from typing import Any
 from openline.datadir import new_secret, write_file
 
 FILE_NAME = "secrets.json"
+RELOAD_INTERVAL = 2.0  # seconds between a running service's looks at the file (a stat; on Redis, one GET first)
 
 
 def secret_id(secret: str) -> str:
