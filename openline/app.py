@@ -36,6 +36,7 @@ from openline.api.v1 import V1Api
 from openline.api.v3 import V3Api
 from openline.api.web import WebPages
 from openline.auth import secret_file
+from openline.auth.access import rules_of
 from openline.auth.admin import AdminAuth
 from openline.auth.bot_auth import BotAuthority, BotCredentials
 from openline.auth.bot_keys import KeyFile, Keyring
@@ -194,7 +195,11 @@ def _build_services(config: Config, clock: Callable[[], float]) -> Services:
         config=config,
         store=store,
         broker=broker,
-        auth=Authenticator(secrets, TokenAuthority(key, config.token_ttl, clock)),
+        auth=Authenticator(
+            secrets,
+            TokenAuthority(key, config.token_ttl, clock),
+            rules_of((b.id, b.trusted_origins, b.enhanced_auth) for b in config.bots),
+        ),
         bot_authority=bot_authority,
         signer=signer,
         bot_client=client,
@@ -310,10 +315,15 @@ def create_app(
     bots = services.channel.bots
     origins = OriginCheck(config.public_url, config.host)
     streams = StreamApi(
-        services.auth.tokens, services.channel, services.broker, config.stream_keepalive, config.page_size
+        services.auth.tokens,
+        services.channel,
+        services.broker,
+        config.stream_keepalive,
+        config.page_size,
+        services.auth.access,
     )
     routes: list[BaseRoute] = [
-        *WebPages(config, services.auth.tokens, services.admin, services.channel, index, origins).routes(),
+        *WebPages(config, services.auth, services.admin, services.channel, index, origins).routes(),
         *AdminApi(
             services.admin,
             services.inspector,

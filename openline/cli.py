@@ -53,6 +53,10 @@ _HELP = {
     "require_bot_auth": "refuse unauthenticated connector calls even for bots without an app id (default off)",
     "tls_cert": "serve https with this certificate (PEM, with its chain); needs --tls-key",
     "tls_key": "the private key (PEM) of --tls-cert",
+    "trusted_origins": "a web origin (https://host[:port]) browsers may use the bot from; repeat or comma-separate"
+    " for several; others get 403 (default: any) (README: Access rules)",
+    "enhanced_auth": "the hosted service's enhanced authentication for the bot: user ids start with dl_ and come"
+    " from the token, the secret is refused from browsers (default off)",
 }
 
 
@@ -69,9 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", metavar="FILE", help="TOML file with settings and [[bots]]")
     for name in OPTIONS:
         flag = "--" + name.replace("_", "-")
-        if name in ("secret", "bot_app_password"):
+        if name in ("secret", "bot_app_password", "trusted_origins"):
             serve.add_argument(flag, action="append", metavar="S", help=_HELP[name])
-        elif name in ("web_page", "access_log", "require_bot_auth"):
+        elif name in ("web_page", "access_log", "require_bot_auth", "enhanced_auth"):
             serve.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=_HELP[name])
         else:
             metavars = {
@@ -83,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
                 "tls_key": "FILE",
                 "bot_app_id": "ID",
                 "bot_sidecar_secret": "SECRET",
+                "trusted_origins": "ORIGIN",
             }
             metavar = metavars.get(name, name.split("_")[-1].upper())
             serve.add_argument(flag, metavar=metavar, help=_HELP[name])
@@ -134,6 +139,10 @@ def _banner(config: Config, generated: list[tuple[str, str]], admin_secret: str 
         print(f"  bot {bot.id!r} ({bot.name}) at {bot.endpoint or 'the built-in echo bot'}", flush=True)
         if bot.app_id:
             print(f"    authenticated both ways as app id {bot.app_id!r}", flush=True)
+        if bot.trusted_origins:
+            print(f"    browsers only from {', '.join(bot.trusted_origins)}", flush=True)
+        if bot.enhanced_auth:
+            print("    enhanced authentication: dl_ users from tokens; the secret refused from browsers", flush=True)
     if any(bot.app_id for bot in config.bots):
         print(f"  bot authentication: issuer {config.public_url}, authority {config.public_url}/adfs", flush=True)
         print(f"    OpenID metadata at {config.public_url}/v1/.well-known/openidconfiguration", flush=True)

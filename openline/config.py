@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from openline.protocol.origins import parse_origin
 from openline.storage import parse_store_url
 from openline.storage.sqlite_commit import DURABILITIES
 
@@ -35,6 +36,8 @@ class BotConfig:
     app_id: str | None = None  # set: bot authentication both ways (channel tokens to it, its tokens required)
     app_passwords: tuple[str, ...] = field(default=(), repr=False)  # several during a rotation
     sidecar_secret: str | None = field(default=None, repr=False)  # set: the sidecar token API /sidecar/<secret>/...
+    trusted_origins: tuple[str, ...] = ()  # set: browsers on other origins are refused (auth.access)
+    enhanced_auth: bool = False  # the hosted service's enhanced authentication: dl_ users from tokens (auth.access)
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,20 @@ def _sidecar_secret(value: Any) -> str:
     return secret
 
 
+def _origins(value: Any) -> list[str]:
+    """Trusted origins (scheme://host[:port]), from a list or a comma-separated string, in the form browsers send."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{value!r} is not a list of origins")
+    origins = []
+    for item in (part.strip() for i in items for part in i.split(",") if part.strip()):
+        try:
+            origins.append(parse_origin(item))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    return list(dict.fromkeys(origins))
+
+
 def _existing_file(value: Any) -> Path:
     path = _path(value)
     if not path.is_file():
@@ -318,10 +335,21 @@ OPTIONS: dict[str, Callable[[Any], Any]] = {
     "require_bot_auth": parse_bool,
     "tls_cert": _existing_file,
     "tls_key": _existing_file,
+    # access rules of the bot of --bot ([[bots]] tables have keys of the same names)
+    "trusted_origins": _origins,
+    "enhanced_auth": parse_bool,
 }
 
 # the options that describe the single bot of --bot (with [[bots]] in a config file, each bot says its own)
-_SINGLE_BOT = ("bot", "secret", "bot_app_id", "bot_app_password", "bot_sidecar_secret")
+_SINGLE_BOT = (
+    "bot",
+    "secret",
+    "bot_app_id",
+    "bot_app_password",
+    "bot_sidecar_secret",
+    "trusted_origins",
+    "enhanced_auth",
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -359,7 +387,17 @@ def _bots_from_toml(entries: Any) -> list[BotConfig]:
     bots = []
     for i, entry in enumerate(entries):
         entry = {k.replace("-", "_"): v for k, v in entry.items()}
-        unknown = set(entry) - {"id", "name", "endpoint", "secrets", "app_id", "app_password", "sidecar_secret"}
+        unknown = set(entry) - {
+            "id",
+            "name",
+            "endpoint",
+            "secrets",
+            "app_id",
+            "app_password",
+            "sidecar_secret",
+            "trusted_origins",
+            "enhanced_auth",
+        }
         if unknown:
             raise ConfigError(f"bots[{i}]: unknown keys {sorted(unknown)}")
         bot_id = entry.get("id")
@@ -373,6 +411,8 @@ def _bots_from_toml(entries: Any) -> list[BotConfig]:
             app_id = _app_id(entry["app_id"]) if "app_id" in entry else None
             passwords = _app_passwords(entry.get("app_password", []))
             sidecar = _sidecar_secret(entry["sidecar_secret"]) if "sidecar_secret" in entry else None
+            origins = _origins(entry.get("trusted_origins", []))
+            enhanced = parse_bool(entry.get("enhanced_auth", False))
         except ConfigError as e:
             raise ConfigError(f"bots[{i}]: {e}") from None
         bots.append(
@@ -384,6 +424,8 @@ def _bots_from_toml(entries: Any) -> list[BotConfig]:
                 app_id,
                 tuple(passwords),
                 sidecar,
+                tuple(origins),
+                enhanced,
             )
         )
     return bots
@@ -458,17 +500,21 @@ def load_config(cli: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
     app_id: str | None = single.get("bot_app_id")
     passwords: tuple[str, ...] = tuple(single.get("bot_app_password", []))
     sidecar: str | None = single.get("bot_sidecar_secret")
+    origins: tuple[str, ...] = tuple(single.get("trusted_origins", []))
+    enhanced: bool = single.get("enhanced_auth", False)
     if toml_bots is not None:
-        if bot_url or secrets or app_id or passwords or sidecar:
+        if bot_url or secrets or app_id or passwords or sidecar or origins or "enhanced_auth" in single:
             raise ConfigError(
-                "--bot, --secret and --bot-app-* describe one bot; with [[bots]] in the config file,"
-                " configure bots there"
+                "--bot, --secret, --bot-app-*, --trusted-origins and --enhanced-auth describe one bot; with [[bots]]"
+                " in the config file, configure bots there"
             )
         bots = _bots_from_toml(toml_bots)
     elif bot_url:
-        bots = [BotConfig("bot", "Bot", bot_url, tuple(secrets), app_id, passwords, sidecar)]
+        bots = [BotConfig("bot", "Bot", bot_url, tuple(secrets), app_id, passwords, sidecar, origins, enhanced)]
     else:
-        bots = [BotConfig(ECHO_BOT_ID, ECHO_BOT_NAME, None, tuple(secrets), app_id, passwords, sidecar)]
+        bots = [
+            BotConfig(ECHO_BOT_ID, ECHO_BOT_NAME, None, tuple(secrets), app_id, passwords, sidecar, origins, enhanced)
+        ]
     if not bots:
         raise ConfigError("no bots configured")
     ids = [b.id for b in bots]

@@ -772,3 +772,65 @@ def test_connections_give_up_on_a_silent_peer() -> None:
 )
 def test_redis_store_urls_are_accepted(url: str) -> None:
     assert parse_store_url(url) == ("redis", None)
+
+
+# access rules: trusted origins and enhanced authentication, per bot
+
+
+def test_access_rules_of_the_single_bot_from_flags_env_and_toml(tmp_path: Path) -> None:
+    flags = ["--trusted-origins", "https://A.example/", "--trusted-origins", "http://b.example:8080,"]
+    args = _parser().parse_args(["serve", *flags, "--enhanced-auth"])
+    (bot,) = load_config(vars(args), env={}).bots
+    assert bot.trusted_origins == ("https://a.example", "http://b.example:8080")
+    assert bot.enhanced_auth is True
+    env = {"OPENLINE_TRUSTED_ORIGINS": "https://a.example:443, https://c.example", "OPENLINE_ENHANCED_AUTH": "yes"}
+    (bot,) = load_config(_cli(bot="http://h/api/messages"), env=env).bots
+    assert (bot.trusted_origins, bot.enhanced_auth) == (("https://a.example", "https://c.example"), True)
+    path = _toml(tmp_path, 'trusted_origins = ["https://a.example"]\nenhanced_auth = false\n')
+    (bot,) = load_config(_cli(config=path), env={}).bots
+    assert (bot.trusted_origins, bot.enhanced_auth) == (("https://a.example",), False)
+    (bot,) = load_config(_cli(), env={}).bots
+    assert (bot.trusted_origins, bot.enhanced_auth) == ((), False)
+    assert _parser().parse_args(["serve", "--no-enhanced-auth"]).enhanced_auth is False
+
+
+def test_access_rules_of_toml_bots(tmp_path: Path) -> None:
+    path = _toml(
+        tmp_path,
+        '[[bots]]\nid = "a"\nendpoint = "http://x"\ntrusted-origins = ["https://Web.example", "https://web.example"]\n'
+        'enhanced-auth = true\n\n[[bots]]\nid = "b"\nendpoint = "http://y"\n',
+    )
+    a, b = load_config(_cli(config=path), env={}).bots
+    assert (a.trusted_origins, a.enhanced_auth) == (("https://web.example",), True)
+    assert (b.trusted_origins, b.enhanced_auth) == ((), False)
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "example.com",
+        "https://example.com/chat",
+        "https://example.com?x",
+        "https://*.example.com",
+        "https://user@example.com",
+        "https://example.com:99999",
+        "null",
+        "https://",
+    ],
+)
+def test_a_trusted_origin_must_be_scheme_host_and_port(tmp_path: Path, origin: str) -> None:
+    assert "trusted_origins" in _error(_cli(trusted_origins=[origin]))
+    path = _toml(tmp_path, f'[[bots]]\nid = "a"\ntrusted_origins = ["{origin}"]\n')
+    assert "bots[0]" in _error(_cli(config=path))
+
+
+def test_access_rules_of_toml_bots_are_checked(tmp_path: Path) -> None:
+    assert "bots[0]" in _error(_cli(config=_toml(tmp_path, '[[bots]]\nid = "a"\ntrusted_origins = 5\n')))
+    assert "bots[0]" in _error(_cli(config=_toml(tmp_path, '[[bots]]\nid = "a"\nenhanced_auth = "maybe"\n')))
+    assert "enhanced_auth" in _error(_cli(enhanced_auth="maybe"))
+
+
+@pytest.mark.parametrize("flag", [{"trusted_origins": ["https://a.example"]}, {"enhanced_auth": False}])
+def test_single_bot_access_flags_with_toml_bots_is_an_error(tmp_path: Path, flag: dict[str, Any]) -> None:
+    path = _toml(tmp_path, '[[bots]]\nid = "a"\n')
+    assert "[[bots]]" in _error(_cli(config=path, **flag))

@@ -29,6 +29,9 @@
 //   pollingInterval   ms, polling mode only (DLJS: >= 200, else 1000)
 //   conversationId, watermark   resume an existing conversation (GET /conversations/{id}?watermark=)
 //   userId            passed to dl.setUserId() before connecting
+//   origin            the Origin header of every REST call and WebSocket handshake, as a browser page on that
+//                     origin sends it (Node sends none by itself; xhr2 refuses it as browsers do, so this driver
+//                     lifts that one restriction, and gives it to ws as its `origin` option)
 //   refreshIntervalMs if set, DLJS's hard-coded 15-minute token refresh interval is run every this many ms instead:
 //                     DLJS takes an injectable `scheduler` (its `services`); ours is RxJS's async scheduler whose
 //                     actions turn exactly that one delay (15 * 60 * 1000) into refreshIntervalMs. Nothing else
@@ -91,6 +94,9 @@ let postDomain = null;
 // POST /tokens/refresh answers ({status, token}), in order, for the waitTokenRefresh step
 const refreshLog = [];
 
+// scenario.origin: the page origin every request and handshake carries (null: none, as Node)
+let pageOrigin = null;
+
 class LoggingXMLHttpRequest extends XHR2 {
   constructor() {
     super();
@@ -116,7 +122,9 @@ class LoggingXMLHttpRequest extends XHR2 {
     if (/\/tokens\/refresh$/.test(url)) {
       this.addEventListener('load', () => refreshLog.push({ status: this.status, token: this._body().token || null }));
     }
-    return super.open(method, url, ...rest);
+    const opened = super.open(method, url, ...rest);
+    if (pageOrigin) this.setRequestHeader('Origin', pageOrigin); // what the browser adds on every cross-origin call
+    return opened;
   }
 
   // the response body as an object ({} when it is not JSON); RxJS asks for responseType 'json'
@@ -138,9 +146,12 @@ class LoggingXMLHttpRequest extends XHR2 {
   }
 }
 
+// xhr2 refuses to set Origin, as a page's script may not: here the "browser" itself sets it
+LoggingXMLHttpRequest.prototype._restrictedHeaders = { ...XHR2.prototype._restrictedHeaders, origin: false };
+
 class LoggingWebSocket extends NodeWebSocket {
-  constructor(url, ...rest) {
-    super(url, ...rest);
+  constructor(url, protocols, options) {
+    super(url, protocols, pageOrigin ? { ...(options || {}), origin: pageOrigin } : options);
     this.addEventListener('open', () => emit({ event: 'ws', state: 'open', url }));
     this.addEventListener('close', (e) => emit({ event: 'ws', state: 'close', url, code: e.code }));
     this.addEventListener('error', (e) => emit({ event: 'ws', state: 'error', url, message: String(e.message) }));
@@ -202,6 +213,7 @@ async function run(scenario) {
   const stepTimeout = scenario.timeoutMs || 20000;
   const options = { domain: scenario.domain };
   postDomain = scenario.postDomain || null;
+  pageOrigin = scenario.origin || null;
   for (const key of ['secret', 'token', 'conversationId', 'watermark', 'pollingInterval', 'webSocket']) {
     if (scenario[key] !== undefined) options[key] = scenario[key];
   }
