@@ -46,16 +46,17 @@ class SharedFiles:
         """Replace the local files with Redis's copies where they differ; the names replaced."""
         return self._exchange(publish_changes=False)
 
-    def sync(self) -> list[str]:
+    def sync(self, names: tuple[str, ...] | None = None) -> list[str]:
         """Publish a file changed here since the last look (`openline keys rotate --data-dir` against this
-        instance's directory), else take Redis's copy where it differs; the names that changed either way."""
-        return self._exchange(publish_changes=True)
+        instance's directory), else take Redis's copy where it differs; the names that changed either way.
+        `names`: only these of the shared files (default: all)."""
+        return self._exchange(publish_changes=True, names=names)
 
-    def _exchange(self, publish_changes: bool) -> list[str]:
+    def _exchange(self, publish_changes: bool, names: tuple[str, ...] | None = None) -> list[str]:
         client = _client(self.url)
         try:
             changed = []
-            for name in self.names:
+            for name in self.names if names is None else names:
                 path = self.data_dir / name
                 local = path.read_bytes() if path.exists() else None
                 remote = client.get(_key(self.prefix, name))
