@@ -368,6 +368,8 @@ def create_app(
                 await services.echo_bot.close()
             await services.bot_client.close()
             await services.store.close()
+            if services.shared_files is not None:
+                await asyncio.to_thread(services.shared_files.close)
 
     # the 3.0 stream's route is also in `routes`: the shortcut takes its sessions first (see api/_routing.py)
     middleware = [

@@ -11,10 +11,12 @@ conversation): the file is readable by its owner only.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,17 @@ class SecretFile:
         """Every bot's kept secrets (none when there is no file); ValueError for a file that cannot be read."""
         return parse(self.path.read_bytes()) if self.path.exists() else {}
 
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Hold the file's lock (`secrets.json.lock`, an advisory lock) while it is read, changed and written: two
+        commands, or a command and a service starting, never write over each other's change."""
+        fd = os.open(self.path.with_name(FILE_NAME + ".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def _write(self, raw: dict[str, Any]) -> None:
         write_file(self.path, json.dumps(raw, indent=2).encode())
 
@@ -119,12 +132,13 @@ class SecretFile:
         """The secret generated for a bot that has none configured, made (and written in the first form) when the
         bot is not in the file yet; True when made just now. None when the bot's kept secrets are the ones
         `openline secret new` made, or none at all (all revoked)."""
-        raw, kept = self._read()
-        if bot_id not in raw:
-            secret = new_secret(36)
-            raw[bot_id] = secret
-            self._write(raw)
-            return secret, True
+        with self._changing():
+            raw, kept = self._read()
+            if bot_id not in raw:
+                secret = new_secret(36)
+                raw[bot_id] = secret
+                self._write(raw)
+                return secret, True
         found = [k for k in kept[bot_id] if k.generated]
         return (found[0].secret, False) if found else None
 
@@ -134,24 +148,26 @@ class SecretFile:
 
     def new(self, bot_id: str, now: float) -> KeptSecret:
         """Make a secret for the bot and keep it beside its others."""
-        raw, by_bot = self._read()
-        kept = by_bot.get(bot_id, [])
-        taken = {k.id for k in kept}
-        while True:
-            made = KeptSecret(new_secret(36), now, False)
-            if made.id not in taken:  # the id is what `revoke` names: unique among the bot's secrets
-                break
-        raw[bot_id] = self._listed([*kept, made])
-        self._write(raw)
+        with self._changing():
+            raw, by_bot = self._read()
+            kept = by_bot.get(bot_id, [])
+            taken = {k.id for k in kept}
+            while True:
+                made = KeptSecret(new_secret(36), now, False)
+                if made.id not in taken:  # the id is what `revoke` names: unique among the bot's secrets
+                    break
+            raw[bot_id] = self._listed([*kept, made])
+            self._write(raw)
         return made
 
     def revoke(self, bot_id: str, id_: str) -> KeptSecret:
         """Forget the bot's kept secret with that id; KeyError when it has none."""
-        raw, by_bot = self._read()
-        kept = by_bot.get(bot_id, [])
-        found = [k for k in kept if k.id == id_]
-        if not found:
-            raise KeyError(id_)
-        raw[bot_id] = self._listed([k for k in kept if k.id != id_])
-        self._write(raw)
+        with self._changing():
+            raw, by_bot = self._read()
+            kept = by_bot.get(bot_id, [])
+            found = [k for k in kept if k.id == id_]
+            if not found:
+                raise KeyError(id_)
+            raw[bot_id] = self._listed([k for k in kept if k.id != id_])
+            self._write(raw)
         return found[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,20 @@ def test_stamp_changes_with_each_write(tmp_path: Path) -> None:
     first = file.stamp()
     file.new("a", 2)
     assert first is not None and file.stamp() != first
+
+
+def test_changes_made_at_once_are_all_kept(tmp_path: Path) -> None:
+    """Several `openline secret new` at the same moment: each reads, changes and writes the file under its lock."""
+    file = SecretFile(tmp_path)
+
+    def make(bot_id: str) -> None:
+        for _ in range(5):
+            SecretFile(tmp_path).new(bot_id, 1.0)
+
+    threads = [threading.Thread(target=make, args=(f"bot{i % 2}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    kept = file.load()
+    assert len(kept["bot0"]) == len(kept["bot1"]) == 20
