@@ -1,4 +1,5 @@
-"""The `openline` command: `openline serve` runs the service with flags, environment and a TOML file."""
+"""The `openline` command: `openline serve` runs the service with flags, environment and a TOML file; `keys`,
+`secret`, `conversation` (`admin_cli`) and `dev-cert` help run it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
-from openline import __version__, logs
+from openline import __version__, admin_cli, logs
 from openline.config import OPTIONS, Config, ConfigError, load_config, parse_duration
 
 _HELP = {
@@ -125,6 +126,8 @@ def _parser() -> argparse.ArgumentParser:
                 " botbuilder-python bots re-read the keys once a day; 0 when every bot re-reads on an unknown key)."
                 " A running service publishes it within 30 seconds; a stopped one, when it starts",
             )
+
+    admin_cli.add_parsers(commands)
 
     dev_cert = commands.add_parser(
         "dev-cert",
@@ -293,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return keys_command(args)
     if args.command == "dev-cert":
         return dev_cert_command(args)
+    if args.command in ("secret", "conversation"):
+        return admin_cli.main(args)
     try:
         config = load_config(vars(args))
     except ConfigError as e:

@@ -107,6 +107,8 @@ class StreamApi:
             event = await subscription.get()
             if event is None:  # woken lagged: replay above
                 continue
+            if event.gone:  # deleted by an operator
+                raise FeedClosed(f"conversation {conversation.id!r} was deleted")
             assert event.activity is not None  # subscribed without delivery reports
             step = cursor.step(event.seq)
             if step is Step.FILL:

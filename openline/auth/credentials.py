@@ -62,9 +62,20 @@ class Authenticator:
     def __init__(
         self, secrets_by_bot: Mapping[str, Iterable[str]], tokens: TokenAuthority, access: AccessRules | None = None
     ) -> None:
-        self._secrets = {_digest(s): bot for bot, secrets in secrets_by_bot.items() for s in secrets}
+        self.replace(secrets_by_bot)
         self.tokens = tokens
         self.access = access or AccessRules()
+
+    def replace(self, secrets_by_bot: Mapping[str, Iterable[str]]) -> None:
+        """Accept these secrets from now on, and no others (`openline secret new` and `revoke`)."""
+        self._secrets = {_digest(s): bot for bot, secrets in secrets_by_bot.items() for s in secrets}
+
+    def secret_counts(self) -> dict[str, int]:
+        """How many secrets each bot with any has."""
+        counts: dict[str, int] = {}
+        for bot in self._secrets.values():
+            counts[bot] = counts.get(bot, 0) + 1
+        return counts
 
     def principal(self, authorization: str | None, origin: str | None = None) -> Principal:
         """The caller, if its credential is valid and may be used from `origin` (the request's `Origin` header).

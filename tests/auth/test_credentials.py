@@ -113,6 +113,19 @@ def test_no_secrets_configured_means_only_tokens_work() -> None:
     _fails(ErrorKind.FORBIDDEN, authenticator.principal, "Bearer anything")
 
 
+def test_replaced_secrets_are_the_only_ones_accepted_and_tokens_still_work() -> None:
+    """`openline secret new` and `revoke`, picked up by a running service."""
+    authenticator = _authenticator()
+    token = authenticator.tokens.issue("bot1", "conv1").token
+    authenticator.replace({"bot1": ["secret-one", "made-later"], "bot2": []})
+    assert authenticator.principal("Bearer made-later") == Principal("bot1")
+    assert authenticator.principal("Bearer secret-one") == Principal("bot1")
+    _fails(ErrorKind.FORBIDDEN, authenticator.principal, "Bearer secret-one-b")
+    _fails(ErrorKind.FORBIDDEN, authenticator.principal, "Bearer secret-two")
+    assert authenticator.principal(f"Bearer {token}") == Principal("bot1", "conv1")
+    assert authenticator.secret_counts() == {"bot1": 2}
+
+
 def test_the_authenticator_exposes_its_token_authority() -> None:
     tokens = _authority()
     assert _authenticator(tokens).tokens is tokens
