@@ -24,6 +24,7 @@ from openline.api._cors import PublicCors
 from openline.api._http import json_response
 from openline.api._origin import OriginCheck
 from openline.api._paths import NormalPaths
+from openline.api._ratelimit import RateLimits
 from openline.api._routing import IndexedRouter, WebSocketShortcut
 from openline.api._ws import deny
 from openline.api.admin import AdminApi
@@ -49,6 +50,7 @@ from openline.config import Config
 from openline.datadir import DataDir
 from openline.logs import AccessLog
 from openline.protocol.errors import ErrorKind, ServiceError
+from openline.protocol.ratelimit import RateLimiter
 from openline.service import removal
 from openline.service.channel import Channel
 from openline.service.connector import BotConnector
@@ -210,7 +212,11 @@ def _build_services(config: Config, clock: Callable[[], float]) -> Services:
         files=Files(store, signer, config.public_url, clock, bot_authority.authorize),
         inspector=Inspector(store, broker, bots, clock),
         admin=AdminAuth(admin_secret, key, clock),
-        echo_bot=echobot.EchoBot(config.public_url, tls) if uses_echo else None,
+        echo_bot=(
+            echobot.EchoBot(config.public_url, tls, config.max_connector_bytes, config.body_timeout)
+            if uses_echo
+            else None
+        ),
         clock=clock,
         generated_secrets=generated,
         generated_admin_secret=admin_secret if admin_created else None,
@@ -336,7 +342,11 @@ def create_app(
         *streams.routes(),
         *ConnectorApi(config, services.connector, services.files, services.bot_authority).routes(),
         *BotAuthApi(
-            services.bot_authority, services.bot_authority.tokens, config.public_url, config.body_timeout
+            services.bot_authority,
+            services.bot_authority.tokens,
+            config.public_url,
+            config.body_timeout,
+            config.max_form_bytes,
         ).routes(),
         *AttachmentsApi(services.store, services.signer, services.clock).routes(),
     ]
@@ -377,6 +387,9 @@ def create_app(
         Middleware(WebSocketShortcut, route=streams.routes()[0]),
         Middleware(PublicCors),
     ]
+    limiter = RateLimiter(config.rate_limit, config.conversation_rate_limit)
+    if limiter.enabled:  # before the shortcut, which takes stream upgrades past every layer below it
+        middleware.insert(1, Middleware(RateLimits, limiter=limiter, auth=services.auth, clock=services.clock))
     if config.access_log:
         middleware.insert(0, Middleware(AccessLog))
     app = Starlette(

@@ -53,6 +53,17 @@ _HELP = {
     "require_bot_auth": "refuse unauthenticated connector calls even for bots without an app id (default off)",
     "tls_cert": "serve https with this certificate (PEM, with its chain); needs --tls-key",
     "tls_key": "the private key (PEM) of --tls-cert",
+    # limits (README: Limits)
+    "rate_limit": "requests per credential (secret or token) to the Direct Line client APIs, e.g. 20/s, 600/m,"
+    " or off; more get 429 (default: off on loopback, else 20/s)",
+    "conversation_rate_limit": "requests per conversation, whatever credential, e.g. 10/s or off; more get 429"
+    " (default: off on loopback, else 10/s)",
+    "max_connector_bytes": "largest body a bot may send to the connector API (activities, history, attachments)"
+    " (default 4MB)",
+    "max_form_bytes": "largest body of the web page's token request, the inspector's sign-in form and bots' token"
+    " requests (default 16KB)",
+    "max_upload_parts": "most parts (files and the activity) in one multipart upload (default 64)",
+    "max_frame_bytes": "largest WebSocket message a client may send; larger close the socket with 1009 (default 4KB)",
     "trusted_origins": "a web origin (https://host[:port]) browsers may use the bot from; repeat or comma-separate"
     " for several; others get 403 (default: any) (README: Access rules)",
     "enhanced_auth": "the hosted service's enhanced authentication for the bot: user ids start with dl_ and come"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from openline.protocol.origins import parse_origin
+from openline.protocol.ratelimit import InvalidRate, Rate, parse_rate
 from openline.storage import parse_store_url
 from openline.storage.sqlite_commit import DURABILITIES
 
@@ -72,6 +73,13 @@ class Config:
     require_bot_auth: bool = False  # refuse unauthenticated connector calls even for bots without an app id
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # limits (README: Limits); the rates are None (off) unless set, or resolved by load_config when not loopback
+    rate_limit: Rate | None = None  # per credential (a secret or a token) over the Direct Line client routes
+    conversation_rate_limit: Rate | None = None  # per conversation, whatever credential acts on it
+    max_connector_bytes: int = 4 * 1024 * 1024  # a body a bot sends to the connector API (attachments decoded)
+    max_form_bytes: int = 16 * 1024  # the own pages' token and sign-in bodies, the bots' OAuth token requests
+    max_upload_parts: int = 64  # parts of one multipart upload
+    max_frame_bytes: int = 4096  # a WebSocket message from a client (3.0 stream, inspector live feed)
 
     @property
     def connect_host(self) -> str:
@@ -158,6 +166,29 @@ def _connections(value: Any) -> int | None:
     if isinstance(value, str) and value.strip().lower() == "auto":
         return None
     return _whole_number("number of connections (or auto)", 1, 1_000_000)(value)
+
+
+DEFAULT_RATE_LIMIT = Rate(20, 1.0)  # per credential, when listening beyond loopback
+DEFAULT_CONVERSATION_RATE_LIMIT = Rate(10, 1.0)  # per conversation, likewise
+
+
+def _rate(value: Any) -> Rate | None:
+    """A rate limit from "600/m", "20/s", "5000/h" or "100/10s"; None (no limit) from "off" or false."""
+    if value is False:
+        return None
+    if isinstance(value, Rate):
+        return value
+    try:
+        return parse_rate(_text(value))
+    except InvalidRate as e:
+        raise ConfigError(str(e)) from None
+
+
+def _frame_bytes(value: Any) -> int:
+    size = parse_size(value)
+    if not 125 <= size <= 16 * 1024 * 1024:
+        raise ConfigError(f"{value!r} is not a WebSocket message limit (125 bytes to 16MB)")
+    return size
 
 
 def parse_bool(value: Any) -> bool:
@@ -335,6 +366,13 @@ OPTIONS: dict[str, Callable[[Any], Any]] = {
     "require_bot_auth": parse_bool,
     "tls_cert": _existing_file,
     "tls_key": _existing_file,
+    # limits (README: Limits)
+    "rate_limit": _rate,
+    "conversation_rate_limit": _rate,
+    "max_connector_bytes": parse_size,
+    "max_form_bytes": parse_size,
+    "max_upload_parts": _whole_number("number of parts", 1, 10000),
+    "max_frame_bytes": _frame_bytes,
     # access rules of the bot of --bot ([[bots]] tables have keys of the same names)
     "trusted_origins": _origins,
     "enhanced_auth": parse_bool,
@@ -534,6 +572,10 @@ def load_config(cli: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
             " persistence settings (appendonly, appendfsync) decide what it keeps"
         )
 
+    # like the web page: off on loopback (one machine, often a developer's), on wherever others can reach it
+    local = is_loopback(values.get("host", Config.host))
+    values.setdefault("rate_limit", None if local else DEFAULT_RATE_LIMIT)
+    values.setdefault("conversation_rate_limit", None if local else DEFAULT_CONVERSATION_RATE_LIMIT)
     config = Config(bots=tuple(bots), public_url_given=bool(values.get("public_url")), **values)
     if not config.public_url:
         config = replace(config, public_url=config.local_url)

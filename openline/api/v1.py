@@ -142,7 +142,7 @@ class V1Api:
         principal = self._principal(request)
         conversation = await self.channel.conversation(principal, request.path_params["conversation_id"])
         body = await read_body(request, self.config.max_upload_bytes, self.config.body_timeout)
-        message, uploads = read_upload(request, body, _is_message_part, "message")
+        message, uploads = read_upload(request, body, _is_message_part, "message", self.config.max_upload_parts)
         if not uploads:
             raise ServiceError(ErrorKind.MISSING, "the upload has no file: send a file part, or the file as the body")
         claimed = v1.client_user_id(message) or (request.query_params.get("userId") or "").strip() or None

@@ -194,7 +194,7 @@ class V3Api:
         principal = self._principal(request)
         conversation = await self.channel.conversation(principal, request.path_params["conversation_id"])
         body = await read_body(request, self.config.max_upload_bytes, self.config.body_timeout)
-        raw_activity, uploads = read_upload(request, body, _is_activity_part, "activity")
+        raw_activity, uploads = read_upload(request, body, _is_activity_part, "activity", self.config.max_upload_parts)
         if not uploads and raw_activity is None:
             raise ServiceError(ErrorKind.MISSING, "the upload has neither a file nor an activity")
         if raw_activity is None:

@@ -44,7 +44,6 @@ _INSPECT_CSP = (
 )
 # Web Chat itself needs inline styles, its script's host and images from anywhere: only framing is restricted
 _CHAT_CSP = "frame-ancestors 'self'; object-src 'none'; base-uri 'none'"
-_FORM_LIMIT = 8192
 
 
 def _package_file(name: str) -> str:
@@ -119,7 +118,7 @@ class WebPages:
         """A token for a new conversation with a random `dl_` user, for this service's own page only."""
         if not self.origins.own(request):
             raise ServiceError(ErrorKind.FORBIDDEN, "this endpoint serves the service's own chat page only")
-        body = decode_optional_json(await read_body(request, _FORM_LIMIT, self.config.body_timeout))
+        body = decode_optional_json(await read_body(request, self.config.max_form_bytes, self.config.body_timeout))
         bot_id = body.get("bot") if isinstance(body, dict) else None
         bot = next(iter(self.channel.bots.values())) if bot_id is None else self.channel.bot(str(bot_id))
         origin = request.headers.get("origin")
@@ -170,8 +169,13 @@ class WebPages:
         if media_type(request) != "application/x-www-form-urlencoded":
             return self._login_page("Sign in with the form.", 400)
         try:
-            form = urllib.parse.parse_qs((await read_body(request, _FORM_LIMIT, self.config.body_timeout)).decode())
-        except (ServiceError, UnicodeDecodeError):
+            body = await read_body(request, self.config.max_form_bytes, self.config.body_timeout)
+            form = urllib.parse.parse_qs(body.decode())
+        except ServiceError as e:
+            if e.kind is ErrorKind.TOO_LARGE:
+                return self._login_page("The form is too large.", 413)
+            return self._login_page("Sign in with the form.", 400)
+        except UnicodeDecodeError:
             return self._login_page("Sign in with the form.", 400)
         secret = (form.get("secret") or [""])[0].strip()
         if not self.admin.is_secret(secret):
