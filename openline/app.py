@@ -105,6 +105,16 @@ def shared_files(config: Config) -> SharedFiles | None:
     return SharedFiles(config.store, config.data_dir)
 
 
+def check_store(store: ConversationStore) -> None:
+    """A SQLite store's file is opened once before the server starts, so one that cannot be used stops `serve`
+    with one line (OSError) rather than a traceback from the server's start-up."""
+    from openline.storage.sqlite import SqliteStore
+    from openline.storage.sqlite_schema import check
+
+    if isinstance(store, SqliteStore):
+        check(store.path, store.durability)
+
+
 def build_services(config: Config, clock: Callable[[], float] = time.time) -> Services:
     """Every service, built once. On a Redis store the data directory's keys and secrets are first taken from
     Redis (another instance made them), or published to it (this one is first). Raises OSError and ValueError
@@ -124,9 +134,17 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
             shared.pull()
             services = _build_services(config, clock)
     except (RedisError, RedisClusterException) as e:
-        raise OSError(f"the Redis store {redacted(shared.url)} cannot be used: {e}") from None
+        raise OSError(f"the Redis store {redacted(shared.url)} cannot be used: {_redis_reason(e)}") from None
     services.shared_files = shared
     return services
+
+
+def _redis_reason(error: Exception) -> str:
+    """Redis's words, unless they hide that the server wants a password (which its HELLO refusal does)."""
+    text = str(error)
+    if text.startswith(("NOAUTH", "Authentication required", "HELLO must be called with the client already")):
+        return "the server asks for a password: give it in the URL (redis://:PASSWORD@HOST:PORT/DB)"
+    return text
 
 
 def _secrets_at_start(config: Config, file: SecretFile) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
@@ -183,6 +201,7 @@ def _build_services(config: Config, clock: Callable[[], float]) -> Services:
         config.scrub_interval,
         cast(Durability, config.durability),
     )
+    check_store(store)
     broker = broker_for(store)
     signer = UrlSigner(key)
     tls = outbound_context(config.tls_cert)

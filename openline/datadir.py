@@ -45,6 +45,9 @@ class DataDir:
         self.path = path
 
     def ensure(self) -> None:
+        """Create the directory if missing; OSError saying so when the path is a file."""
+        if self.path.exists() and not self.path.is_dir():
+            raise NotADirectoryError(f"the data directory {self.path} is not a directory")
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def signing_key(self) -> bytes:

@@ -52,3 +52,13 @@ def test_scale_out_reports_its_figures() -> None:
     assert figures["errors"] == 0
     assert [row["instances"] for row in figures["rows"]] == [1, 2]
     assert all(row["rt_per_s"] > 0 and row["redis_commands_per_rt"] > 0 for row in figures["rows"])
+
+
+def test_soak_reports_its_figures() -> None:
+    """A few seconds of every kind of user; the slope of so short a run means nothing, so any is allowed."""
+    args = ["--minutes", "0.15", "--conversations", "10", "--think", "0.3", "--sample", "1", "--max-slope", "100000"]
+    done = _run(str(BENCH / "soak.py"), *args)
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["errors"] == 0
+    assert all(row["round_trips"] > 0 for row in figures["kinds"].values()), figures["kinds"]
+    assert figures["rss_mb"][0] > 0 and figures["fds"][0] > 0

@@ -27,6 +27,7 @@ from openline.protocol.errors import (
     v1_error,
     v3_error,
 )
+from openline.storage.base import StoreFull
 
 log = logging.getLogger("openline.api")
 
@@ -75,16 +76,18 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
 
 
 STORE_UNAVAILABLE = "the service's store cannot be reached; retry"  # the detail (hosts, ports) is logged only
+STORE_FULL = "the service's store has no room now; retry later"  # likewise (the path)
 
 
 async def on_store_unavailable(request: Request, exc: Exception) -> Response:
-    """503 in the API's error shape, with Retry-After: the store is down or restarting, the client retries."""
+    """503 in the API's error shape, with Retry-After: the store is down, restarting or full, the client retries."""
     log.warning("%s %s: %s", request.method, redact_target(request.url.path), exc)
+    message = STORE_FULL if isinstance(exc, StoreFull) else STORE_UNAVAILABLE
     public = not request.url.path.startswith(NO_CORS_PATHS)
     headers = {"Retry-After": "1"}
     if public and "origin" in request.headers:
         headers["Access-Control-Allow-Origin"] = "*"  # outside the CORS middleware, as in on_unexpected
-    return error_response(request.url.path, ErrorKind.OVERLOADED, STORE_UNAVAILABLE, headers)
+    return error_response(request.url.path, ErrorKind.OVERLOADED, message, headers)
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:

@@ -2,7 +2,8 @@
 
 One pooled aiohttp session for every bot; each delivery is bounded by the bot
 timeout. Bot failures are outcomes, not exceptions: the caller decides what a
-failure means for its client.
+failure means for its client. The bot's answer is its status: redirects are not
+followed, and at most `MAX_ANSWER_BYTES` of its body are read (for the log).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from openline.protocol.errors import ErrorKind
 
 log = logging.getLogger("openline.delivery")
 _encode = msgspec.json.Encoder().encode
+# the most of a bot's answer body read (only its first 200 bytes are logged): a longer one, or one that does not end
+# within the bot timeout, is dropped with its connection, so a bot cannot fill openline's memory
+MAX_ANSWER_BYTES = 64 * 1024
 _HEADERS = {"Content-Type": "application/json; charset=utf-8", "User-Agent": f"openline/{__version__}"}
 
 
@@ -74,6 +78,25 @@ def _auth_explanation(status: int, signed: bool) -> str:
     )
 
 
+def _redirect_explanation(status: int) -> str:
+    """Why a bot's redirect is a failure (its Location is logged, not shown: it names the bot's hosts)."""
+    return (
+        f"the bot's endpoint redirects (HTTP {status}): configure the URL it redirects to as its endpoint;"
+        " openline does not follow redirects, which could send the activity and its token elsewhere"
+    )
+
+
+async def _head(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """The first `limit` bytes of a body (all of it when shorter)."""
+    data = bytearray()
+    while len(data) < limit:
+        chunk = await content.read(limit - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
 class BotClient:
     def __init__(
         self,
@@ -109,6 +132,10 @@ class BotClient:
 
         `authorization` is the whole Authorization header (`Bearer <channel token>`),
         sent only to bots with an app id: bots without one refuse any (bot-connector.md §3c).
+        The status decides: a 2xx is taken, whatever its body says (the channel reads nothing
+        from it for the activities clients send), even one whose body does not end in time;
+        a 3xx is refused (`_redirect_explanation`); no answer in time is BOT_TIMEOUT; a
+        refused or broken connection, or an answer that is not HTTP, is BOT_UNREACHABLE.
         """
         assert self._session is not None, "BotClient.start() was not called"
         started = time.perf_counter()
@@ -117,9 +144,14 @@ class BotClient:
         if self._own is not None and endpoint.startswith(self._own[0] + "/"):
             tls = self._own[1]
         try:
-            async with self._session.post(endpoint, data=_encode(activity), headers=headers, ssl=tls) as response:
-                body = await response.read()
+            async with self._session.post(
+                endpoint, data=_encode(activity), headers=headers, ssl=tls, allow_redirects=False
+            ) as response:
                 status = response.status
+                try:
+                    body = await _head(response.content, MAX_ANSWER_BYTES)
+                except (TimeoutError, aiohttp.ClientError):
+                    body = b""  # the status came: it is the bot's answer, whatever became of its body
         except TimeoutError:
             return self._failed(started, None, ErrorKind.BOT_TIMEOUT, f"no answer within {self.timeout:g} s")
         except aiohttp.ClientError as e:
@@ -132,6 +164,9 @@ class BotClient:
         failed = self._failed(started, status, ErrorKind.BOT_REJECTED, f"HTTP {status} {snippet}".strip())
         if status in (401, 403):
             return failed.explained(_auth_explanation(status, authorization is not None))
+        if 300 <= status < 400:
+            location = printable(response.headers.get("Location", "")[:200])
+            return replace(failed, detail=f"HTTP {status} to {location}").explained(_redirect_explanation(status))
         return failed
 
     @staticmethod

@@ -32,6 +32,11 @@ class StoreUnavailable(ConnectionError):
     its outcome is unknown. Clients are answered 503 and retry."""
 
 
+class StoreFull(StoreUnavailable):
+    """The store has no room for the write (its disk is full): nothing of the call was done. Clients are
+    answered 503 and retry; writes succeed again as soon as there is room, without a restart."""
+
+
 @dataclass(frozen=True, slots=True)
 class Conversation:
     id: str

@@ -32,6 +32,8 @@ from redis.exceptions import (
     ClusterDownError,
     ConnectionError,
     NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
     ResponseError,
     TimeoutError,
 )
@@ -50,6 +52,7 @@ from openline.storage.base import (
     Origin,
     StoredActivity,
     StoredFile,
+    StoreFull,
     StoreUnavailable,
     UnknownConversation,
 )
@@ -70,14 +73,32 @@ POOL_WAIT = 10.0  # seconds a caller waits for a free connection before failing
 _NO_MAINT = MaintNotificationsConfig(enabled=False)
 
 
+def _refusal(error: ResponseError) -> StoreUnavailable | None:
+    """What a refusal of a write means for clients: StoreFull when Redis has no room (`maxmemory` reached, or it
+    stopped writes because it cannot persist: a full disk), StoreUnavailable when it is a replica (a failover
+    under way); None for any other error."""
+    if isinstance(error, OutOfMemoryError):
+        return StoreFull(f"Redis has no room (maxmemory): {error}")
+    if str(error).startswith("MISCONF"):
+        return StoreFull(f"Redis refuses writes it cannot persist: {error}")
+    if isinstance(error, ReadOnlyError):
+        return StoreUnavailable(f"Redis is a read-only replica now: {error}")
+    return None
+
+
 class _Client(aioredis.Redis):
-    """One Redis server; a failure to reach it is `StoreUnavailable`."""
+    """One Redis server; a failure to reach it is `StoreUnavailable`, a refused write `_refusal`'s."""
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         try:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         except (ConnectionError, TimeoutError) as e:
             raise StoreUnavailable(f"Redis cannot be reached: {e}") from e
+        except ResponseError as e:
+            refused = _refusal(e)
+            if refused is None:
+                raise
+            raise refused from e
 
 
 class _Cluster(RedisCluster):
@@ -95,6 +116,11 @@ class _Cluster(RedisCluster):
                 return await super().execute_command(*args, **kwargs)
             except (ConnectionError, TimeoutError, ClusterDownError) as e:
                 raise StoreUnavailable(f"the Redis Cluster cannot be reached: {e}") from e
+            except ResponseError as e:
+                refused = _refusal(e)
+                if refused is None:
+                    raise
+                raise refused from e
 
 
 def connect(url: str) -> aioredis.Redis | RedisCluster:

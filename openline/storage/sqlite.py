@@ -42,6 +42,8 @@ from openline.storage.base import (
     Origin,
     StoredActivity,
     StoredFile,
+    StoreFull,
+    StoreUnavailable,
     UnknownConversation,
     claimable,
     first_claim,
@@ -114,12 +116,35 @@ class SqliteStore:
         return self._commits
 
     async def _write(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
-        """`fn` run in a write transaction on the loop's thread; returns once it is committed (see GroupCommit)."""
-        return await self._group.write(fn, *args, **kw)
+        """`fn` run in a write transaction on the loop's thread; returns once it is committed (see GroupCommit).
+
+        Raises StoreFull when the disk is full, StoreUnavailable when the file cannot be written (an I/O error):
+        the write was undone either way.
+        """
+        try:
+            return await self._group.write(fn, *args, **kw)
+        except sqlite3.Error as e:
+            raise self._unwritable(e) from e
 
     async def _write_statement(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
         """`_write` for a function that executes one statement (no savepoint needed)."""
-        return await self._group.write_statement(fn, *args, **kw)
+        try:
+            return await self._group.write_statement(fn, *args, **kw)
+        except sqlite3.Error as e:
+            raise self._unwritable(e) from e
+
+    def _unwritable(self, error: sqlite3.Error) -> Exception:
+        """StoreFull or StoreUnavailable for an error (or the error it was caused by) that says the disk is full
+        or cannot be written (SQLITE_FULL, SQLITE_IOERR_*); `error` itself for any other."""
+        cause: BaseException | None = error
+        while cause is not None:
+            code = getattr(cause, "sqlite_errorcode", None)
+            if isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_FULL:
+                return StoreFull(f"the database {self.path} is full: {cause}")
+            if isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_IOERR:
+                return StoreUnavailable(f"the database {self.path} cannot be written: {cause}")
+            cause = cause.__cause__
+        return error
 
     async def _exclusive(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
         """`fn` run on the thread with the writer connection to itself (long work: sweeps, VACUUM, checkpoints)."""

@@ -144,6 +144,7 @@ class GroupCommit:
         except sqlite3.Error:
             _rollback(conn)
         lost = sqlite3.OperationalError(f"the transaction was rolled back: {exc}")
+        lost.__cause__ = exc  # what it was (a full disk, say) for the store to tell its callers
         self._settle(*self._take_batch(), lost)
 
     def _take_batch(self) -> tuple[list[tuple[asyncio.Future[Any], Any]], list[Callable[[], None]]]:

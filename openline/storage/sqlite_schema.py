@@ -151,6 +151,20 @@ def open_writer(path: Path, durability: str = "process") -> sqlite3.Connection:
     return conn
 
 
+def check(path: Path, durability: str = "process") -> None:
+    """Open the database as the service will (creating it or bringing its schema up to date), then close it.
+
+    For a start that fails with one clear line: raises OSError naming the file and SQLite's reason when it
+    cannot be used (not a database, a directory, a newer schema, a file system that cannot be written).
+    Garbage past a valid header is not looked for (that would read the whole file).
+    """
+    try:
+        conn = open_writer(path, durability)
+    except (sqlite3.Error, RuntimeError) as e:
+        raise OSError(f"the database {path} cannot be used: {e}") from None
+    conn.close()
+
+
 def open_reader(path: Path) -> sqlite3.Connection:
     """A read-only connection (`query_only`) to a database `open_writer` has made."""
     conn = connect(path)

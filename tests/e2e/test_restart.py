@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import threading
 import time
 from pathlib import Path
@@ -114,32 +115,55 @@ def test_a_delivery_cut_by_sigkill_is_made_when_the_client_retries(procs: Proces
         loop.stop()
 
 
+def _post_one(http: httpx.Client, api: str, conversation: str, n: int, text: str) -> tuple[int, str | None]:
+    """One post of client `n` in its API: (status, the 3.0 id when there is one). Each carries its text as its
+    clientActivityID too."""
+    channel_data = {"clientActivityID": text}
+    if api == "v1":
+        message = {"from": f"user{n}", "text": text, "channelData": channel_data}
+        r = http.post(f"/api/conversations/{conversation}/messages", json=message)
+        return r.status_code, None
+    activity = {"type": "message", "from": {"id": f"user{n}"}, "text": text, "channelData": channel_data}
+    if api == "v3":
+        r = http.post(f"/v3/directline/conversations/{conversation}/activities", json=activity)
+    else:
+        files = [
+            ("activity", ("blob", json.dumps(activity), "application/vnd.microsoft.activity")),
+            ("file", ("note.txt", text.encode(), "text/plain")),
+        ]
+        r = http.post(f"/v3/directline/conversations/{conversation}/upload?userId=user{n}", files=files)
+    return r.status_code, r.json()["id"] if r.status_code == 200 else None
+
+
 def test_sigkill_under_load_loses_no_acknowledged_activity(procs: Processes) -> None:
-    """Many clients sending at once share group commits; killing the process mid-load loses none of their 2xx."""
+    """Clients of both APIs posting and uploading at once share group commits; killing the process mid-load
+    loses none of their 2xx, and stores none twice."""
     data_dir = procs.tmp_path / "data"
     first = _serve(procs, data_dir)
     headers = {"Authorization": f"Bearer {SECRET}"}
-    acknowledged: list[tuple[str, str, str]] = []  # (conversation, activity id, text)
+    apis = ("v3", "v1", "v3-upload")
+    acknowledged: list[tuple[str, str, str, str | None]] = []  # (api, conversation, text, 3.0 id)
     stop = threading.Event()
 
     def client(n: int) -> None:
-        with httpx.Client(base_url=first.url + "/v3/directline", headers=headers, timeout=10) as http:
-            conversation = http.post("/conversations").json()["conversationId"]
+        api = apis[n % len(apis)]
+        with httpx.Client(base_url=first.url, headers=headers, timeout=10) as http:
+            start = "/api/conversations" if api == "v1" else "/v3/directline/conversations"
+            conversation = http.post(start).json()["conversationId"]
             i = 0
             while not stop.is_set():
                 text = f"client {n} message {i}"
-                activity = {"type": "message", "from": {"id": f"user{n}"}, "text": text}
                 try:
-                    r = http.post(f"/conversations/{conversation}/activities", json=activity)
+                    status, activity_id = _post_one(http, api, conversation, n, text)
                 except httpx.HTTPError:
                     return  # the process is gone
-                if r.status_code == 200:
-                    acknowledged.append((conversation, r.json()["id"], text))
+                if status in (200, 204):
+                    acknowledged.append((api, conversation, text, activity_id))
                 i += 1
 
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        clients = [pool.submit(client, n) for n in range(16)]
-        deadline = time.monotonic() + 30
+    with concurrent.futures.ThreadPoolExecutor(18) as pool:
+        clients = [pool.submit(client, n) for n in range(18)]
+        deadline = time.monotonic() + 60
         while len(acknowledged) < 300 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert first.kill() == -9
@@ -147,11 +171,12 @@ def test_sigkill_under_load_loses_no_acknowledged_activity(procs: Processes) -> 
         for c in clients:
             c.result()
     assert len(acknowledged) >= 300
+    assert {api for api, *_ in acknowledged} == set(apis)
 
     second = _serve(procs, data_dir, port=first.port)
     with httpx.Client(base_url=second.url + "/v3/directline", headers=headers, timeout=10) as http:
-        stored: dict[str, dict[str, dict[str, Any]]] = {}
-        for conversation in {c for c, _, _ in acknowledged}:
+        stored: dict[str, list[dict[str, Any]]] = {}
+        for conversation in {c for _, c, _, _ in acknowledged}:
             activities: list[dict[str, Any]] = []
             watermark = None
             while True:
@@ -161,10 +186,17 @@ def test_sigkill_under_load_loses_no_acknowledged_activity(procs: Processes) -> 
                     break
                 activities += page["activities"]
                 watermark = page["watermark"]
-            stored[conversation] = {a["id"]: a for a in activities}
+            stored[conversation] = activities
             assert [int(a["id"].rsplit("|", 1)[1]) for a in activities] == list(range(1, len(activities) + 1))
-        for conversation, activity_id, text in acknowledged:
-            assert stored[conversation][activity_id]["text"] == text, "an acknowledged activity was lost"
-            # the echo bot answered inside the delivery, before the 200: its reply is there too
-            replies = [a for a in stored[conversation].values() if a.get("replyToId") == activity_id]
+            texts = [a.get("text") for a in activities if a["from"]["id"].startswith("user")]
+            assert len(texts) == len(set(texts)), "an activity stored twice"
+        for api, conversation, text, activity_id in acknowledged:
+            (activity,) = [a for a in stored[conversation] if a.get("text") == text]  # present, once
+            assert activity_id in (None, activity["id"])
+            assert activity["channelData"]["clientActivityID"] == text
+            # the echo bot answered inside the delivery, before the 2xx: its reply is there too
+            replies = [a for a in stored[conversation] if a.get("replyToId") == activity["id"]]
             assert [a["text"] for a in replies] == [f"echo: {text}"]
+            if api == "v3-upload":
+                (attachment,) = activity["attachments"]
+                assert http.get(attachment["contentUrl"]).content == text.encode(), "the upload's file is there"

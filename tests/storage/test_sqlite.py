@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from openline.storage.base import Delivery, Member, StoredFile
+from openline.storage.base import Delivery, Member, StoredFile, StoreFull
 from openline.storage.sqlite import SqliteStore
 from openline.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 from tests.storage.conformance import T0, Run
@@ -415,3 +415,25 @@ def test_a_change_by_another_process_is_noticed_and_forgets_what_was_known(tmp_p
         # the service scrubs what the other process deleted, as after a deletion of its own
         run(store.sweep(T0 + 2))
         assert b"SAID-BEFORE-THE-ADMIN-CAME" not in _on_disk(path)
+
+
+def test_a_full_database_refuses_writes_with_store_full_until_there_is_room(tmp_path: Path, run: Run) -> None:
+    """SQLITE_FULL (here from `max_page_count`, as a full disk gives it) is StoreFull, the write undone; the
+    store takes writes again once there is room. tests/e2e/test_store_faults.py fills a real disk."""
+    store = SqliteStore(tmp_path / "db.sqlite3", 100, 1000)
+    run(store.open())
+    try:
+        assert run(store.create_conversation("c1", "bot", T0))
+        run(store.append("c1", {"type": "message", "text": "before"}, T0))
+        conn = store._w  # the writer's connection: its page limit is the "disk"
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        big = StoredFile("f1", "c1", "big.bin", "application/octet-stream", os.urandom(200_000), T0)
+        with pytest.raises(StoreFull, match="is full"):
+            run(store.append("c1", {"type": "message", "text": "full"}, T0, [big], client_key="k"))
+        conn.execute("PRAGMA max_page_count = 1073741823")
+        run(store.append("c1", {"type": "message", "text": "full"}, T0, [big], client_key="k"))
+        assert [s.activity["text"] for s in run(store.read("c1", 0, 10, T0))] == ["before", "full"]
+        assert run(store.get_file("c1", "f1", T0)) == big
+    finally:
+        run(store.close())
