@@ -69,6 +69,16 @@ class Config:
     require_bot_auth: bool = False  # refuse unauthenticated connector calls even for bots without an app id
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # operating it (README: Metrics, Logs, Stopping)
+    log_format: str = "text"  # "text" or "json" (one object per line)
+    # None: /metrics takes the admin secret; "off": /metrics is open to all
+    metrics_token: str | None = field(default=None, repr=False)
+    shutdown_timeout: float | None = None  # None: bot_timeout + 5 s (resolved by `drain_seconds`)
+
+    @property
+    def drain_seconds(self) -> float:
+        """The longest a graceful stop waits for requests in flight (bot deliveries among them), in seconds."""
+        return self.shutdown_timeout if self.shutdown_timeout is not None else self.bot_timeout + 5.0
 
     @property
     def connect_host(self) -> str:
@@ -233,6 +243,28 @@ def _log_level(value: Any) -> str:
     return level
 
 
+def _log_format(value: Any) -> str:
+    text = _text(value).strip().lower()
+    if text not in ("text", "json"):
+        raise ConfigError(f"{value!r} is not a log format: use text or json")
+    return text
+
+
+def _metrics_token(value: Any) -> str:
+    token = _text(value).strip()
+    if token.lower() == "off":
+        return "off"
+    if len(token) < 16 or any(c.isspace() for c in token):
+        raise ConfigError("a metrics token must be at least 16 characters, without spaces (or off)")
+    return token
+
+
+def _shutdown_timeout(value: Any) -> float | None:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    return _seconds_between("shutdown timeout (or auto)", 0, 3600)(value)
+
+
 def _str_list(value: Any) -> list[str]:
     """A comma-separated string (empty items are left out), or a list of strings, none empty."""
     if isinstance(value, str):
@@ -318,6 +350,9 @@ OPTIONS: dict[str, Callable[[Any], Any]] = {
     "require_bot_auth": parse_bool,
     "tls_cert": _existing_file,
     "tls_key": _existing_file,
+    "log_format": _log_format,
+    "metrics_token": _metrics_token,
+    "shutdown_timeout": _shutdown_timeout,
 }
 
 # the options that describe the single bot of --bot (with [[bots]] in a config file, each bot says its own)

@@ -16,8 +16,9 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from openline import __version__
+from openline import __version__, request_id
 from openline.logs import printable, redact_text
+from openline.metrics import Metrics
 from openline.protocol.errors import ErrorKind
 
 log = logging.getLogger("openline.delivery")
@@ -80,8 +81,10 @@ class BotClient:
         timeout: float,
         tls: ssl.SSLContext | None = None,
         own: tuple[str, ssl.SSLContext] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.timeout = timeout
+        self.metrics = metrics
         self._tls = tls  # None: aiohttp's default verification
         self._own = own  # (the service's own URL, the context pinning its certificate): for the echo bot
         self._session: aiohttp.ClientSession | None = None
@@ -109,10 +112,27 @@ class BotClient:
 
         `authorization` is the whole Authorization header (`Bearer <channel token>`),
         sent only to bots with an app id: bots without one refuse any (bot-connector.md §3c).
+        `X-Request-Id` carries the id of the request that led to the delivery (openline.request_id).
         """
+        if self.metrics is None:
+            return await self._deliver(endpoint, activity, authorization)
+        self.metrics.deliveries_in_flight.inc()
+        try:
+            result = await self._deliver(endpoint, activity, authorization)
+        finally:
+            self.metrics.deliveries_in_flight.dec()
+        self.metrics.delivery(result.error, result.duration)
+        return result
+
+    async def _deliver(self, endpoint: str, activity: dict[str, Any], authorization: str | None) -> DeliveryResult:
         assert self._session is not None, "BotClient.start() was not called"
         started = time.perf_counter()
-        headers = _HEADERS if authorization is None else {**_HEADERS, "Authorization": authorization}
+        headers = dict(_HEADERS)
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        rid = request_id.current.get()
+        if rid is not None:
+            headers["X-Request-Id"] = rid
         tls: ssl.SSLContext | bool = self._tls if self._tls is not None else True
         if self._own is not None and endpoint.startswith(self._own[0] + "/"):
             tls = self._own[1]
