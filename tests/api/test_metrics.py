@@ -140,6 +140,12 @@ def test_metrics_need_the_admin_secret(service: Service, credential: str | None)
     assert set(r.json()["error"]) == {"code", "message"}
 
 
+def test_metrics_are_not_for_other_origins(service: Service) -> None:
+    headers = {**service.auth(ADMIN_SECRET), "Origin": "https://elsewhere.example"}
+    r = service.http.get("/metrics", headers=headers)
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+
+
 def test_a_metrics_token_works_beside_the_admin_secret(tmp_path: Path) -> None:
     with serve(tmp_path, metrics_token=TOKEN) as service:
         assert "openline_stored_conversations" in {name for name, _ in _scrape(service, TOKEN)}

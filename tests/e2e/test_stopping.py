@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
+import re
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,10 +19,18 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.api._servers import LoopThread, RecordingBot, bound_socket
-from tests.e2e.harness import SECRET, Openline, Processes
+from tests.e2e._js import JS_DIR, node_with_packages
+from tests.e2e.harness import BOT_ID, SECRET, Openline, Processes
+from tests.e2e.test_directlinejs import DRIVER, EXPIRED_TOKEN, FAILED_TO_CONNECT, exchange, scenario, welcome
 
 V3 = "/v3/directline"
 AUTH = {"Authorization": f"Bearer {SECRET}"}
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """The node executable, with tests/js/node_modules installed."""
+    return node_with_packages("the directlinejs reconnection test")
 
 
 @pytest.fixture
@@ -143,3 +154,50 @@ def test_a_drain_ends_at_its_bound_or_on_a_second_signal(
     with httpx.Client(base_url=again.url, timeout=30) as http:
         texts = _texts(http, conv)
         assert texts == ["pause forever", "welcome u1"], "stored before the bot was called: kept"
+
+
+def test_directlinejs_reconnects_after_a_stop_and_misses_nothing(node: str, procs: Processes) -> None:
+    """The real client: its stream closed with 1001, it reconnects (here to the same service restarted on the same
+    port and data directory: another instance, in production) and gets what was sent while it was away."""
+    bot = procs.bot(wait=False)
+    data = procs.tmp_path / "data"
+    args = ["--bot", bot.endpoint, "--secret", SECRET, "--data-dir", str(data), "--stream-keepalive", "1"]
+    first = procs.openline(*args, wait=False)
+    bot.wait_ready()
+    first.wait_ready()
+    after = {"op": "wait", "activities": [{"text": "sent while the client was away"}], "timeoutMs": 60_000}
+    steps = [welcome("user1"), *exchange("user1", "one", "c-1"), after, *exchange("user1", "two", "c-2")]
+    plan = {**scenario(first, web_socket=True, secret=SECRET, userId="user1", steps=steps)}
+    plan.update(timeoutMs=20_000, totalTimeoutMs=100_000)
+    out = procs.tmp_path / "driver.out"
+    with out.open("w") as stdout:
+        driver = subprocess.Popen(
+            [node, str(DRIVER), json.dumps(plan)], stdout=stdout, stderr=subprocess.STDOUT, cwd=JS_DIR
+        )
+    try:
+
+        def events() -> list[dict[str, Any]]:
+            return [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
+
+        _until(lambda: any(e["event"] == "step" and e["index"] == 3 for e in events()), "the first exchange", 40)
+        (conv,) = {m.group(1) for e in events() if (m := re.search(r"/conversations/([^/?]+)/", e.get("url", "")))}
+        first.popen.send_signal(signal.SIGTERM)
+        assert first.popen.wait(30) == 0, first.describe()
+        closed = [e for e in events() if e["event"] == "ws" and e["state"] == "close"]
+        assert closed and closed[0]["code"] == 1001, events()
+        second = procs.openline(*args, port=first.port)
+        with httpx.Client(base_url=second.url, timeout=20) as http:
+            reply = {"type": "message", "from": {"id": BOT_ID}, "text": "sent while the client was away"}
+            assert http.post(f"/v3/conversations/{conv}/activities", json=reply).status_code == 200
+        assert driver.wait(100) == 0, out.read_text()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    run = events()
+    statuses = [e["status"] for e in run if e["event"] == "status"]
+    assert FAILED_TO_CONNECT not in statuses and EXPIRED_TOKEN not in statuses, run
+    assert len([e for e in run if e["event"] == "ws" and e["state"] == "open"]) >= 2, "it opened a new stream"
+    texts = [e["activity"].get("text") for e in run if e["event"] == "activity"]
+    for text in ("one", "echo: one", "sent while the client was away", "two", "echo: two"):
+        assert texts.count(text) == 1, (text, texts)
