@@ -49,15 +49,14 @@ class Observe:
         async def record(message: Message) -> None:
             nonlocal status, open_route
             kind = message["type"]
-            if kind == "http.response.start":
+            if kind == "http.response.start" or kind == "websocket.http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), echo]
             elif kind == "websocket.accept":
                 status = 101
+                message["headers"] = [*message.get("headers", ()), echo]
                 open_route = _route_of(scope)
                 self.metrics.open_websockets.labels(open_route).inc()
-            elif kind == "websocket.http.response.start":
-                status = message["status"]
             elif kind == "websocket.close" and status == 0:
                 status = 403  # closed before the handshake: the server answers 403
             await send(message)

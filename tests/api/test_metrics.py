@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -174,3 +175,22 @@ def test_each_app_has_its_own_registry(tmp_path: Path, service: Service) -> None
             )
             == 2
         )
+
+
+def test_instances_on_one_redis_count_their_own_requests_and_the_same_conversations(
+    tmp_path: Path, redis_url: str
+) -> None:
+    store = f"{redis_url}?prefix=metrics-{uuid.uuid4().hex[:8]}"
+    with serve(tmp_path / "a", store=store) as a, serve(tmp_path / "b", store=store) as b:
+        for service in (a, b):
+            service.services.metrics.count_every = 0
+        for _ in range(3):
+            V3(a).start()
+        V3(b).start()
+        started = ("openline_http_requests_total", "/v3/directline/conversations", "POST", "201")
+        a_samples, b_samples = _scrape(a), _scrape(b)
+        labels = dict(zip(("route", "method", "status"), started[1:], strict=True))
+        assert _value(a_samples, started[0], **labels) == 3
+        assert _value(b_samples, started[0], **labels) == 1
+        assert _value(a_samples, "openline_stored_conversations") == 4
+        assert _value(b_samples, "openline_stored_conversations") == 4
