@@ -9,12 +9,17 @@ share the label `other`. The count of stored conversations is read from the stor
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from openline.protocol.errors import ErrorKind
 
@@ -38,26 +43,59 @@ OUTCOMES = {
 }
 
 
+class _Requests(Collector):
+    """The request counter and latency histogram, kept as plain numbers and made metric families when scraped.
+
+    prometheus-client's own Counter and Histogram take a lock and check their state on every update (about 2 µs
+    a request for the two); requests are counted on the event loop's thread only, and scraped there too, so
+    a list per label set, updated without a lock, gives the same series for a tenth of that.
+    """
+
+    def __init__(self) -> None:
+        # (route, method, status) -> [observations per bucket (the last: above every bound), sum of seconds]
+        self.stats: dict[tuple[str, str, int], list[float]] = {}
+
+    def observe(self, key: tuple[str, str, int], seconds: float) -> None:
+        stats = self.stats.get(key)
+        if stats is None:
+            stats = self.stats[key] = [0.0] * (len(_REQUEST_BUCKETS) + 2)
+        stats[bisect.bisect_left(_REQUEST_BUCKETS, seconds)] += 1  # bucket i: seconds <= bound i, as `le` says
+        stats[-1] += seconds
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        counter = CounterMetricFamily(
+            "openline_http_requests",
+            "HTTP requests and WebSocket sessions answered, by route template, method and status (101: a WebSocket"
+            " accepted)",
+            labels=["route", "method", "status"],
+        )
+        by_route: dict[tuple[str, str], list[float]] = {}
+        for (route, method, status), stats in self.stats.items():
+            counter.add_metric([route, method, str(status)], sum(stats[:-1]))
+            merged = by_route.setdefault((route, method), [0.0] * len(stats))
+            for i, value in enumerate(stats):
+                merged[i] += value
+        histogram = HistogramMetricFamily(
+            "openline_http_request_duration_seconds",
+            "Time to answer a request (a WebSocket: its whole session)",
+            labels=["route", "method"],
+        )
+        bounds = [*(floatToGoString(b) for b in _REQUEST_BUCKETS), "+Inf"]  # type: ignore[no-untyped-call]
+        for labels, stats in by_route.items():
+            cumulative = [float(c) for c in itertools.accumulate(stats[:-1])]
+            histogram.add_metric(list(labels), list(zip(bounds, cumulative, strict=True)), stats[-1])
+        yield counter
+        yield histogram
+
+
 class Metrics:
     """Every metric of one app. `count_conversations()` reads the store's count (called when scraped)."""
 
     def __init__(self, count_conversations: Callable[[], Awaitable[int]] | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
-            "openline_http_requests",
-            "HTTP requests and WebSocket sessions answered, by route template, method"
-            " and status (101: a WebSocket accepted)",
-            ["route", "method", "status"],
-            registry=r,
-        )
-        self.request_seconds = Histogram(
-            "openline_http_request_duration_seconds",
-            "Time to answer a request (a WebSocket: its whole session)",
-            ["route", "method"],
-            buckets=_REQUEST_BUCKETS,
-            registry=r,
-        )
+        self._requests = _Requests()
+        r.register(self._requests)
         self.deliveries = Counter(
             "openline_bot_deliveries",
             "Activities POSTed to bots, by outcome: delivered (2xx), rejected (another"
@@ -91,19 +129,10 @@ class Metrics:
         self.count_every = CONVERSATIONS_TTL  # seconds
         self._counted_at = -math.inf
         self._counting = asyncio.Lock()
-        # the labelled children of each (route, method, status): one dict lookup per request, not two `labels()`
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Count one answered request (`route`: its template, or OTHER_ROUTE)."""
-        key = (route, method, status)
-        children = self._children.get(key)
-        if children is None:
-            label = method if method in _METHODS else "other"
-            children = (self.requests.labels(route, label, str(status)), self.request_seconds.labels(route, label))
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        """Count one answered request (`route`: its template, or OTHER_ROUTE; `seconds` it took)."""
+        self._requests.observe((route, method if method in _METHODS else "other", status), seconds)
 
     def delivery(self, error: ErrorKind | None, seconds: float) -> None:
         """Count one delivery to a bot and its outcome (`error`: None when the bot took it)."""
