@@ -64,11 +64,13 @@ class Observe:
         counted = is_http and client
         if counted:
             self.drain.in_flight += 1
+        failed = True
         try:
             if self.drain.stopping and (client or not is_http):
                 await self._refuse(scope, receive, record)
             else:
                 await self.app(scope, receive, record)
+            failed = False
         finally:
             if counted:
                 self.drain.in_flight -= 1
@@ -80,7 +82,10 @@ class Observe:
             if self.log and access.isEnabledFor(logging.INFO):
                 target = redact_target(requested, scope.get("query_string", b""))
                 access_log(scope.get("client"), method, target, status or 500, seconds)
-            request_id.current.reset(reset)
+            # an error going on keeps the id: the handler outside this layer logs it (api.errors.on_unexpected);
+            # each request is served in a task (a context) of its own, so the id goes no further
+            if not failed:
+                request_id.current.reset(reset)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A new client request or WebSocket while the service stops: 503 in the API's error shape."""

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from websockets.sync.client import connect
 from openline import request_id
 from openline.logs import JsonFormatter, RequestIds, formatter
 from tests.api._v3 import V3
-from tests.api.conftest import ECHO_SECRET, REC_SECRET, Service, serve
+from tests.api.conftest import ADMIN_SECRET, ECHO_SECRET, REC_SECRET, Service, serve
 
 HEX_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -91,10 +92,48 @@ def test_a_redelivery_carries_the_id_of_the_retry(service: Service) -> None:
     assert ids == ["first-try", "the-retry"]
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_an_unexpected_error_is_logged_and_answered_with_the_id(tmp_path: Path) -> None:
+    with serve(tmp_path) as service:
+
+        async def broken(limit: int) -> None:
+            raise RuntimeError("a bug")
+
+        service.services.inspector.conversations = broken  # type: ignore[method-assign,assignment]
+        # a handler as `openline serve` has: its filter runs where the record is made, in the request's context
+        handler = _Records()
+        handler.addFilter(RequestIds())
+        logging.getLogger("openline.api").addHandler(handler)
+        try:
+            headers = {**service.auth(ADMIN_SECRET), "X-Request-Id": "bug-1"}
+            r = service.http.get("/admin/conversations", headers=headers)
+        finally:
+            logging.getLogger("openline.api").removeHandler(handler)
+        assert r.status_code == 500 and r.headers["x-request-id"] == "bug-1"
+        (error,) = [rec for rec in handler.records if rec.levelno == logging.ERROR]
+        assert error.request_id == "bug-1"  # type: ignore[attr-defined]
+        assert "RuntimeError: a bug" in JsonFormatter().format(error)
+
+
 def test_access_lines_carry_the_id_as_a_field(service: Service, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     service.http.get("/healthz", headers={"X-Request-Id": "logged-1"})
-    access = [r for r in caplog.records if r.name == "openline.access" and "/healthz" in r.getMessage()]
+
+    def lines() -> list[logging.LogRecord]:  # written once the answer is sent: maybe after the client read it
+        return [r for r in caplog.records if r.name == "openline.access" and "/healthz" in r.getMessage()]
+
+    deadline = time.monotonic() + 5
+    while not lines() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    access = lines()
     assert access and access[-1].fields["request_id"] == "logged-1"  # type: ignore[attr-defined]
     assert access[-1].fields["path"] == "/healthz" and access[-1].fields["status"] == 200  # type: ignore[attr-defined]
 
