@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket
 from openline import __version__, echobot
 from openline.api._cors import PublicCors
 from openline.api._http import json_response
+from openline.api._observe import Observe
 from openline.api._origin import OriginCheck
 from openline.api._paths import NormalPaths
 from openline.api._ratelimit import RateLimits
@@ -32,6 +33,7 @@ from openline.api.attachments import AttachmentsApi
 from openline.api.bot_auth import BotAuthApi
 from openline.api.connector import ConnectorApi
 from openline.api.errors import on_http_exception, on_service_error, on_store_unavailable, on_unexpected
+from openline.api.metrics import MetricsApi
 from openline.api.stream import StreamApi
 from openline.api.v1 import V1Api
 from openline.api.v3 import V3Api
@@ -48,7 +50,7 @@ from openline.auth.signing import UrlSigner
 from openline.auth.tokens import TokenAuthority
 from openline.config import Config
 from openline.datadir import DataDir
-from openline.logs import AccessLog
+from openline.metrics import Metrics
 from openline.protocol.errors import ErrorKind, ServiceError
 from openline.protocol.ratelimit import RateLimiter
 from openline.service import removal
@@ -59,6 +61,7 @@ from openline.service.dispatch import Dispatcher
 from openline.service.files import Files
 from openline.service.inspector import Inspector
 from openline.service.publish import Bot, Publisher
+from openline.stopping import Drain
 from openline.storage import broker_for, open_store, parse_store_url, shared_store
 from openline.storage.base import Broker, ConversationStore, StoreUnavailable
 from openline.storage.local_broker import LocalBroker
@@ -89,6 +92,8 @@ class Services:
     admin: AdminAuth
     echo_bot: echobot.EchoBot | None
     clock: Callable[[], float]
+    metrics: Metrics
+    drain: Drain = field(default_factory=Drain)  # whether the service is stopping (openline.stopping)
     # secrets generated on this start (bot id, secret), to be shown once
     generated_secrets: list[tuple[str, str]] = field(default_factory=list)
     generated_admin_secret: str | None = None  # likewise
@@ -206,7 +211,8 @@ def _build_services(config: Config, clock: Callable[[], float]) -> Services:
     signer = UrlSigner(key)
     tls = outbound_context(config.tls_cert)
     own_tls = own_endpoint_context(config.tls_cert)
-    client = BotClient(config.bot_timeout, tls, (config.local_url, own_tls) if own_tls is not None else None)
+    metrics = Metrics(lambda: store.count_conversations(clock()))
+    client = BotClient(config.bot_timeout, tls, (config.local_url, own_tls) if own_tls is not None else None, metrics)
     publisher = Publisher(store, broker, clock)
     dispatcher = Dispatcher(
         store, broker, client, config.public_url, clock, bot_authority, remember_announced=not shared_store(store)
@@ -237,6 +243,7 @@ def _build_services(config: Config, clock: Callable[[], float]) -> Services:
             else None
         ),
         clock=clock,
+        metrics=metrics,
         generated_secrets=generated,
         generated_admin_secret=admin_secret if admin_created else None,
     )
@@ -321,6 +328,8 @@ def create_app(
     services = services or build_services(config)
 
     async def healthz(request: Request) -> Response:
+        if services.drain.stopping:  # a load balancer sends no more clients here
+            return json_response({"status": "stopping"}, 503)
         try:
             await services.store.ping()
         except Exception as e:
@@ -356,6 +365,7 @@ def create_app(
             origins,
         ).routes(),
         Route("/healthz", healthz, methods=["GET"]),
+        *MetricsApi(services.metrics, services.admin, config.metrics_token).routes(),
         *V1Api(config, services.auth, services.channel, services.files).routes(),
         *V3Api(config, services.auth, services.channel, services.files).routes(),
         *streams.routes(),
@@ -402,15 +412,14 @@ def create_app(
 
     # the 3.0 stream's route is also in `routes`: the shortcut takes its sessions first (see api/_routing.py)
     middleware = [
+        Middleware(Observe, metrics=services.metrics, drain=services.drain, access_log=config.access_log),
         Middleware(NormalPaths),
         Middleware(WebSocketShortcut, route=streams.routes()[0]),
         Middleware(PublicCors),
     ]
     limiter = RateLimiter(config.rate_limit, config.conversation_rate_limit)
-    if limiter.enabled:  # before the shortcut, which takes stream upgrades past every layer below it
-        middleware.insert(1, Middleware(RateLimits, limiter=limiter, auth=services.auth, clock=services.clock))
-    if config.access_log:
-        middleware.insert(0, Middleware(AccessLog))
+    if limiter.enabled:  # after the paths are made normal, before the shortcut that takes stream upgrades past
+        middleware.insert(2, Middleware(RateLimits, limiter=limiter, auth=services.auth, clock=services.clock))
     app = Starlette(
         middleware=middleware,
         exception_handlers={

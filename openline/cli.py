@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-
-import uvicorn
+from types import FrameType
 
 from openline import __version__, admin_cli, logs
 from openline.config import OPTIONS, Config, ConfigError, load_config, parse_duration
@@ -68,6 +68,11 @@ _HELP = {
     " for several; others get 403 (default: any) (README: Access rules)",
     "enhanced_auth": "the hosted service's enhanced authentication for the bot: user ids start with dl_ and come"
     " from the token, the secret is refused from browsers (default off)",
+    "log_format": "text (one readable line per record) or json (one JSON object per line) (default text)",
+    "metrics_token": "a bearer token Prometheus scrapes /metrics with, besides the admin secret; off: /metrics"
+    " needs no credential (default: the admin secret only)",
+    "shutdown_timeout": "on SIGTERM, how long requests in flight (a POST waiting on the bot) may take to finish;"
+    " auto: the bot timeout and 5 s (default auto)",
 }
 
 
@@ -99,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
                 "bot_app_id": "ID",
                 "bot_sidecar_secret": "SECRET",
                 "trusted_origins": "ORIGIN",
+                "metrics_token": "TOKEN",
+                "shutdown_timeout": "SECONDS",
             }
             metavar = metavars.get(name, name.split("_")[-1].upper())
             serve.add_argument(flag, metavar=metavar, help=_HELP[name])
@@ -178,8 +185,9 @@ def _listen(host: str, port: int) -> socket.socket:
 def serve(config: Config) -> int:
     from openline.app import build_services, create_app
     from openline.server import limits_of, open_file_limit, server_config
+    from openline.stopping import GracefulServer
 
-    logs.configure(config.log_level)
+    logs.configure(config.log_level, config.log_format)
     try:
         sock = _listen(config.host, config.port)
     except OSError as e:
@@ -198,9 +206,20 @@ def serve(config: Config) -> int:
 
     app = create_app(config, services, on_ready=announce)
     limits = limits_of(config, open_file_limit(raise_soft=True))
-    server = uvicorn.Server(server_config(app, config, limits))
-    server.run(sockets=[sock])
+    server = GracefulServer(server_config(app, config, limits), services.drain, config.drain_seconds)
+    # uvicorn raises the signal that stopped it again once it has stopped: handled here, the exit is 0, not a
+    # death by SIGTERM (or a KeyboardInterrupt)
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0 if server.started else 1
+
+
+def _stopped(sig: int, frame: FrameType | None) -> None:
+    """The signal raised again by uvicorn once it has stopped: nothing more to do."""
 
 
 MAX_ACTIVATE_IN = 365 * 86400

@@ -80,6 +80,16 @@ class Config:
     max_form_bytes: int = 16 * 1024  # the own pages' token and sign-in bodies, the bots' OAuth token requests
     max_upload_parts: int = 64  # parts of one multipart upload
     max_frame_bytes: int = 4096  # a WebSocket message from a client (3.0 stream, inspector live feed)
+    # operating it (README: Metrics, Logs, Stopping)
+    log_format: str = "text"  # "text" or "json" (one object per line)
+    # None: /metrics takes the admin secret; "off": /metrics is open to all
+    metrics_token: str | None = field(default=None, repr=False)
+    shutdown_timeout: float | None = None  # None: bot_timeout + 5 s (resolved by `drain_seconds`)
+
+    @property
+    def drain_seconds(self) -> float:
+        """The longest a graceful stop waits for requests in flight (bot deliveries among them), in seconds."""
+        return self.shutdown_timeout if self.shutdown_timeout is not None else self.bot_timeout + 5.0
 
     @property
     def connect_host(self) -> str:
@@ -281,6 +291,28 @@ def _log_level(value: Any) -> str:
     return level
 
 
+def _log_format(value: Any) -> str:
+    text = _text(value).strip().lower()
+    if text not in ("text", "json"):
+        raise ConfigError(f"{value!r} is not a log format: use text or json")
+    return text
+
+
+def _metrics_token(value: Any) -> str:
+    token = _text(value).strip()
+    if token.lower() == "off":
+        return "off"
+    if len(token) < 16 or any(c.isspace() for c in token):
+        raise ConfigError("a metrics token must be at least 16 characters, without spaces (or off)")
+    return token
+
+
+def _shutdown_timeout(value: Any) -> float | None:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    return _seconds_between("shutdown timeout (or auto)", 0, 3600)(value)
+
+
 def _str_list(value: Any) -> list[str]:
     """A comma-separated string (empty items are left out), or a list of strings, none empty."""
     if isinstance(value, str):
@@ -376,6 +408,9 @@ OPTIONS: dict[str, Callable[[Any], Any]] = {
     # access rules of the bot of --bot ([[bots]] tables have keys of the same names)
     "trusted_origins": _origins,
     "enhanced_auth": parse_bool,
+    "log_format": _log_format,
+    "metrics_token": _metrics_token,
+    "shutdown_timeout": _shutdown_timeout,
 }
 
 # the options that describe the single bot of --bot (with [[bots]] in a config file, each bot says its own)

@@ -9,17 +9,25 @@ of a bot attachment's id (`/v3/attachments/{conversation}~{key}`), which is a
 capability. Headers are never logged. uvicorn's own log gets the same
 redaction, its per-WebSocket lines are left to the access log, and what it
 says about a client's malformed request is information, not a warning.
+
+Every record made while a request is served carries its id (`request_id`).
+Two formats (`--log-format`): `text`, one readable line per record, and
+`json`, one JSON object per line with `time` (ISO 8601, UTC), `level`,
+`logger`, `message`, `request_id`, `exception` (a traceback) and, for access
+lines, `client`, `method`, `path` (redacted as above), `status`,
+`duration_ms`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import re
-import time
 import urllib.parse
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from openline import request_id
 
 access = logging.getLogger("openline.access")
 
@@ -76,42 +84,19 @@ def printable(text: str) -> str:
 
 
 def access_log(client: Any, method: str, target: str, status: int, seconds: float) -> None:
-    """One line of the access log; `target` comes from `redact_target` (redacted, control characters escaped)."""
+    """One line of the access log; `target` comes from `redact_target` (redacted, control characters escaped).
+
+    The line's parts are also the record's `fields` (what the JSON format shows as fields of their own).
+    """
     if access.isEnabledFor(logging.INFO):
         host = f"{client[0]}:{client[1]}" if isinstance(client, list | tuple) and len(client) >= 2 else "-"
-        access.info('%s "%s %s" %d %.1fms', host, printable(method), target, status, seconds * 1000)
-
-
-class AccessLog:
-    """ASGI middleware: an access log line for every HTTP request and WebSocket session, when it ends."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or not access.isEnabledFor(logging.INFO):
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 0
-
-        async def record(message: Message) -> None:
-            nonlocal status
-            kind = message["type"]
-            if kind in ("http.response.start", "websocket.http.response.start"):
-                status = message["status"]
-            elif kind == "websocket.accept":
-                status = 101
-            elif kind == "websocket.close" and status == 0:
-                status = 403  # closed before the handshake: the server answers 403
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record)
-        finally:
-            method = scope.get("method", "WEBSOCKET") if scope["type"] == "http" else "WEBSOCKET"
-            target = redact_target(scope.get("path", ""), scope.get("query_string", b""))
-            access_log(scope.get("client"), method, target, status or 500, time.perf_counter() - started)
+        method = printable(method)
+        milliseconds = round(seconds * 1000, 1)
+        fields = {"client": host, "method": method, "path": target, "status": status, "duration_ms": milliseconds}
+        rid = request_id.current.get()
+        if rid is not None:
+            fields["request_id"] = rid
+        access.info('%s "%s %s" %d %.1fms', host, method, target, status, milliseconds, extra={"fields": fields})
 
 
 class _ServerLogFilter(logging.Filter):
@@ -142,7 +127,50 @@ def quiet_server_logs() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def configure(level: str) -> None:
-    """The process's logging, for `openline serve`: one stream, timestamps, the given level."""
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+class RequestIds(logging.Filter):
+    """A handler's filter giving each record the id of the request being served (`request_id`; "-" if none)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = request_id.current.get() or "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line (see the module's description for its fields)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        rid = getattr(record, "request_id", None) or request_id.current.get()
+        if rid and rid != "-":
+            document["request_id"] = rid
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            document.update(fields)
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            document["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(document, ensure_ascii=False, default=str)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    """The formatter of `--log-format` (text or json)."""
+    return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+
+
+def configure(level: str, log_format: str = "text") -> None:
+    """The process's logging, for `openline serve`: one stream (stderr), the given level and format."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIds())
+    handler.setFormatter(formatter(log_format))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     quiet_server_logs()

@@ -68,6 +68,7 @@ from openline.protocol.connector import max_attachment_body
 from openline.protocol.errors import ErrorKind, kind_of_status
 
 PEER_SILENCE = 60.0  # seconds sent data may stay unacknowledged before the connection is dropped (see below)
+GOING_AWAY = 1001  # RFC 6455 close code: the server is going down (clients reconnect)
 _PATH_PEEK = 256  # bytes of the request target kept to choose the error shape of an early answer
 _REFUSE_WAIT = 1.0  # seconds a refused connection may take to send its request line (to pick the error shape)
 _RESERVED_FILES = 64  # open files kept for the store, logs and the like when sizing max_connections
@@ -524,8 +525,28 @@ class QuietWebSocketsProtocol(WebSocketsSansIOProtocol):
     A refused upgrade (an HTTP answer instead of the handshake) ends the
     handshake; a text frame that is not UTF-8 closes the connection (1007); a
     handshake the websockets library refuses (no key, another version, not a
-    GET) is answered in the API's error shape, with an access line.
+    GET) is answered in the API's error shape, with an access line. A server
+    stopping closes open sockets with 1001 "going away" (uvicorn: 1012,
+    "service restart"), so clients reconnect (see openline.stopping).
     """
+
+    def shutdown(self) -> None:
+        if not self.handshake_complete or self.close_sent:
+            super().shutdown()
+            return
+        # as the application's own close: the close frame, then the client's answer (or close_timeout) ends it;
+        # a second call (uvicorn's shutdown, once streams are closed) ends it at once
+        self.stop_keepalive()
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": GOING_AWAY})
+        if self.transport.is_closing():
+            return
+        self.conn.send_close(GOING_AWAY, "the service is stopping")
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
 
     def handle_connect(self, event: Request) -> None:
         reject = self.conn.reject

@@ -903,3 +903,49 @@ def test_access_rules_of_toml_bots_are_checked(tmp_path: Path) -> None:
 def test_single_bot_access_flags_with_toml_bots_is_an_error(tmp_path: Path, flag: dict[str, Any]) -> None:
     path = _toml(tmp_path, '[[bots]]\nid = "a"\n')
     assert "[[bots]]" in _error(_cli(config=path, **flag))
+
+
+# -- operating it: log format, metrics token, shutdown timeout ----------------------------------------------
+
+
+def test_operations_defaults() -> None:
+    config = load_config(_cli(), env={})
+    assert (config.log_format, config.metrics_token, config.shutdown_timeout) == ("text", None, None)
+    assert config.drain_seconds == config.bot_timeout + 5, "auto: the bot timeout and a margin"
+
+
+def test_operations_from_flags_env_and_toml(tmp_path: Path) -> None:
+    args = ["serve", "--log-format", "JSON", "--metrics-token", "scrape-token-0123456789", "--shutdown-timeout", "45s"]
+    config = load_config(vars(_parser().parse_args(args)), env={})
+    assert (config.log_format, config.metrics_token, config.shutdown_timeout) == ("json", "scrape-token-0123456789", 45)
+    assert config.drain_seconds == 45
+    env = {"OPENLINE_LOG_FORMAT": "text", "OPENLINE_METRICS_TOKEN": "OFF", "OPENLINE_SHUTDOWN_TIMEOUT": "auto"}
+    config = load_config(_cli(), env=env)
+    assert (config.log_format, config.metrics_token, config.shutdown_timeout) == ("text", "off", None)
+    path = tmp_path / "c.toml"
+    path.write_text('log_format = "json"\nshutdown_timeout = 2.5\nbot_timeout = 60\n')
+    config = load_config(_cli(config=str(path)), env={})
+    assert (config.log_format, config.drain_seconds) == ("json", 2.5)
+    assert load_config(_cli(bot_timeout="60"), env={}).drain_seconds == 65
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("log_format", "xml"),
+        ("log_format", ""),
+        ("metrics_token", "short"),
+        ("metrics_token", "has a space in it 0123"),
+        ("shutdown_timeout", "-1"),
+        ("shutdown_timeout", "2h"),
+        ("shutdown_timeout", "soon"),
+    ],
+)
+def test_bad_operations_settings_are_refused(option: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=option):
+        load_config(_cli(**{option: value}), env={})
+
+
+def test_the_metrics_token_is_not_in_the_config_repr() -> None:
+    config = load_config(_cli(metrics_token="scrape-token-0123456789"), env={})
+    assert "scrape-token-0123456789" not in repr(config)

@@ -24,6 +24,7 @@ NO_CORS_PATHS = (
     "/v1/.well-known/",
     "/adfs/",
     "/sidecar/",
+    "/metrics",  # Prometheus scrapers, not browsers
 )
 
 MIN_BODY_RATE = 500  # bytes per second a body must average, beyond its first allowance (see read_body)

@@ -33,5 +33,8 @@ class NormalPaths:
             if raw is not None and (b"//" in raw or (len(raw) > 1 and raw.endswith(b"/"))):
                 normal = normal_raw_path(raw)
                 with contextlib.suppress(UnicodeDecodeError):  # the server sends ASCII targets only
-                    scope = dict(scope, raw_path=normal, path=urllib.parse.unquote(normal.decode("ascii")))
+                    path = urllib.parse.unquote(normal.decode("ascii"))
+                    # in place, not a copy: the layers outside see the route the router sets on this scope
+                    # (api._observe); they keep the path as requested for the log
+                    scope["raw_path"], scope["path"] = normal, path
         await self.app(scope, receive, send)

@@ -113,6 +113,7 @@ class WebSocketShortcut:
             match, child_scope = self.route.matches(scope)
             if match is Match.FULL:
                 scope.update(child_scope)
+                scope["route"] = self.route  # as the router would (metrics label sessions by route)
                 await self.route.endpoint(WebSocket(scope, receive, send))
                 return
         await self.app(scope, receive, send)

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from openline import request_id
 from openline.api._http import NO_CORS_PATHS, json_response
 from openline.logs import redact_target
 from openline.protocol.errors import (
@@ -94,5 +95,8 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, redact_target(request.url.path))
     # this handler runs outside the CORS middleware: without the header a browser client sees status 0
     public = not request.url.path.startswith(NO_CORS_PATHS)
-    headers = {"Access-Control-Allow-Origin": "*"} if public and "origin" in request.headers else None
+    headers = {"Access-Control-Allow-Origin": "*"} if public and "origin" in request.headers else {}
+    rid = request_id.current.get()  # likewise outside the layer that adds it to every other answer
+    if rid is not None:
+        headers["X-Request-Id"] = rid
     return error_response(request.url.path, ErrorKind.INTERNAL, "internal error", headers)

@@ -17,8 +17,9 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from openline import __version__
+from openline import __version__, request_id
 from openline.logs import printable, redact_text
+from openline.metrics import Metrics
 from openline.protocol.errors import ErrorKind
 
 log = logging.getLogger("openline.delivery")
@@ -103,8 +104,10 @@ class BotClient:
         timeout: float,
         tls: ssl.SSLContext | None = None,
         own: tuple[str, ssl.SSLContext] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.timeout = timeout
+        self.metrics = metrics
         self._tls = tls  # None: aiohttp's default verification
         self._own = own  # (the service's own URL, the context pinning its certificate): for the echo bot
         self._session: aiohttp.ClientSession | None = None
@@ -136,10 +139,28 @@ class BotClient:
         from it for the activities clients send), even one whose body does not end in time;
         a 3xx is refused (`_redirect_explanation`); no answer in time is BOT_TIMEOUT; a
         refused or broken connection, or an answer that is not HTTP, is BOT_UNREACHABLE.
+
+        `X-Request-Id` carries the id of the request that led to the delivery (openline.request_id).
         """
+        if self.metrics is None:
+            return await self._deliver(endpoint, activity, authorization)
+        self.metrics.deliveries_in_flight.inc()
+        try:
+            result = await self._deliver(endpoint, activity, authorization)
+        finally:
+            self.metrics.deliveries_in_flight.dec()
+        self.metrics.delivery(result.error, result.duration)
+        return result
+
+    async def _deliver(self, endpoint: str, activity: dict[str, Any], authorization: str | None) -> DeliveryResult:
         assert self._session is not None, "BotClient.start() was not called"
         started = time.perf_counter()
-        headers = _HEADERS if authorization is None else {**_HEADERS, "Authorization": authorization}
+        headers = dict(_HEADERS)
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        rid = request_id.current.get()
+        if rid is not None:
+            headers["X-Request-Id"] = rid
         tls: ssl.SSLContext | bool = self._tls if self._tls is not None else True
         if self._own is not None and endpoint.startswith(self._own[0] + "/"):
             tls = self._own[1]

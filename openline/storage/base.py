@@ -299,6 +299,10 @@ class ConversationStore(Protocol):
     async def recent_conversations(self, limit: int, now: float) -> list[ConversationSummary]:
         """Up to `limit` conversations, the most recently active first (ties: by id)."""
 
+    async def count_conversations(self, now: float) -> int:
+        """How many conversations are stored: those active within `conversation_ttl` before `now` (the idle
+        ones the next sweep deletes are not counted). Cheap with many (an index range), for `/metrics`."""
+
     async def summary(self, conversation_id: str, now: float) -> ConversationSummary | None:
         """One conversation as `recent_conversations` describes it, or None if it does not exist."""
 

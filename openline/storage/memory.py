@@ -259,6 +259,10 @@ class MemoryStore:
         records = sorted(self._records.values(), key=lambda r: (-r.last_active, r.conversation.id))
         return [self._summary(r, now) for r in records[: max(limit, 0)]]
 
+    async def count_conversations(self, now: float) -> int:
+        idle_before = now - self.conversation_ttl
+        return sum(1 for r in self._records.values() if r.last_active >= idle_before)
+
     async def summary(self, conversation_id: str, now: float) -> ConversationSummary | None:
         record = self._records.get(conversation_id)
         return self._summary(record, now) if record is not None else None

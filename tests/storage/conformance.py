@@ -777,6 +777,19 @@ def test_recent_conversations_most_recently_active_first(store: ConversationStor
     assert run(store.recent_conversations(0, T0 + 5)) == []
 
 
+def test_count_conversations_leaves_out_the_idle(store: ConversationStore, run: Run) -> None:
+    assert run(store.count_conversations(T0)) == 0
+    for cid in ("c1", "c2", "c3"):
+        run(store.create_conversation(cid, "bot", T0))
+    run(store.create_conversation("c4", "other", T0 + 100))
+    assert run(store.count_conversations(T0 + 100)) == 4
+    run(store.append("c2", {"type": "message"}, T0 + 50))
+    ttl = store.conversation_ttl
+    # c1 and c3 idle past the conversation TTL (not yet swept), c2 active later, c4 later still
+    assert run(store.count_conversations(T0 + ttl + 10)) == 2
+    assert run(store.count_conversations(T0 + ttl + 1000)) == 0
+
+
 def test_recent_conversations_of_an_empty_store(store: ConversationStore, run: Run) -> None:
     assert run(store.recent_conversations(10, T0)) == []
 
