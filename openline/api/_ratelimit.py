@@ -5,7 +5,9 @@ the bucket of its credential (a secret or token, kept as a digest) and from the
 bucket of the conversation it acts on (`protocol.ratelimit`); the bot's
 connector routes, file downloads, the pages and `/healthz` are not counted, nor
 are requests whose credential the route will refuse anyway (so a flood of bad
-credentials makes no buckets). Over a limit:
+credentials makes no buckets). The chat page's `POST /web/token` gives anyone a
+new token, so it is counted by client address, at the per-credential rate.
+Over a limit:
 
 - polling (`GET .../activities` in 3.0, `GET .../messages` in 1.1) is answered
   200 with no activities and the caller's own watermark: botframework-directlinejs
@@ -41,7 +43,8 @@ from openline.protocol.errors import ErrorKind, ServiceError
 from openline.protocol.ids import InvalidWatermark, parse_watermark
 from openline.protocol.ratelimit import RateLimiter, retry_after_milliseconds, retry_after_seconds
 
-_COUNTED = ("/v3/directline/", "/api/")
+_COUNTED = ("/v3/directline/", "/api/", "/web/token")
+_PAGE_TOKEN = "/web/token"  # the chat page's anonymous tokens: counted per client address, at the credential rate
 _V3_CONVERSATION = re.compile(r"/v3/directline/conversations/([^/]+)(?:/.*)?")
 _V1_CONVERSATION = re.compile(r"/api/(?:conversations/([^/]+)/.*|tokens/([^/]+)/renew)")
 _V3_POLL = re.compile(r"/v3/directline/conversations/([^/]+)/activities")
@@ -81,6 +84,9 @@ class RateLimits:
 
     def _keys(self, scope: Scope, path: str) -> tuple[str | None, str | None] | None:
         """The credential's and the conversation's keys; None when the credential is not valid (not counted)."""
+        if path == _PAGE_TOKEN:  # no credential: each answer is a new one, so its caller is what is counted
+            client = scope.get("client")
+            return f"page\x00{client[0] if client else ''}", None
         headers = Headers(scope=scope)
         origin = headers.get("origin")  # a credential the access rules refuse from it is refused by the route too
         try:

@@ -78,7 +78,10 @@ class TokenBuckets:
         if bucket is None:
             return float(self.rate.count)
         tokens, counted = bucket
-        return min(float(self.rate.count), tokens + max(0.0, now - counted) * self._per_second)
+        if now < counted:  # the wall clock stepped back: count from now on, or the bucket would wait for the clock
+            self._buckets[key] = (tokens, now)
+            return tokens
+        return min(float(self.rate.count), tokens + (now - counted) * self._per_second)
 
     def wait(self, key: str, now: float) -> float:
         """Seconds until `key` may take a token (0.0: now); takes nothing."""

@@ -296,3 +296,10 @@ def test_a_request_the_access_rules_refuse_is_refused_as_always_and_not_counted(
     # the conversation has had one request (the reconnect; the secret's start named no conversation): two more
     assert [_say(limited, conv, token, Origin=TRUSTED).status_code for _ in range(2)] == [200, 200]
     _throttled_v3(_say(limited, conv, token, Origin=TRUSTED))
+
+
+def test_the_chat_pages_token_endpoint_is_limited_by_client_address(limited: Service) -> None:
+    """`POST /web/token` hands anyone a new credential (and conversation): its caller is what is counted."""
+    for _ in range(PER_CREDENTIAL):
+        assert limited.http.post("/web/token").status_code == 200
+    _throttled_v3(limited.http.post("/web/token"))

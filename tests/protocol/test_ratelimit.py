@@ -126,3 +126,10 @@ def test_a_missing_key_or_limit_is_not_counted() -> None:
 def test_retry_after_rounds_up(wait: float, seconds: int, milliseconds: int) -> None:
     assert retry_after_seconds(wait) == seconds
     assert retry_after_milliseconds(wait) == milliseconds
+
+
+def test_an_empty_bucket_is_not_stuck_when_the_clock_steps_back() -> None:
+    buckets = TokenBuckets(Rate(1, 10.0))
+    buckets.take("k", 1000.0)
+    assert buckets.wait("k", 500.0) > 0.0  # the clock stepped back 500 s: still empty, counted from 500 now
+    assert buckets.wait("k", 510.0) == 0.0, "refilled 10 s after the step, not 10 s after the old time"
