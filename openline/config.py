@@ -142,9 +142,12 @@ def _whole_number(what: str, low: int, high: int) -> Callable[[Any], int]:
     """A parser of whole numbers from `low` to `high` (inclusive)."""
 
     def parse(value: Any) -> int:
-        try:
+        # a whole number as such or as digits: never a boolean (True is 1) or a fraction cut short (2.9 is not 2)
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
             number = int(value)
-        except (TypeError, ValueError):
+        else:
             number = low - 1
         if not low <= number <= high:
             raise ConfigError(f"{value!r} is not a {what} ({low}-{high})")
@@ -192,6 +195,14 @@ def _rate(value: Any) -> Rate | None:
         return parse_rate(_text(value))
     except InvalidRate as e:
         raise ConfigError(str(e)) from None
+
+
+def _body_bytes(value: Any) -> int:
+    """A body size limit: 1KB at least (smaller refuses every real request), 1024MB at most."""
+    size = parse_size(value)
+    if not 1024 <= size <= 1024 * 1024 * 1024:
+        raise ConfigError(f"{value!r} is not a body size limit (1KB to 1024MB)")
+    return size
 
 
 def _frame_bytes(value: Any) -> int:
@@ -268,8 +279,17 @@ def _origins(value: Any) -> list[str]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
         raise ConfigError(f"{value!r} is not a list of origins")
+    parts = []
+    for item in items:
+        split = [part.strip() for part in item.split(",")]
+        if split[-1] == "" and len(split) > 1:
+            split.pop()  # a trailing comma
+        if not all(split):
+            # an empty item (a template's unset variable) would quietly mean "any origin"
+            raise ConfigError(f"{value!r} has an empty origin; leave the setting out for any origin")
+        parts += split
     origins = []
-    for item in (part.strip() for i in items for part in i.split(",") if part.strip()):
+    for item in parts:
         try:
             origins.append(parse_origin(item))
         except ValueError as e:
@@ -378,8 +398,8 @@ OPTIONS: dict[str, Callable[[Any], Any]] = {
     "scrub_interval": parse_duration,
     "durability": _durability,
     "bot_timeout": parse_seconds,
-    "max_message_bytes": parse_size,
-    "max_upload_bytes": parse_size,
+    "max_message_bytes": _body_bytes,
+    "max_upload_bytes": _body_bytes,
     "page_size": _whole_number("page size", 1, 10000),
     "stream_keepalive": _seconds_between("keep-alive interval", 0.05, 3600),
     "max_header_bytes": _header_bytes,
@@ -401,8 +421,8 @@ OPTIONS: dict[str, Callable[[Any], Any]] = {
     # limits (README: Limits)
     "rate_limit": _rate,
     "conversation_rate_limit": _rate,
-    "max_connector_bytes": parse_size,
-    "max_form_bytes": parse_size,
+    "max_connector_bytes": _body_bytes,
+    "max_form_bytes": _body_bytes,
     "max_upload_parts": _whole_number("number of parts", 1, 10000),
     "max_frame_bytes": _frame_bytes,
     # access rules of the bot of --bot ([[bots]] tables have keys of the same names)

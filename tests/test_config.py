@@ -949,3 +949,35 @@ def test_bad_operations_settings_are_refused(option: str, value: str) -> None:
 def test_the_metrics_token_is_not_in_the_config_repr() -> None:
     config = load_config(_cli(metrics_token="scrape-token-0123456789"), env={})
     assert "scrape-token-0123456789" not in repr(config)
+
+
+# settings that used to be taken loosely (review findings): each is now refused, saying why
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("max_upload_parts", True),
+        ("max_upload_parts", 2.9),
+        ("page_size", "2.5"),
+        ("port", False),
+        ("max_form_bytes", "1"),
+        ("max_message_bytes", "100"),
+        ("max_upload_bytes", "2000MB"),
+        ("max_connector_bytes", "512"),
+        ("rate_limit", "0"),
+        ("conversation_rate_limit", "0"),
+        ("trusted_origins", ""),
+        ("trusted_origins", ","),
+        ("trusted_origins", [""]),
+        ("trusted_origins", ["https://a.example", ""]),
+        ("trusted_origins", "https://a.example,,https://b.example"),
+    ],
+)
+def test_loose_values_are_refused(name: str, value: Any) -> None:
+    assert name in _error(_cli(**{name: value}))
+
+
+def test_a_trailing_comma_in_trusted_origins_is_only_punctuation() -> None:
+    (bot,) = load_config(_cli(trusted_origins="https://a.example,"), env={}).bots
+    assert bot.trusted_origins == ("https://a.example",)

@@ -39,9 +39,10 @@ class Rate:
 
 
 def parse_rate(text: str) -> Rate | None:
-    """A Rate from "600/m", "20/s", "1000/h", "5000/d" or "100/10s"; None for "off". Raises InvalidRate."""
+    """A Rate from "600/m", "20/s", "1000/h", "5000/d" or "100/10s"; None for "off" (a bare "0" is refused: it
+    could as well mean "refuse everything"). Raises InvalidRate."""
     value = text.strip().lower()
-    if value in ("off", "none", "0"):
+    if value in ("off", "none"):
         return None
     match = re.fullmatch(r"(\d+)\s*/\s*(\d*)\s*([smhd])", value)
     if not match or int(match.group(1)) == 0 or match.group(2) == "0":

@@ -33,7 +33,7 @@ def test_rates_parse(text: str, rate: Rate | None) -> None:
     assert parse_rate(text) == rate
 
 
-@pytest.mark.parametrize("text", ["", "20", "/s", "0/s", "20/0s", "20/x", "-1/s", "1.5/s", "20/s/s", "many"])
+@pytest.mark.parametrize("text", ["", "0", "20", "/s", "0/s", "20/0s", "20/x", "-1/s", "1.5/s", "20/s/s", "many"])
 def test_what_is_not_a_rate_is_refused_saying_what_is(text: str) -> None:
     with pytest.raises(InvalidRate, match="per s, m, h or d"):
         parse_rate(text)
