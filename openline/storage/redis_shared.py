@@ -45,6 +45,9 @@ class SharedFiles:
         # one client (its pool) for every look: the service looks every few seconds, from worker threads
         self._client: redis.Redis | RedisCluster | None = None
         self._client_lock = threading.Lock()
+        # one look at a time: two (the key and the secret reloads, on two threads) could otherwise publish a file
+        # one of them read before the other took Redis's newer copy (a revoked secret accepted again)
+        self._exchange_lock = threading.Lock()
 
     def _redis(self) -> redis.Redis | RedisCluster:
         with self._client_lock:
@@ -70,6 +73,10 @@ class SharedFiles:
         return self._exchange(publish_changes=True, names=names)
 
     def _exchange(self, publish_changes: bool, names: tuple[str, ...] | None = None) -> list[str]:
+        with self._exchange_lock:
+            return self._exchange_now(publish_changes, names)
+
+    def _exchange_now(self, publish_changes: bool, names: tuple[str, ...] | None) -> list[str]:
         client = self._redis()
         changed = []
         for name in self.names if names is None else names:
@@ -91,12 +98,23 @@ class SharedFiles:
         (then `pull` takes that one)."""
         client = self._redis()
         first = True
-        for name in self.names:
-            path = self.data_dir / name
-            if path.exists() and not client.set(_key(self.prefix, name), path.read_bytes(), nx=True):
-                first = first and client.get(_key(self.prefix, name)) == path.read_bytes()
+        with self._exchange_lock:
+            for name in self.names:
+                path = self.data_dir / name
+                if not path.exists():
+                    continue
+                local = path.read_bytes()
+                if client.set(_key(self.prefix, name), local, nx=True):
+                    self._synced[name] = local  # as Redis has it: not a change made here for the next sync
+                elif client.get(_key(self.prefix, name)) == local:
+                    self._synced[name] = local
+                else:
+                    first = False
         return first
 
     def publish(self, name: str) -> None:
         """Replace Redis's copy of one file with the local one (after a change made here: a key rotation)."""
-        self._redis().set(_key(self.prefix, name), (self.data_dir / name).read_bytes())
+        with self._exchange_lock:
+            local = (self.data_dir / name).read_bytes()
+            self._redis().set(_key(self.prefix, name), local)
+            self._synced[name] = local

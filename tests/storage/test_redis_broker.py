@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -159,6 +160,61 @@ def test_secrets_made_against_one_instance_reach_the_others_in_either_form(redis
     first.publish("secrets.json")
     assert second.sync(("secrets.json",)) == ["secrets.json"]
     assert [k.secret for k in SecretFile(b).load()["echobot"]] == [generated[0]]
+
+
+def test_a_change_elsewhere_right_after_the_first_start_is_taken_not_undone(redis_url: str, tmp_path: Path) -> None:
+    """The first instance publishes its files, then a secret is revoked against another directory: the first
+    instance's next look takes the revocation rather than publishing its own older copy over it."""
+    url = f"{redis_url}?prefix=first-{uuid.uuid4().hex[:8]}"
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    first, admin = SharedFiles(url, a), SharedFiles(url, b)
+    made = SecretFile(a).new("echobot", 5)
+    assert first.publish_new()
+    admin.pull()
+    SecretFile(b).revoke("echobot", made.id)
+    admin.publish("secrets.json")
+    assert first.sync(("secrets.json",)) == ["secrets.json"]
+    assert SecretFile(a).load()["echobot"] == [], "revoked everywhere"
+    first.close()
+    admin.close()
+
+
+def test_looks_from_two_threads_never_publish_a_stale_copy(redis_url: str, tmp_path: Path) -> None:
+    """The key reload and the secret reload look from two threads at once, while secrets change elsewhere: what
+    ends in Redis, and in the directory, is the last change made elsewhere."""
+    url = f"{redis_url}?prefix=threads-{uuid.uuid4().hex[:8]}"
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    service, admin = SharedFiles(url, a), SharedFiles(url, b)
+    SecretFile(a).new("echobot", 1)
+    assert service.publish_new()
+    admin.pull()
+    stop = threading.Event()
+
+    def look(names: tuple[str, ...] | None) -> None:
+        while not stop.is_set():
+            service.sync(names)
+
+    threads = [threading.Thread(target=look, args=(names,)) for names in (None, ("secrets.json",))]
+    for thread in threads:
+        thread.start()
+    try:
+        for i in range(30):
+            SecretFile(b).new("echobot", 10 + i)
+            admin.publish("secrets.json")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    service.sync()
+    assert len(SecretFile(a).load()["echobot"]) == 31
+    admin.pull()
+    assert len(SecretFile(b).load()["echobot"]) == 31, "Redis holds the last change"
+    service.close()
+    admin.close()
 
 
 def test_closing_is_bounded_even_when_the_connection_task_will_not_stop(
