@@ -112,6 +112,13 @@ def _query(name: str, description: str, required: bool = False) -> Schema:
     return {"name": name, "in": "query", "required": required, "description": description, "schema": {"type": "string"}}
 
 
+ORIGIN: Schema = {
+    "name": "Origin",
+    "in": "header",
+    "required": False,
+    "description": "Browsers send it; it must name this service (see `api/_origin.py`).",
+    "schema": {"type": "string"},
+}
 WATERMARK = _query("watermark", "The watermark of the last answer (absent or empty: from the beginning).")
 
 
@@ -342,7 +349,7 @@ def _admin() -> list[Op]:
            tag, ADMIN, {204: _empty("Deleted.")}, (401, 403, 404)),
         Op("GET", conv + "/live", "adminLive", "The live transcript (WebSocket)", tag, ADMIN,
            {101: _empty("Switching to the WebSocket: JSON text frames, a snapshot then one change per event.")},
-           (400, 401, 403, 404), parameters=(limit,), extra={"x-websocket": {"frames": {"type": "object"}}}),
+           (400, 401, 403, 404), parameters=(limit, ORIGIN), extra={"x-websocket": {"frames": {"type": "object"}}}),
         Op("GET", "/metrics", "metrics", "Prometheus metrics", tag, METRICS,
            {200: {"description": "The Prometheus text format.",
                   "content": {"text/plain": {"schema": {"type": "string"}}}}}, (401, 403)),
@@ -396,7 +403,8 @@ def _service() -> list[Op]:
            parameters=(_query("e", "Expiry (Unix seconds)."), _query("s", "Signature."))),
         Op("POST", "/web/token", "webToken", "A token for the chat page (with --web-page)", tag, PUBLIC,
            {200: _json(ref("WebToken"), own)}, (*_BODY, 403, 404),
-           body=_body({"type": "object", "properties": {"bot": {"type": "string"}}}, required=False)),
+           body=_body({"type": "object", "properties": {"bot": {"type": "string"}}}, required=False),
+           parameters=(ORIGIN,)),
         Op("GET", "/web/webchat.js", "webchatScript", "The local copy of Web Chat (with --webchat-file)", tag,
            PUBLIC, {200: _binary("The script.", "text/javascript")}, (404,)),
         Op("GET", "/web/static/{name}", "webAsset", "A file of the pages", tag, PUBLIC,
@@ -407,9 +415,9 @@ def _service() -> list[Op]:
            {303: _empty("Signed in: the session cookie, and to /inspect."),
             400: _html("Not the form."), 401: _html("Not the admin secret."), 403: _html(own)},
            body=_body({"type": "object", "properties": {"secret": {"type": "string"}}},
-                      media="application/x-www-form-urlencoded")),
+                      media="application/x-www-form-urlencoded"), parameters=(ORIGIN,)),
         Op("POST", "/inspect/logout", "inspectLogout", "Sign out", tag, PUBLIC,
-           {303: _empty("The cookie removed, and to /inspect."), 403: _html(own)}),
+           {303: _empty("The cookie removed, and to /inspect."), 403: _html(own)}, parameters=(ORIGIN,)),
         Op("POST", "/echobot/api/messages", "echoBot", "The built-in echo bot's messaging endpoint", tag, PUBLIC,
            {200: _empty("Taken."), 400: _empty("Not an activity."), 403: _empty("Another serviceUrl.")},
            body=_body(ref("Activity")), extra={"x-internal": True}),
