@@ -57,7 +57,10 @@ KNOWN: dict[str, str] = {}  # path parameter -> a real value (filled by the `fuz
 
 
 def credentials(path: str) -> dict[str, str]:
-    """The Authorization each API takes; the connector's bots have no app id, so they call without one."""
+    """The Authorization each API takes: the secret, or (to renew, refresh) the real conversation's token; the
+    connector's bots have no app id, so they call without one."""
+    if path.endswith("/renew") or path == "/v3/directline/tokens/refresh":
+        return {"Authorization": f"Bearer {KNOWN['token']}"}
     if path.startswith(("/api/", "/v3/directline/")):
         return {"Authorization": f"Bearer {ECHO_SECRET}"}
     if path.startswith(("/admin/", "/metrics")):
@@ -80,6 +83,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         )
         assert started.status_code == 201 and posted.status_code == 200 and attachment.status_code == 200
         KNOWN.update(
+            token=started.json()["token"],
             conversation_id=conv,
             activity_id=posted.json()["id"],
             member_id="u1",
