@@ -1,4 +1,5 @@
-"""Schemathesis against /openapi.json on a real server: no 500, no hang, every answer as the document says.
+"""Schemathesis against the OpenAPI document (what /openapi.json serves) on a real server over loopback: no 500,
+no hang, every answer as the document says.
 
 Every documented HTTP operation is fuzzed with valid and invalid inputs (schemathesis' positive and negative
 modes), carrying the credential its API takes; path parameters are sometimes the ids of a real conversation,
