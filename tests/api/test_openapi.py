@@ -6,12 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from openapi_spec_validator import validate
 
 from openline.api.openapi import build_document
+from openline.api.openapi_schemas import SCHEMAS
 from tests.api._routes import NOT_YET_MOUNTED, served_operations
-from tests.api.conftest import Service, serve
+from tests.api.conftest import ADMIN_SECRET, ECHO_SECRET, Service, serve
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +74,22 @@ def test_every_direct_line_client_route_documents_rate_limits_and_origins() -> N
             responses = operation["responses"]
             assert {"401", "403", "429"} <= set(responses), (method, path)
             assert "Retry-After" in responses["429"]["headers"], (method, path)
+
+
+def _valid(body: Any, component: str) -> None:
+    root = {"$ref": f"#/components/schemas/{component}", "components": {"schemas": SCHEMAS}}
+    jsonschema.Draft202012Validator(root).validate(body)
+
+
+def test_activities_are_documented_as_sent_nulls_included(every_route: Service) -> None:
+    # found by the fuzzer: an activity keeps `"text": null` and the like as sent, and the document said string
+    auth = every_route.auth(ECHO_SECRET)
+    conv = every_route.http.post("/v3/directline/conversations", headers=auth).json()["conversationId"]
+    activity = {"type": "event", "from": {"id": "u1"}, "text": None, "channelData": None, "attachments": None}
+    r = every_route.http.post(f"/v3/directline/conversations/{conv}/activities", headers=auth, json=activity)
+    assert r.status_code == 200, r.text
+    r = every_route.http.get(f"/v3/directline/conversations/{conv}/activities", headers=auth)
+    assert any(a.get("text", "") is None for a in r.json()["activities"])
+    _valid(r.json(), "ActivitySet")
+    r = every_route.http.get(f"/admin/conversations/{conv}", headers=every_route.auth(ADMIN_SECRET))
+    _valid(r.json(), "AdminConversation")
