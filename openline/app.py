@@ -24,6 +24,7 @@ from openline.api._cors import PublicCors
 from openline.api._http import json_response
 from openline.api._origin import OriginCheck
 from openline.api._paths import NormalPaths
+from openline.api._ratelimit import RateLimits
 from openline.api._routing import IndexedRouter, WebSocketShortcut
 from openline.api._ws import deny
 from openline.api.admin import AdminApi
@@ -36,17 +37,22 @@ from openline.api.stream import StreamApi
 from openline.api.v1 import V1Api
 from openline.api.v3 import V3Api
 from openline.api.web import WebPages
+from openline.auth import secret_file
+from openline.auth.access import rules_of
 from openline.auth.admin import AdminAuth
 from openline.auth.bot_auth import BotAuthority, BotCredentials
 from openline.auth.bot_keys import KeyFile, Keyring
 from openline.auth.bot_tokens import BOTFRAMEWORK_RESOURCE, BotTokens
 from openline.auth.credentials import Authenticator
+from openline.auth.secret_file import SecretFile
 from openline.auth.signing import UrlSigner
 from openline.auth.tokens import TokenAuthority
 from openline.config import Config
 from openline.datadir import DataDir
 from openline.logs import AccessLog
 from openline.protocol.errors import ErrorKind, ServiceError
+from openline.protocol.ratelimit import RateLimiter
+from openline.service import removal
 from openline.service.channel import Channel
 from openline.service.connector import BotConnector
 from openline.service.delivery import BotClient
@@ -56,6 +62,7 @@ from openline.service.inspector import Inspector
 from openline.service.publish import Bot, Publisher
 from openline.storage import broker_for, open_store, parse_store_url, shared_store
 from openline.storage.base import Broker, ConversationStore, StoreUnavailable
+from openline.storage.local_broker import LocalBroker
 from openline.storage.sqlite_commit import Durability
 from openline.tls import outbound_context, own_endpoint_context
 
@@ -64,6 +71,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("openline")
 KEY_RELOAD_INTERVAL = 30.0  # seconds
+OTHER_PROCESSES_INTERVAL = 2.0  # seconds between two looks for a SQLite file changed by the admin commands
 
 
 @dataclass
@@ -122,26 +130,39 @@ def build_services(config: Config, clock: Callable[[], float] = time.time) -> Se
     return services
 
 
-def _build_services(config: Config, clock: Callable[[], float]) -> Services:
-    data = DataDir(config.data_dir)
-    data.ensure()
-    key = data.signing_key()
-    secrets: dict[str, list[str]] = {}
+def _secrets_at_start(config: Config, file: SecretFile) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
+    """The secrets each bot accepts, and those generated now (bot id, secret): a bot with no secret configured
+    or kept gets one, on its first start only."""
     generated: list[tuple[str, str]] = []
     for bot in config.bots:
-        secrets[bot.id] = list(bot.secrets)
         if not bot.secrets:
-            secret, created = data.generated_secret(bot.id)
-            secrets[bot.id].append(secret)
-            if created:
-                generated.append((bot.id, secret))
-        elif data.has_generated_secret(bot.id):
+            made = file.generated(bot.id)
+            if made is not None and made[1]:
+                generated.append((bot.id, made[0]))
+        elif file.has_generated(bot.id):
             log.warning(
                 "bot %r: its generated Direct Line secret (kept in %s) is not accepted while secrets are configured"
                 " for it; without them it is used again",
                 bot.id,
-                data.secrets_path,
+                file.path,
             )
+    secrets = secret_file.accepted({b.id: b.secrets for b in config.bots}, file.load())
+    for bot_id, accepted in secrets.items():
+        if not accepted:
+            log.warning(
+                "bot %r has no Direct Line secret (all revoked): clients cannot reach it until one is made"
+                " (openline secret new --bot %s)",
+                bot_id,
+                bot_id,
+            )
+    return secrets, generated
+
+
+def _build_services(config: Config, clock: Callable[[], float]) -> Services:
+    data = DataDir(config.data_dir)
+    data.ensure()
+    key = data.signing_key()
+    secrets, generated = _secrets_at_start(config, SecretFile(config.data_dir))
     admin_secret, admin_created = (config.admin_secret, False) if config.admin_secret else data.admin_secret()
     uses_echo = any(b.endpoint is None for b in config.bots)
     bots = {b.id: Bot(b.id, b.name, b.endpoint or config.local_url + echobot.PATH, b.app_id) for b in config.bots}
@@ -177,7 +198,11 @@ def _build_services(config: Config, clock: Callable[[], float]) -> Services:
         config=config,
         store=store,
         broker=broker,
-        auth=Authenticator(secrets, TokenAuthority(key, config.token_ttl, clock)),
+        auth=Authenticator(
+            secrets,
+            TokenAuthority(key, config.token_ttl, clock),
+            rules_of((b.id, b.trusted_origins, b.enhanced_auth) for b in config.bots),
+        ),
         bot_authority=bot_authority,
         signer=signer,
         bot_client=client,
@@ -188,7 +213,11 @@ def _build_services(config: Config, clock: Callable[[], float]) -> Services:
         files=Files(store, signer, config.public_url, clock, bot_authority.authorize),
         inspector=Inspector(store, broker, bots, clock),
         admin=AdminAuth(admin_secret, key, clock),
-        echo_bot=echobot.EchoBot(config.public_url, tls) if uses_echo else None,
+        echo_bot=(
+            echobot.EchoBot(config.public_url, tls, config.max_connector_bytes, config.body_timeout)
+            if uses_echo
+            else None
+        ),
         clock=clock,
         generated_secrets=generated,
         generated_admin_secret=admin_secret if admin_created else None,
@@ -212,6 +241,47 @@ async def _reload_keys_forever(services: Services) -> None:
             log.warning("%s; the keys in use stay", e)
         except Exception:
             log.exception("could not re-read the bot authentication keys; the ones in use stay")
+
+
+async def _follow_other_processes_forever(services: Services) -> None:
+    """SQLite: end the streams of conversations `openline conversation delete` removed from the file meanwhile
+    (the command runs in a process of its own, which this one's broker does not hear)."""
+    from openline.storage.sqlite import SqliteStore
+
+    store, broker = services.store, services.broker
+    if not isinstance(store, SqliteStore) or not isinstance(broker, LocalBroker):
+        return
+    while True:
+        await asyncio.sleep(OTHER_PROCESSES_INTERVAL)
+        try:
+            if store.changed_elsewhere():
+                await removal.end_readers_of_deleted(store, broker)
+        except Exception:
+            log.exception("could not look for conversations deleted by another process")
+
+
+async def _reload_secrets_forever(services: Services) -> None:
+    """Pick up `openline secret new` and `revoke` within `secret_file.RELOAD_INTERVAL`: the file's stamp is looked at
+    (on a Redis store, Redis's copy first: the command may have run against another instance's directory)."""
+    file = SecretFile(services.config.data_dir)
+    configured = {b.id: b.secrets for b in services.config.bots}
+    seen = await asyncio.to_thread(file.stamp)
+    while True:
+        await asyncio.sleep(secret_file.RELOAD_INTERVAL)
+        try:
+            if services.shared_files is not None:
+                await asyncio.to_thread(services.shared_files.sync, (secret_file.FILE_NAME,))
+            stamp = await asyncio.to_thread(file.stamp)
+            if stamp == seen:
+                continue
+            kept = await asyncio.to_thread(file.load)
+            seen = stamp
+            services.auth.replace(secret_file.accepted(configured, kept))
+            log.info("Direct Line secrets changed: %s", services.auth.secret_counts() or "no bot has any")
+        except ValueError as e:
+            log.warning("%s; the secrets in use stay", e)
+        except Exception:
+            log.exception("could not re-read the Direct Line secrets; the ones in use stay")
 
 
 async def _sweep_forever(services: Services) -> None:
@@ -252,10 +322,15 @@ def create_app(
     bots = services.channel.bots
     origins = OriginCheck(config.public_url, config.host)
     streams = StreamApi(
-        services.auth.tokens, services.channel, services.broker, config.stream_keepalive, config.page_size
+        services.auth.tokens,
+        services.channel,
+        services.broker,
+        config.stream_keepalive,
+        config.page_size,
+        services.auth.access,
     )
     routes: list[BaseRoute] = [
-        *WebPages(config, services.auth.tokens, services.admin, services.channel, index, origins).routes(),
+        *WebPages(config, services.auth, services.admin, services.channel, index, origins).routes(),
         *AdminApi(
             services.admin,
             services.inspector,
@@ -269,7 +344,11 @@ def create_app(
         *streams.routes(),
         *ConnectorApi(config, services.connector, services.files, services.bot_authority).routes(),
         *BotAuthApi(
-            services.bot_authority, services.bot_authority.tokens, config.public_url, config.body_timeout
+            services.bot_authority,
+            services.bot_authority.tokens,
+            config.public_url,
+            config.body_timeout,
+            config.max_form_bytes,
         ).routes(),
         *AttachmentsApi(services.store, services.signer, services.clock).routes(),
     ]
@@ -285,6 +364,8 @@ def create_app(
         background = [
             asyncio.create_task(_sweep_forever(services)),
             asyncio.create_task(_reload_keys_forever(services)),
+            asyncio.create_task(_follow_other_processes_forever(services)),
+            asyncio.create_task(_reload_secrets_forever(services)),
         ]
         if on_ready is not None:
             on_ready()
@@ -299,6 +380,8 @@ def create_app(
                 await services.echo_bot.close()
             await services.bot_client.close()
             await services.store.close()
+            if services.shared_files is not None:
+                await asyncio.to_thread(services.shared_files.close)
 
     # the 3.0 stream's route is also in `routes`: the shortcut takes its sessions first (see api/_routing.py)
     middleware = [
@@ -306,6 +389,9 @@ def create_app(
         Middleware(WebSocketShortcut, route=streams.routes()[0]),
         Middleware(PublicCors),
     ]
+    limiter = RateLimiter(config.rate_limit, config.conversation_rate_limit)
+    if limiter.enabled:  # before the shortcut, which takes stream upgrades past every layer below it
+        middleware.insert(1, Middleware(RateLimits, limiter=limiter, auth=services.auth, clock=services.clock))
     if config.access_log:
         middleware.insert(0, Middleware(AccessLog))
     app = Starlette(

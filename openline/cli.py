@@ -1,4 +1,5 @@
-"""The `openline` command: `openline serve` runs the service with flags, environment and a TOML file."""
+"""The `openline` command: `openline serve` runs the service with flags, environment and a TOML file; `keys`,
+`secret`, `conversation` (`admin_cli`) and `dev-cert` help run it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
-from openline import __version__, logs
+from openline import __version__, admin_cli, logs
 from openline.config import OPTIONS, Config, ConfigError, load_config, parse_duration
 
 _HELP = {
@@ -52,6 +53,21 @@ _HELP = {
     "require_bot_auth": "refuse unauthenticated connector calls even for bots without an app id (default off)",
     "tls_cert": "serve https with this certificate (PEM, with its chain); needs --tls-key",
     "tls_key": "the private key (PEM) of --tls-cert",
+    # limits (README: Limits)
+    "rate_limit": "requests per credential (secret or token) to the Direct Line client APIs, e.g. 20/s, 600/m,"
+    " or off; more get 429 (default: off on loopback, else 20/s)",
+    "conversation_rate_limit": "requests per conversation, whatever credential, e.g. 10/s or off; more get 429"
+    " (default: off on loopback, else 10/s)",
+    "max_connector_bytes": "largest body a bot may send to the connector API (activities, history, attachments)"
+    " (default 4MB)",
+    "max_form_bytes": "largest body of the web page's token request, the inspector's sign-in form and bots' token"
+    " requests (default 16KB)",
+    "max_upload_parts": "most parts (files and the activity) in one multipart upload (default 64)",
+    "max_frame_bytes": "largest WebSocket message a client may send; larger close the socket with 1009 (default 4KB)",
+    "trusted_origins": "a web origin (https://host[:port]) browsers may use the bot from; repeat or comma-separate"
+    " for several; others get 403 (default: any) (README: Access rules)",
+    "enhanced_auth": "the hosted service's enhanced authentication for the bot: user ids start with dl_ and come"
+    " from the token, the secret is refused from browsers (default off)",
 }
 
 
@@ -68,9 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", metavar="FILE", help="TOML file with settings and [[bots]]")
     for name in OPTIONS:
         flag = "--" + name.replace("_", "-")
-        if name in ("secret", "bot_app_password"):
+        if name in ("secret", "bot_app_password", "trusted_origins"):
             serve.add_argument(flag, action="append", metavar="S", help=_HELP[name])
-        elif name in ("web_page", "access_log", "require_bot_auth"):
+        elif name in ("web_page", "access_log", "require_bot_auth", "enhanced_auth"):
             serve.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=_HELP[name])
         else:
             metavars = {
@@ -82,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
                 "tls_key": "FILE",
                 "bot_app_id": "ID",
                 "bot_sidecar_secret": "SECRET",
+                "trusted_origins": "ORIGIN",
             }
             metavar = metavars.get(name, name.split("_")[-1].upper())
             serve.add_argument(flag, metavar=metavar, help=_HELP[name])
@@ -110,6 +127,8 @@ def _parser() -> argparse.ArgumentParser:
                 " A running service publishes it within 30 seconds; a stopped one, when it starts",
             )
 
+    admin_cli.add_parsers(commands)
+
     dev_cert = commands.add_parser(
         "dev-cert",
         help="make a local CA and an https certificate for trying bot authentication",
@@ -131,6 +150,10 @@ def _banner(config: Config, generated: list[tuple[str, str]], admin_secret: str 
         print(f"  bot {bot.id!r} ({bot.name}) at {bot.endpoint or 'the built-in echo bot'}", flush=True)
         if bot.app_id:
             print(f"    authenticated both ways as app id {bot.app_id!r}", flush=True)
+        if bot.trusted_origins:
+            print(f"    browsers only from {', '.join(bot.trusted_origins)}", flush=True)
+        if bot.enhanced_auth:
+            print("    enhanced authentication: dl_ users from tokens; the secret refused from browsers", flush=True)
     if any(bot.app_id for bot in config.bots):
         print(f"  bot authentication: issuer {config.public_url}, authority {config.public_url}/adfs", flush=True)
         print(f"    OpenID metadata at {config.public_url}/v1/.well-known/openidconfiguration", flush=True)
@@ -273,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return keys_command(args)
     if args.command == "dev-cert":
         return dev_cert_command(args)
+    if args.command in ("secret", "conversation"):
+        return admin_cli.main(args)
     try:
         config = load_config(vars(args))
     except ConfigError as e:

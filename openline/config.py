@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from openline.protocol.origins import parse_origin
+from openline.protocol.ratelimit import InvalidRate, Rate, parse_rate
 from openline.storage import parse_store_url
 from openline.storage.sqlite_commit import DURABILITIES
 
@@ -35,6 +37,8 @@ class BotConfig:
     app_id: str | None = None  # set: bot authentication both ways (channel tokens to it, its tokens required)
     app_passwords: tuple[str, ...] = field(default=(), repr=False)  # several during a rotation
     sidecar_secret: str | None = field(default=None, repr=False)  # set: the sidecar token API /sidecar/<secret>/...
+    trusted_origins: tuple[str, ...] = ()  # set: browsers on other origins are refused (auth.access)
+    enhanced_auth: bool = False  # the hosted service's enhanced authentication: dl_ users from tokens (auth.access)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,13 @@ class Config:
     require_bot_auth: bool = False  # refuse unauthenticated connector calls even for bots without an app id
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # limits (README: Limits); the rates are None (off) unless set, or resolved by load_config when not loopback
+    rate_limit: Rate | None = None  # per credential (a secret or a token) over the Direct Line client routes
+    conversation_rate_limit: Rate | None = None  # per conversation, whatever credential acts on it
+    max_connector_bytes: int = 4 * 1024 * 1024  # a body a bot sends to the connector API (attachments decoded)
+    max_form_bytes: int = 16 * 1024  # the own pages' token and sign-in bodies, the bots' OAuth token requests
+    max_upload_parts: int = 64  # parts of one multipart upload
+    max_frame_bytes: int = 4096  # a WebSocket message from a client (3.0 stream, inspector live feed)
 
     @property
     def connect_host(self) -> str:
@@ -157,6 +168,29 @@ def _connections(value: Any) -> int | None:
     return _whole_number("number of connections (or auto)", 1, 1_000_000)(value)
 
 
+DEFAULT_RATE_LIMIT = Rate(20, 1.0)  # per credential, when listening beyond loopback
+DEFAULT_CONVERSATION_RATE_LIMIT = Rate(10, 1.0)  # per conversation, likewise
+
+
+def _rate(value: Any) -> Rate | None:
+    """A rate limit from "600/m", "20/s", "5000/h" or "100/10s"; None (no limit) from "off" or false."""
+    if value is False:
+        return None
+    if isinstance(value, Rate):
+        return value
+    try:
+        return parse_rate(_text(value))
+    except InvalidRate as e:
+        raise ConfigError(str(e)) from None
+
+
+def _frame_bytes(value: Any) -> int:
+    size = parse_size(value)
+    if not 125 <= size <= 16 * 1024 * 1024:
+        raise ConfigError(f"{value!r} is not a WebSocket message limit (125 bytes to 16MB)")
+    return size
+
+
 def parse_bool(value: Any) -> bool:
     """True or False from a boolean, or from "true"/"false", "yes"/"no", "on"/"off", "1"/"0"."""
     if isinstance(value, bool):
@@ -217,6 +251,20 @@ def _sidecar_secret(value: Any) -> str:
             "a sidecar secret must be 32-256 letters, digits, '-' or '_' (it is the only credential of its URL)"
         )
     return secret
+
+
+def _origins(value: Any) -> list[str]:
+    """Trusted origins (scheme://host[:port]), from a list or a comma-separated string, in the form browsers send."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{value!r} is not a list of origins")
+    origins = []
+    for item in (part.strip() for i in items for part in i.split(",") if part.strip()):
+        try:
+            origins.append(parse_origin(item))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    return list(dict.fromkeys(origins))
 
 
 def _existing_file(value: Any) -> Path:
@@ -318,10 +366,28 @@ OPTIONS: dict[str, Callable[[Any], Any]] = {
     "require_bot_auth": parse_bool,
     "tls_cert": _existing_file,
     "tls_key": _existing_file,
+    # limits (README: Limits)
+    "rate_limit": _rate,
+    "conversation_rate_limit": _rate,
+    "max_connector_bytes": parse_size,
+    "max_form_bytes": parse_size,
+    "max_upload_parts": _whole_number("number of parts", 1, 10000),
+    "max_frame_bytes": _frame_bytes,
+    # access rules of the bot of --bot ([[bots]] tables have keys of the same names)
+    "trusted_origins": _origins,
+    "enhanced_auth": parse_bool,
 }
 
 # the options that describe the single bot of --bot (with [[bots]] in a config file, each bot says its own)
-_SINGLE_BOT = ("bot", "secret", "bot_app_id", "bot_app_password", "bot_sidecar_secret")
+_SINGLE_BOT = (
+    "bot",
+    "secret",
+    "bot_app_id",
+    "bot_app_password",
+    "bot_sidecar_secret",
+    "trusted_origins",
+    "enhanced_auth",
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -359,7 +425,17 @@ def _bots_from_toml(entries: Any) -> list[BotConfig]:
     bots = []
     for i, entry in enumerate(entries):
         entry = {k.replace("-", "_"): v for k, v in entry.items()}
-        unknown = set(entry) - {"id", "name", "endpoint", "secrets", "app_id", "app_password", "sidecar_secret"}
+        unknown = set(entry) - {
+            "id",
+            "name",
+            "endpoint",
+            "secrets",
+            "app_id",
+            "app_password",
+            "sidecar_secret",
+            "trusted_origins",
+            "enhanced_auth",
+        }
         if unknown:
             raise ConfigError(f"bots[{i}]: unknown keys {sorted(unknown)}")
         bot_id = entry.get("id")
@@ -373,6 +449,8 @@ def _bots_from_toml(entries: Any) -> list[BotConfig]:
             app_id = _app_id(entry["app_id"]) if "app_id" in entry else None
             passwords = _app_passwords(entry.get("app_password", []))
             sidecar = _sidecar_secret(entry["sidecar_secret"]) if "sidecar_secret" in entry else None
+            origins = _origins(entry.get("trusted_origins", []))
+            enhanced = parse_bool(entry.get("enhanced_auth", False))
         except ConfigError as e:
             raise ConfigError(f"bots[{i}]: {e}") from None
         bots.append(
@@ -384,6 +462,8 @@ def _bots_from_toml(entries: Any) -> list[BotConfig]:
                 app_id,
                 tuple(passwords),
                 sidecar,
+                tuple(origins),
+                enhanced,
             )
         )
     return bots
@@ -458,17 +538,21 @@ def load_config(cli: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
     app_id: str | None = single.get("bot_app_id")
     passwords: tuple[str, ...] = tuple(single.get("bot_app_password", []))
     sidecar: str | None = single.get("bot_sidecar_secret")
+    origins: tuple[str, ...] = tuple(single.get("trusted_origins", []))
+    enhanced: bool = single.get("enhanced_auth", False)
     if toml_bots is not None:
-        if bot_url or secrets or app_id or passwords or sidecar:
+        if bot_url or secrets or app_id or passwords or sidecar or origins or "enhanced_auth" in single:
             raise ConfigError(
-                "--bot, --secret and --bot-app-* describe one bot; with [[bots]] in the config file,"
-                " configure bots there"
+                "--bot, --secret, --bot-app-*, --trusted-origins and --enhanced-auth describe one bot; with [[bots]]"
+                " in the config file, configure bots there"
             )
         bots = _bots_from_toml(toml_bots)
     elif bot_url:
-        bots = [BotConfig("bot", "Bot", bot_url, tuple(secrets), app_id, passwords, sidecar)]
+        bots = [BotConfig("bot", "Bot", bot_url, tuple(secrets), app_id, passwords, sidecar, origins, enhanced)]
     else:
-        bots = [BotConfig(ECHO_BOT_ID, ECHO_BOT_NAME, None, tuple(secrets), app_id, passwords, sidecar)]
+        bots = [
+            BotConfig(ECHO_BOT_ID, ECHO_BOT_NAME, None, tuple(secrets), app_id, passwords, sidecar, origins, enhanced)
+        ]
     if not bots:
         raise ConfigError("no bots configured")
     ids = [b.id for b in bots]
@@ -488,6 +572,10 @@ def load_config(cli: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
             " persistence settings (appendonly, appendfsync) decide what it keeps"
         )
 
+    # like the web page: off on loopback (one machine, often a developer's), on wherever others can reach it
+    local = is_loopback(values.get("host", Config.host))
+    values.setdefault("rate_limit", None if local else DEFAULT_RATE_LIMIT)
+    values.setdefault("conversation_rate_limit", None if local else DEFAULT_CONVERSATION_RATE_LIMIT)
     config = Config(bots=tuple(bots), public_url_given=bool(values.get("public_url")), **values)
     if not config.public_url:
         config = replace(config, public_url=config.local_url)

@@ -1,17 +1,17 @@
-"""The data directory's own files: the token signing key, generated Direct Line secrets and the admin secret.
+"""The data directory's own files: the token signing key and the admin secret (the Direct Line secrets kept
+there are `auth.secret_file`'s).
 
-Both are created on first start, readable by the owner only, and reused after.
+They are created on first start, readable by the owner only, and reused after.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from pathlib import Path
 
 
-def _new_secret(nbytes: int) -> str:
+def new_secret(nbytes: int) -> str:
     """A random URL-safe secret that does not start with '-' (it may be passed as a command-line value)."""
     while True:
         secret = secrets.token_urlsafe(nbytes)
@@ -58,29 +58,6 @@ class DataDir:
         write_file(path, key.hex().encode())
         return key
 
-    @property
-    def secrets_path(self) -> Path:
-        return self.path / "secrets.json"
-
-    def _generated(self) -> dict[str, str]:
-        path = self.secrets_path
-        known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-        return known
-
-    def has_generated_secret(self, bot_id: str) -> bool:
-        """Whether a secret was generated for the bot on an earlier start (it is kept even while unused)."""
-        return bot_id in self._generated()
-
-    def generated_secret(self, bot_id: str) -> tuple[str, bool]:
-        """The generated secret of a bot that has none configured; True when created just now."""
-        path = self.secrets_path
-        known = self._generated()
-        if bot_id in known:
-            return known[bot_id], False
-        known[bot_id] = _new_secret(36)
-        write_file(path, json.dumps(known, indent=2).encode())
-        return known[bot_id], True
-
     def admin_secret(self) -> tuple[str, bool]:
         """The generated credential of /inspect and /admin (kept in `admin.secret`); True when created just now."""
         path = self.path / "admin.secret"
@@ -88,6 +65,6 @@ class DataDir:
             secret = path.read_text().strip()
             if secret:
                 return secret, False
-        secret = _new_secret(24)
+        secret = new_secret(24)
         write_file(path, secret.encode())
         return secret, True

@@ -19,15 +19,25 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from openline.api._http import read_body
+
 log = logging.getLogger("openline.echobot")
 PATH = "/echobot/api/messages"
 WELCOME = "Welcome to openline! I am the built-in echo bot: send me a message and I will send it back."
 
 
 class EchoBot:
-    def __init__(self, service_url: str, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        service_url: str,
+        tls: ssl.SSLContext | None = None,
+        max_body: int = 4 * 1024 * 1024,
+        body_timeout: float = 30.0,
+    ) -> None:
         # the only serviceUrl it replies to: its endpoint is public, and must not post anywhere a caller names
         self.service_url = service_url.rstrip("/")
+        self.max_body = max_body  # bytes of an activity it is sent (413 past it), and the pauses allowed
+        self.body_timeout = body_timeout
         self._tls = tls
         self._session: aiohttp.ClientSession | None = None
 
@@ -46,7 +56,7 @@ class EchoBot:
 
     async def messages(self, request: Request) -> Response:
         try:
-            activity = msgspec.json.decode(await request.body())
+            activity = msgspec.json.decode(await read_body(request, self.max_body, self.body_timeout))
         except (msgspec.DecodeError, UnicodeDecodeError):
             return Response(status_code=400)
         if not isinstance(activity, dict) or not isinstance(activity.get("conversation"), dict):

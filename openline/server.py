@@ -30,10 +30,10 @@ uvicorn's own, with these checks added where the bytes arrive:
 
 Bodies the service reads have their own timeout (`api._http.read_body`: 408).
 Every such answer is JSON in the error shape of the API the path belongs to.
-WebSockets take messages of at most `WS_MAX_MESSAGE` bytes, uncompressed
-(no `permessage-deflate`: no compression bombs); clients only send empty
-keep-alives. Refused upgrades and malformed frames end the connection without
-an error in the log.
+WebSockets take messages of at most `max_frame_bytes` (a larger one closes
+the socket with 1009, message too big), uncompressed (no `permessage-deflate`:
+no compression bombs); clients only send empty keep-alives. Refused upgrades
+and malformed frames end the connection without an error in the log.
 """
 
 from __future__ import annotations
@@ -68,7 +68,6 @@ from openline.protocol.connector import max_attachment_body
 from openline.protocol.errors import ErrorKind, kind_of_status
 
 PEER_SILENCE = 60.0  # seconds sent data may stay unacknowledged before the connection is dropped (see below)
-WS_MAX_MESSAGE = 4096  # bytes a client's WebSocket message may have (directlinejs sends empty frames only)
 _PATH_PEEK = 256  # bytes of the request target kept to choose the error shape of an early answer
 _REFUSE_WAIT = 1.0  # seconds a refused connection may take to send its request line (to pick the error shape)
 _RESERVED_FILES = 64  # open files kept for the store, logs and the like when sizing max_connections
@@ -122,7 +121,13 @@ def auto_max_connections(open_files: int) -> int:
 
 def limits_of(config: Config, open_files: int | None = None) -> ConnectionLimits:
     connections = config.max_connections or auto_max_connections(open_files or open_file_limit())
-    largest = max(max_attachment_body(config.max_upload_bytes), config.max_message_bytes)
+    largest = max(
+        config.max_upload_bytes,
+        config.max_message_bytes,
+        config.max_form_bytes,
+        config.max_connector_bytes,
+        max_attachment_body(config.max_connector_bytes),
+    )
     return ConnectionLimits(config.max_header_bytes, config.header_timeout, connections, 2 * largest + 65536)
 
 
@@ -585,7 +590,7 @@ def server_config(app: Any, config: Config, limits: ConnectionLimits | None = No
         "port": config.port,
         "http": http,
         "ws": QuietWebSocketsProtocol,
-        "ws_max_size": WS_MAX_MESSAGE,
+        "ws_max_size": config.max_frame_bytes,  # directlinejs sends empty frames only
         "ws_per_message_deflate": False,
         # one keep-alive per stream: openline's empty text frames (stream_keepalive), which directlinejs expects;
         # no WebSocket pings besides

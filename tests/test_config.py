@@ -9,6 +9,8 @@ import pytest
 
 from openline.cli import _parser
 from openline.config import (
+    DEFAULT_CONVERSATION_RATE_LIMIT,
+    DEFAULT_RATE_LIMIT,
     ECHO_BOT_ID,
     ECHO_BOT_NAME,
     OPTIONS,
@@ -24,6 +26,7 @@ from openline.config import (
     parse_seconds,
     parse_size,
 )
+from openline.protocol.ratelimit import Rate
 from openline.storage import parse_store_url
 
 
@@ -772,3 +775,131 @@ def test_connections_give_up_on_a_silent_peer() -> None:
 )
 def test_redis_store_urls_are_accepted(url: str) -> None:
     assert parse_store_url(url) == ("redis", None)
+
+
+# limits: rate limits and the size settings (README: Limits)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
+def test_rate_limits_are_off_by_default_on_loopback(host: str) -> None:
+    config = load_config(_cli(host=host), env={})
+    assert config.rate_limit is None and config.conversation_rate_limit is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5"])
+def test_rate_limits_are_on_by_default_beyond_loopback(host: str) -> None:
+    config = load_config(_cli(host=host), env={})
+    assert config.rate_limit == DEFAULT_RATE_LIMIT == Rate(20, 1.0)
+    assert config.conversation_rate_limit == DEFAULT_CONVERSATION_RATE_LIMIT == Rate(10, 1.0)
+
+
+def test_rate_limits_from_each_source(tmp_path: Path) -> None:
+    assert load_config(_cli(rate_limit="600/m"), env={}).rate_limit == Rate(600, 60.0)
+    env = {"OPENLINE_CONVERSATION_RATE_LIMIT": "100/10s", "OPENLINE_HOST": "0.0.0.0"}
+    config = load_config(_cli(), env=env)
+    assert config.conversation_rate_limit == Rate(100, 10.0) and config.rate_limit == DEFAULT_RATE_LIMIT
+    toml = _toml(tmp_path, 'host = "0.0.0.0"\nrate_limit = "off"\nconversation_rate_limit = false\n')
+    config = load_config(_cli(config=toml), env={})
+    assert config.rate_limit is None and config.conversation_rate_limit is None
+    assert load_config(_cli(host="0.0.0.0", rate_limit="off"), env={}).rate_limit is None
+
+
+@pytest.mark.parametrize("value", ["20", "fast", "0/s", "20/y", "1.5/s"])
+def test_a_bad_rate_limit_says_what_is_expected(value: str) -> None:
+    assert "rate_limit" in _error(_cli(rate_limit=value)) and "per s, m, h or d" in _error(_cli(rate_limit=value))
+
+
+def test_size_limits_have_defaults_and_take_sizes() -> None:
+    config = load_config(_cli(), env={})
+    assert (config.max_connector_bytes, config.max_form_bytes) == (4 * 1024 * 1024, 16 * 1024)
+    assert (config.max_upload_parts, config.max_frame_bytes) == (64, 4096)
+    given = _cli(max_connector_bytes="8MB", max_form_bytes="4KB", max_upload_parts="10", max_frame_bytes="64KB")
+    config = load_config(given, env={})
+    assert (config.max_connector_bytes, config.max_form_bytes) == (8 * 1024 * 1024, 4096)
+    assert (config.max_upload_parts, config.max_frame_bytes) == (10, 65536)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("max_connector_bytes", "0"),
+        ("max_form_bytes", "lots"),
+        ("max_upload_parts", "0"),
+        ("max_upload_parts", "10001"),
+        ("max_frame_bytes", "100"),
+        ("max_frame_bytes", "17MB"),
+    ],
+)
+def test_bad_size_limits_are_refused(name: str, value: str) -> None:
+    assert name in _error(_cli(**{name: value}))
+
+
+def test_every_limit_has_a_flag_with_help() -> None:
+    from openline.cli import _HELP
+
+    flags = {a.dest for a in _parser()._subparsers._group_actions[0].choices["serve"]._actions}  # type: ignore[union-attr]
+    names = ("rate_limit", "conversation_rate_limit", "max_connector_bytes", "max_form_bytes")
+    for name in (*names, "max_upload_parts", "max_frame_bytes"):
+        assert name in flags and _HELP[name]
+
+
+# access rules: trusted origins and enhanced authentication, per bot
+
+
+def test_access_rules_of_the_single_bot_from_flags_env_and_toml(tmp_path: Path) -> None:
+    flags = ["--trusted-origins", "https://A.example/", "--trusted-origins", "http://b.example:8080,"]
+    args = _parser().parse_args(["serve", *flags, "--enhanced-auth"])
+    (bot,) = load_config(vars(args), env={}).bots
+    assert bot.trusted_origins == ("https://a.example", "http://b.example:8080")
+    assert bot.enhanced_auth is True
+    env = {"OPENLINE_TRUSTED_ORIGINS": "https://a.example:443, https://c.example", "OPENLINE_ENHANCED_AUTH": "yes"}
+    (bot,) = load_config(_cli(bot="http://h/api/messages"), env=env).bots
+    assert (bot.trusted_origins, bot.enhanced_auth) == (("https://a.example", "https://c.example"), True)
+    path = _toml(tmp_path, 'trusted_origins = ["https://a.example"]\nenhanced_auth = false\n')
+    (bot,) = load_config(_cli(config=path), env={}).bots
+    assert (bot.trusted_origins, bot.enhanced_auth) == (("https://a.example",), False)
+    (bot,) = load_config(_cli(), env={}).bots
+    assert (bot.trusted_origins, bot.enhanced_auth) == ((), False)
+    assert _parser().parse_args(["serve", "--no-enhanced-auth"]).enhanced_auth is False
+
+
+def test_access_rules_of_toml_bots(tmp_path: Path) -> None:
+    path = _toml(
+        tmp_path,
+        '[[bots]]\nid = "a"\nendpoint = "http://x"\ntrusted-origins = ["https://Web.example", "https://web.example"]\n'
+        'enhanced-auth = true\n\n[[bots]]\nid = "b"\nendpoint = "http://y"\n',
+    )
+    a, b = load_config(_cli(config=path), env={}).bots
+    assert (a.trusted_origins, a.enhanced_auth) == (("https://web.example",), True)
+    assert (b.trusted_origins, b.enhanced_auth) == ((), False)
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "example.com",
+        "https://example.com/chat",
+        "https://example.com?x",
+        "https://*.example.com",
+        "https://user@example.com",
+        "https://example.com:99999",
+        "null",
+        "https://",
+    ],
+)
+def test_a_trusted_origin_must_be_scheme_host_and_port(tmp_path: Path, origin: str) -> None:
+    assert "trusted_origins" in _error(_cli(trusted_origins=[origin]))
+    path = _toml(tmp_path, f'[[bots]]\nid = "a"\ntrusted_origins = ["{origin}"]\n')
+    assert "bots[0]" in _error(_cli(config=path))
+
+
+def test_access_rules_of_toml_bots_are_checked(tmp_path: Path) -> None:
+    assert "bots[0]" in _error(_cli(config=_toml(tmp_path, '[[bots]]\nid = "a"\ntrusted_origins = 5\n')))
+    assert "bots[0]" in _error(_cli(config=_toml(tmp_path, '[[bots]]\nid = "a"\nenhanced_auth = "maybe"\n')))
+    assert "enhanced_auth" in _error(_cli(enhanced_auth="maybe"))
+
+
+@pytest.mark.parametrize("flag", [{"trusted_origins": ["https://a.example"]}, {"enhanced_auth": False}])
+def test_single_bot_access_flags_with_toml_bots_is_an_error(tmp_path: Path, flag: dict[str, Any]) -> None:
+    path = _toml(tmp_path, '[[bots]]\nid = "a"\n')
+    assert "[[bots]]" in _error(_cli(config=path, **flag))

@@ -26,7 +26,13 @@ class PublicCors:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.cors = CORSMiddleware(
-            app, allow_origins=["*"], allow_methods=ALLOWED_METHODS, allow_headers=["*"], max_age=600
+            app,
+            allow_origins=["*"],
+            allow_methods=ALLOWED_METHODS,
+            allow_headers=["*"],
+            # a browser client reads a 429's or 503's wait only if exposed (botframework-directlinejs does)
+            expose_headers=["Retry-After"],
+            max_age=600,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

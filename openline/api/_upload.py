@@ -21,20 +21,20 @@ from openline.service.files import Upload
 
 
 def read_upload(
-    request: Request, body: bytes, is_json_part: Callable[[Part], bool], what: str
+    request: Request, body: bytes, is_json_part: Callable[[Part], bool], what: str, max_parts: int
 ) -> tuple[Any, list[Upload]]:
     """The decoded JSON part (None without one) and the files of an upload.
 
     Multipart: the part `is_json_part` picks holds JSON (at most one: `what`
     names it in errors), every other part is a file. Otherwise a non-empty
-    body is one file, named by its Content-Disposition.
+    body is one file, named by its Content-Disposition. More than `max_parts` parts: TOO_LARGE.
     """
     content_type = request.headers.get("content-type", "")
     boundary = boundary_of(content_type) if content_type else None
     document: Any = None
     uploads: list[Upload] = []
     if boundary is not None:
-        for part in parse_multipart(body, boundary):
+        for part in parse_multipart(body, boundary, max_parts):
             if is_json_part(part):
                 if document is not None:
                     raise ServiceError(ErrorKind.MALFORMED, f"more than one {what} part in the upload")

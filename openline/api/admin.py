@@ -1,9 +1,11 @@
-"""The admin JSON API (`/admin/...`) the inspector page is built on: status, conversations, a live transcript.
+"""The admin JSON API (`/admin/...`) the inspector page is built on: status, conversations, a live transcript;
+and the deletion of a conversation.
 
 Every route needs the admin credential: `Authorization: Bearer <admin secret>`,
 or the session cookie the inspector's sign-in sets. A cookie opens the live
-WebSocket only from a page of this service (its Origin is checked), so another
-site cannot use a signed-in browser to watch conversations.
+WebSocket and deletes only from a page of this service (its Origin is
+checked), so another site cannot use a signed-in browser to watch or delete
+conversations.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from openline.protocol import inspect
 from openline.protocol.connector import parse_count
 from openline.protocol.errors import ErrorKind, ServiceError
 from openline.service.inspector import Inspector
+from openline.service.publish import conversation_not_found
 from openline.storage.base import StoreUnavailable, Subscription
 
 _encode = msgspec.json.Encoder().encode
@@ -60,6 +63,7 @@ class AdminApi:
             Route("/admin/status", self.status, methods=["GET"]),
             Route("/admin/conversations", self.conversations, methods=["GET"]),
             Route(conversation, self.conversation, methods=["GET"]),
+            Route(conversation, self.delete, methods=["DELETE"]),
             WebSocketRoute(conversation + "/live", self.live),
         ]
 
@@ -67,7 +71,8 @@ class AdminApi:
         allowed, by_cookie = self.admin.allows(connection.headers.get("authorization"), connection.cookies)
         if not allowed:
             raise ServiceError(ErrorKind.UNAUTHORIZED, "this needs the admin secret (Authorization: Bearer <secret>)")
-        if by_cookie and connection.scope["type"] == "websocket" and not self.origins.own(connection):
+        changes = connection.scope["type"] == "websocket" or connection.scope.get("method") not in ("GET", "HEAD")
+        if by_cookie and changes and not self.origins.own(connection):
             raise ServiceError(ErrorKind.FORBIDDEN, "the admin session cookie is only valid on this service's pages")
 
     async def status(self, request: Request) -> Response:
@@ -84,6 +89,14 @@ class AdminApi:
         limit = _limit(request, DEFAULT_ENTRIES, MAX_ENTRIES)
         answer = await self.inspector.conversation(request.path_params["conversation_id"], limit)
         return json_response(answer, headers=_NO_STORE)
+
+    async def delete(self, request: Request) -> Response:
+        """Delete the conversation and everything of it (`removal.delete_conversation`): 204, or 404."""
+        self._require(request)
+        conversation_id = request.path_params["conversation_id"]
+        if not await self.inspector.delete(conversation_id):
+            raise conversation_not_found(conversation_id)
+        return Response(status_code=204, headers=_NO_STORE)
 
     async def live(self, websocket: WebSocket) -> None:
         """A snapshot (`{"op": "snapshot", ...}`), then one change per event; a new snapshot after a lag."""
@@ -111,6 +124,8 @@ class AdminApi:
                 subscription.lagged = False
                 await self._snapshot(websocket, conversation_id, limit)
                 continue
+            if event is not None and event.gone:
+                await _gone(websocket, conversation_not_found(conversation_id))
             if event is None:  # quiet: make sure the conversation has not expired meanwhile
                 try:
                     await self.inspector.require(conversation_id)
@@ -130,6 +145,6 @@ class AdminApi:
 
 
 async def _gone(websocket: WebSocket, error: ServiceError) -> NoReturn:
-    """Tell the page the conversation is gone (retention), and end the feed."""
+    """Tell the page the conversation is gone (retention, or deleted), and end the feed."""
     await send_text(websocket, _encode({"op": "gone", "message": error.message}).decode())
     raise FeedClosed(error.message)

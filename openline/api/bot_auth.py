@@ -40,7 +40,6 @@ from openline.protocol.errors import ServiceError, oauth_error
 
 log = logging.getLogger("openline.botauth")
 
-MAX_TOKEN_REQUEST = 16 * 1024
 WARN_INTERVAL = 60.0  # seconds between two warnings of refused credentials for one app id (or the sidecar)
 _OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})  # MSAL may add these; nothing to grant
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -73,11 +72,14 @@ def token_error_response(e: TokenRequestError) -> Response:
 
 
 class BotAuthApi:
-    def __init__(self, authority: BotAuthority, tokens: BotTokens, public_url: str, body_timeout: float) -> None:
+    def __init__(
+        self, authority: BotAuthority, tokens: BotTokens, public_url: str, body_timeout: float, max_body: int
+    ) -> None:
         self.authority = authority
         self.tokens = tokens
         self.public_url = public_url.rstrip("/")
         self.body_timeout = body_timeout
+        self.max_body = max_body  # bytes of a token request (max_form_bytes)
         self._warned: dict[str, tuple[float, int]] = {}  # what -> (when last logged, how many since)
 
     def _warn(self, subject: str, what: str) -> None:
@@ -178,7 +180,7 @@ class BotAuthApi:
                 400, "invalid_request", 900144, "The token request must be application/x-www-form-urlencoded."
             )
         try:
-            body = await read_body(request, MAX_TOKEN_REQUEST, self.body_timeout)
+            body = await read_body(request, self.max_body, self.body_timeout)
             form = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
         except ServiceError as e:  # too large (413) or too slow (408): the limits' own statuses
             status = oauth_error(e.kind, e.message)[0]

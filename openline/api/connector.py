@@ -60,8 +60,8 @@ class ConnectorApi:
         return self.authority.caller(request.headers.get("authorization"))
 
     async def _body(self, request: Request, what: str) -> Any:
-        # bots may inline content (cards, data: URLs), so their limit is the upload limit
-        return decode_json(await read_body(request, self.config.max_upload_bytes, self.config.body_timeout), what)
+        # bots may inline content (cards, data: URLs): a limit of their own, larger than a client's message
+        return decode_json(await read_body(request, self.config.max_connector_bytes, self.config.body_timeout), what)
 
     # -- activities ---------------------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ class ConnectorAttachmentsApi:
 
     async def upload_attachment(self, request: Request) -> Response:
         caller = self.authority.caller(request.headers.get("authorization"))
-        limit = self.config.max_upload_bytes
+        limit = self.config.max_connector_bytes  # of the files, decoded
         body = await read_body(request, wire.max_attachment_body(limit), self.config.body_timeout)
         data = wire.parse_attachment_data(decode_json(body, "the attachment data"), limit)
         attachment_id = await self.files.upload_from_bot(caller, request.path_params["conversation_id"], data)

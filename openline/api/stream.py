@@ -1,8 +1,10 @@
 """The Direct Line 3.0 WebSocket stream: `/v3/directline/conversations/{id}/stream?watermark=&t=`.
 
 The stream token `t` (short-lived, for this conversation only) is the whole
-credential. On connect the stream subscribes to the conversation's events,
-replays the store after the URL's watermark, then forwards live events
+credential; it carries the trusted origins of the token it was issued to, and
+the handshake's `Origin` is checked against them and the bot's (`auth.access`).
+On connect the stream subscribes to the conversation's events, replays the
+store after the URL's watermark, then forwards live events
 (`protocol.stream.StreamCursor` decides what to send, skip or re-read). Text
 frames only: ActivitySets and empty keep-alives; frames from the client are
 read and ignored.
@@ -19,6 +21,7 @@ from starlette.websockets import WebSocket
 
 from openline.api._keepalive import KeepAlive
 from openline.api._ws import FeedClosed, deny, run_feed, send_text
+from openline.auth.access import AccessRules
 from openline.auth.tokens import STREAM_AUDIENCE, TokenAuthority
 from openline.protocol import v3
 from openline.protocol.errors import ErrorKind, ServiceError
@@ -33,9 +36,16 @@ _encode = msgspec.json.Encoder().encode
 
 class StreamApi:
     def __init__(
-        self, tokens: TokenAuthority, channel: Channel, broker: Broker, keepalive: float, page_size: int
+        self,
+        tokens: TokenAuthority,
+        channel: Channel,
+        broker: Broker,
+        keepalive: float,
+        page_size: int,
+        access: AccessRules | None = None,
     ) -> None:
         self.tokens = tokens
+        self.access = access or AccessRules()
         self.channel = channel
         self.broker = broker
         self.keepalive = KeepAlive(keepalive)
@@ -68,6 +78,7 @@ class StreamApi:
         claims = self.tokens.verify(token, STREAM_AUDIENCE)
         if claims.conversation_id != conversation_id:
             raise ServiceError(ErrorKind.FORBIDDEN, "the stream token is not valid for this conversation")
+        self.access.check(claims.bot_id, websocket.headers.get("origin"), secret=False, token_origins=claims.origins)
         conversation = await self.channel.find(conversation_id)
         if conversation is None or conversation.bot_id != claims.bot_id:
             raise ServiceError(ErrorKind.NOT_FOUND, f"conversation {conversation_id!r} does not exist or has expired")
@@ -96,6 +107,8 @@ class StreamApi:
             event = await subscription.get()
             if event is None:  # woken lagged: replay above
                 continue
+            if event.gone:  # deleted by an operator
+                raise FeedClosed(f"conversation {conversation.id!r} was deleted")
             assert event.activity is not None  # subscribed without delivery reports
             step = cursor.step(event.seq)
             if step is Step.FILL:

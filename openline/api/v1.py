@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from openline.api._http import decode_json, json_response, media_type, read_body
 from openline.api._upload import read_upload
+from openline.auth.access import USER_PREFIX
 from openline.auth.credentials import Authenticator, Principal
 from openline.config import Config
 from openline.protocol import activity as act
@@ -50,35 +51,42 @@ class V1Api:
         ]
 
     def _principal(self, request: Request) -> Principal:
-        return self.auth.principal(request.headers.get("authorization"))
+        return self.auth.principal(request.headers.get("authorization"), request.headers.get("origin"))
 
     async def generate_token(self, request: Request) -> Response:
-        """A token for a new conversation id; neither starts the conversation nor calls the bot."""
+        """A token for a new conversation id; neither starts the conversation nor calls the bot. With enhanced
+        authentication it names a `dl_` user made for it (1.1 requests name none)."""
         principal = self._principal(request)
         principal.require_secret()
-        issued = self.auth.tokens.issue(principal.bot_id, new_conversation_id())
+        user = self.auth.access.token_user(principal.bot_id, None)
+        issued = self.auth.tokens.issue(principal.bot_id, new_conversation_id(), user)
         return json_response(issued.token)
 
     async def renew_token(self, request: Request) -> Response:
-        """A new token for the same conversation; the old one stays valid until its own expiry."""
+        """A new token for the same conversation, user and trusted origins; the old one stays valid until its own
+        expiry."""
         conversation_id = request.path_params["conversation_id"]
         principal = self._principal(request)
         if principal.is_secret:
             raise ServiceError(ErrorKind.FORBIDDEN, "renew needs the conversation's token, not the secret")
         principal.require_conversation(conversation_id)
-        issued = self.auth.tokens.issue(principal.bot_id, conversation_id, principal.user)
+        issued = self.auth.tokens.issue(principal.bot_id, conversation_id, principal.user, principal.origins)
         return json_response(issued.token)
 
     async def start_conversation(self, request: Request) -> Response:
         """Open a conversation (a new one for a secret, the token's own for a token) and contact the bot.
 
         Idempotent for a token: a second start answers 200 with the same id and
-        does not contact the bot again. The body, if any, is ignored.
+        does not contact the bot again. The body, if any, is ignored. When the
+        user is known (a token naming one; with enhanced authentication, a
+        `dl_` user made for a secret's conversation) the bot hears at once that
+        the user joined, as on 3.0.
         """
         principal = self._principal(request)
         conversation_id = principal.conversation_id or new_conversation_id()
-        await self.channel.start(principal.bot_id, conversation_id)
-        issued = self.auth.tokens.issue(principal.bot_id, conversation_id, principal.user)
+        user = principal.user if not principal.is_secret else self.auth.access.token_user(principal.bot_id, None)
+        await self.channel.start(principal.bot_id, conversation_id, user=user)
+        issued = self.auth.tokens.issue(principal.bot_id, conversation_id, user, principal.origins)
         return json_response(
             {"conversationId": conversation_id, "token": issued.token, "expires_in": issued.expires_in}
         )
@@ -104,27 +112,45 @@ class V1Api:
                 return json_response(body)
             after = page[-1].seq
 
+    def _sender(self, principal: Principal, claimed: str | None) -> str:
+        """The sender's id: the one a message claims, else a new one (`dl_` with enhanced authentication, which
+        also refuses a claimed one without it). A token naming a user overrides both (see `post_from_client`)."""
+        if principal.user is not None:
+            return principal.user["id"]
+        if claimed is None:
+            return (USER_PREFIX if self.auth.access.enhanced(principal.bot_id) else "") + new_user_id()
+        self.auth.access.check_user_id(principal.bot_id, claimed)
+        return claimed
+
     async def post_message(self, request: Request) -> Response:
-        """Send one message; answers 204 once the bot accepted it (500 ServiceError if it did not)."""
-        conversation = await self.channel.conversation(self._principal(request), request.path_params["conversation_id"])
+        """Send one message; answers 204 once the bot accepted it (500 ServiceError if it did not).
+
+        A token naming a user sends as that user, whatever the message's `from`.
+        """
+        principal = self._principal(request)
+        conversation = await self.channel.conversation(principal, request.path_params["conversation_id"])
         body = await read_body(request, self.config.max_message_bytes, self.config.body_timeout)
         message = _decode_message(body, media_type(request))
-        user_id = v1.client_user_id(message) or new_user_id()
+        user_id = self._sender(principal, v1.client_user_id(message))
         activity = v1.message_to_activity(message, user_id, self.channel.public_url)
-        await self.channel.post_from_client(conversation, activity, client_key=act.client_key(activity))
+        key = act.client_key(activity)
+        await self.channel.post_from_client(conversation, activity, user=principal.user, client_key=key)
         return Response(status_code=204)
 
     async def upload(self, request: Request) -> Response:
         """Upload files (raw body, or multipart with an optional message part) and send them as one message."""
-        conversation = await self.channel.conversation(self._principal(request), request.path_params["conversation_id"])
+        principal = self._principal(request)
+        conversation = await self.channel.conversation(principal, request.path_params["conversation_id"])
         body = await read_body(request, self.config.max_upload_bytes, self.config.body_timeout)
-        message, uploads = read_upload(request, body, _is_message_part, "message")
+        message, uploads = read_upload(request, body, _is_message_part, "message", self.config.max_upload_parts)
         if not uploads:
             raise ServiceError(ErrorKind.MISSING, "the upload has no file: send a file part, or the file as the body")
-        user_id = v1.client_user_id(message) or (request.query_params.get("userId") or "").strip() or new_user_id()
+        claimed = v1.client_user_id(message) or (request.query_params.get("userId") or "").strip() or None
+        user_id = self._sender(principal, claimed)
         activity = v1.message_to_activity(message if message is not None else {}, user_id, self.channel.public_url)
         files = self.files.attach_uploads(conversation, activity, uploads)
-        await self.channel.post_from_client(conversation, activity, files, client_key=act.client_key(activity))
+        key = act.client_key(activity)
+        await self.channel.post_from_client(conversation, activity, files, user=principal.user, client_key=key)
         return Response(status_code=204)
 
 

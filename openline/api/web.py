@@ -2,7 +2,8 @@
 
 The chat page (when enabled) never holds a secret: it asks `POST /web/token`
 for a token of a fresh conversation with a random `dl_` user, and that endpoint
-answers only requests from the service's own pages. The inspector shows a
+answers only requests from the service's own pages. The token is bound to the
+page's origin, and refused for a bot whose trusted origins leave that out. The inspector shows a
 sign-in form until the admin secret has been given, then the page that reads
 the admin API. The pages are plain files of the `openline.web` package.
 """
@@ -24,11 +25,12 @@ from openline import __version__
 from openline.api._http import decode_optional_json, json_response, media_type, read_body
 from openline.api._origin import OriginCheck
 from openline.auth.admin import SESSION_COOKIE, SESSION_TTL, AdminAuth
-from openline.auth.tokens import TokenAuthority
+from openline.auth.credentials import Authenticator
 from openline.config import Config
 from openline.protocol import v3
 from openline.protocol.errors import ErrorKind, ServiceError
 from openline.protocol.ids import new_conversation_id, random_id
+from openline.protocol.origins import origin_of
 from openline.service.channel import Channel
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -42,7 +44,6 @@ _INSPECT_CSP = (
 )
 # Web Chat itself needs inline styles, its script's host and images from anywhere: only framing is restricted
 _CHAT_CSP = "frame-ancestors 'self'; object-src 'none'; base-uri 'none'"
-_FORM_LIMIT = 8192
 
 
 def _package_file(name: str) -> str:
@@ -64,7 +65,7 @@ class WebPages:
     def __init__(
         self,
         config: Config,
-        tokens: TokenAuthority,
+        auth: Authenticator,
         admin: AdminAuth,
         channel: Channel,
         index: Endpoint,
@@ -72,7 +73,7 @@ class WebPages:
     ) -> None:
         self.origins = origins
         self.config = config
-        self.tokens = tokens
+        self.auth = auth
         self.admin = admin
         self.channel = channel
         self.index = index
@@ -117,12 +118,15 @@ class WebPages:
         """A token for a new conversation with a random `dl_` user, for this service's own page only."""
         if not self.origins.own(request):
             raise ServiceError(ErrorKind.FORBIDDEN, "this endpoint serves the service's own chat page only")
-        body = decode_optional_json(await read_body(request, _FORM_LIMIT, self.config.body_timeout))
+        body = decode_optional_json(await read_body(request, self.config.max_form_bytes, self.config.body_timeout))
         bot_id = body.get("bot") if isinstance(body, dict) else None
         bot = next(iter(self.channel.bots.values())) if bot_id is None else self.channel.bot(str(bot_id))
+        origin = request.headers.get("origin")
+        self.auth.access.check(bot.id, origin, secret=False)
+        page = origin_of(origin) if origin is not None else None
         user = {"id": "dl_" + random_id(16)}
         conversation_id = new_conversation_id()
-        issued = self.tokens.issue(bot.id, conversation_id, user)
+        issued = self.auth.tokens.issue(bot.id, conversation_id, user, (page,) if page else ())
         answer = {
             "conversationId": conversation_id,
             "token": issued.token,
@@ -165,8 +169,13 @@ class WebPages:
         if media_type(request) != "application/x-www-form-urlencoded":
             return self._login_page("Sign in with the form.", 400)
         try:
-            form = urllib.parse.parse_qs((await read_body(request, _FORM_LIMIT, self.config.body_timeout)).decode())
-        except (ServiceError, UnicodeDecodeError):
+            body = await read_body(request, self.config.max_form_bytes, self.config.body_timeout)
+            form = urllib.parse.parse_qs(body.decode())
+        except ServiceError as e:
+            if e.kind is ErrorKind.TOO_LARGE:
+                return self._login_page("The form is too large.", 413)
+            return self._login_page("Sign in with the form.", 400)
+        except UnicodeDecodeError:
             return self._login_page("Sign in with the form.", 400)
         secret = (form.get("secret") or [""])[0].strip()
         if not self.admin.is_secret(secret):

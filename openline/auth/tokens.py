@@ -3,8 +3,10 @@
 Tokens are stateless: renewing issues a new token and leaves the old one valid
 until its own expiry. Claims: `bot`, `conv`, optionally `user` (the user id, a
 string, as the hosted service issues it: Web Chat and directlinejs decode the
-token and use this claim as the user id) and `name` (the user's name, when
-known), and the standard `iat`, `nbf`, `exp`, `iss`, `aud`, `jti`.
+token and use this claim as the user id), `name` (the user's name, when
+known), `origins` (the trusted origins the token may be used from, when it
+was generated with some: carried to every token and stream token issued for
+it), and the standard `iat`, `nbf`, `exp`, `iss`, `aud`, `jti`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,12 +35,22 @@ class TokenClaims:
     conversation_id: str
     expires_at: int
     user: dict[str, str] | None = None
+    origins: tuple[str, ...] = ()  # empty: the token names none (the bot's own, if any, still apply)
 
 
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
     token: str
     expires_in: int
+
+
+def _origins(claims: dict[str, Any]) -> tuple[str, ...]:
+    origins = claims.get("origins")
+    if origins is None:
+        return ()
+    if not isinstance(origins, list) or not origins or not all(isinstance(o, str) and o for o in origins):
+        raise ServiceError(ErrorKind.FORBIDDEN, "the secret or token is not valid")
+    return tuple(origins)
 
 
 def _user(claims: dict[str, Any]) -> dict[str, str] | None:
@@ -67,15 +79,29 @@ class TokenAuthority:
         # tokens already verified, by (token, audience): a client sends the same one with every request
         self._verified: dict[tuple[str, str], TokenClaims] = {}
 
-    def issue(self, bot_id: str, conversation_id: str, user: dict[str, str] | None = None) -> IssuedToken:
-        return self._issue(AUDIENCE, self.ttl, bot_id, conversation_id, user)
+    def issue(
+        self,
+        bot_id: str,
+        conversation_id: str,
+        user: dict[str, str] | None = None,
+        origins: Sequence[str] = (),
+    ) -> IssuedToken:
+        """A conversation token; `origins` (parsed, see `protocol.origins`) limits the browsers it may be used from."""
+        return self._issue(AUDIENCE, self.ttl, bot_id, conversation_id, user, origins)
 
-    def issue_stream(self, bot_id: str, conversation_id: str) -> IssuedToken:
-        """A short-lived credential for a stream URL (the client must connect within STREAM_TTL seconds)."""
-        return self._issue(STREAM_AUDIENCE, STREAM_TTL, bot_id, conversation_id, None)
+    def issue_stream(self, bot_id: str, conversation_id: str, origins: Sequence[str] = ()) -> IssuedToken:
+        """A short-lived credential for a stream URL (the client must connect within STREAM_TTL seconds), with the
+        origins of the token it was issued to."""
+        return self._issue(STREAM_AUDIENCE, STREAM_TTL, bot_id, conversation_id, None, origins)
 
     def _issue(
-        self, audience: str, ttl: int, bot_id: str, conversation_id: str, user: dict[str, str] | None
+        self,
+        audience: str,
+        ttl: int,
+        bot_id: str,
+        conversation_id: str,
+        user: dict[str, str] | None,
+        origins: Sequence[str],
     ) -> IssuedToken:
         now = int(self._clock())
         claims: dict[str, Any] = {
@@ -92,6 +118,8 @@ class TokenAuthority:
             claims["user"] = user["id"]
             if user.get("name"):
                 claims["name"] = user["name"]
+        if origins:
+            claims["origins"] = list(origins)
         return IssuedToken(jwt.encode(claims, self._key, algorithm="HS256"), ttl)
 
     def verify(self, token: str, audience: str = AUDIENCE) -> TokenClaims:
@@ -135,4 +163,4 @@ class TokenAuthority:
         bot, conv = claims["bot"], claims["conv"]
         if not isinstance(bot, str) or not isinstance(conv, str):
             raise ServiceError(ErrorKind.FORBIDDEN, "the secret or token is not valid")
-        return TokenClaims(bot, conv, claims["exp"], _user(claims))
+        return TokenClaims(bot, conv, claims["exp"], _user(claims), _origins(claims))

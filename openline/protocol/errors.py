@@ -25,6 +25,7 @@ class ErrorKind(enum.Enum):
     REQUEST_TIMEOUT = "request_timeout"  # the client sent its headers or body too slowly
     HEADERS_TOO_LARGE = "headers_too_large"
     OVERLOADED = "overloaded"  # every connection the service allows is in use
+    THROTTLED = "throttled"  # over a rate limit (rate_limit, conversation_rate_limit): 429 with Retry-After
     BOT_REJECTED = "bot_rejected"  # the bot answered with an error status
     BOT_UNREACHABLE = "bot_unreachable"  # connection refused, DNS, reset ...
     BOT_TIMEOUT = "bot_timeout"
@@ -57,6 +58,8 @@ _V1: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.REQUEST_TIMEOUT: (408, "MalformedData"),
     ErrorKind.HEADERS_TOO_LARGE: (431, "MalformedData"),
     ErrorKind.OVERLOADED: (503, "Internal"),
+    # spec 1.1 §4.14 suggests ServiceError or NotAllowed: ServiceError, since NotAllowed reads as a credential problem
+    ErrorKind.THROTTLED: (429, "ServiceError"),
     ErrorKind.BOT_REJECTED: (500, "ServiceError"),
     ErrorKind.BOT_UNREACHABLE: (500, "ServiceError"),
     ErrorKind.BOT_TIMEOUT: (500, "ServiceError"),
@@ -78,6 +81,7 @@ _V3: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.REQUEST_TIMEOUT: (408, "RequestTimeout"),
     ErrorKind.HEADERS_TOO_LARGE: (431, "BadArgument"),
     ErrorKind.OVERLOADED: (503, "ServiceUnavailable"),
+    ErrorKind.THROTTLED: (429, "Throttled"),  # spec 3.0 §status codes: "429 Throttled. May carry Retry-After."
     ErrorKind.BOT_REJECTED: (502, "BotRejectedActivity"),
     ErrorKind.BOT_UNREACHABLE: (502, "BotUnavailable"),
     ErrorKind.BOT_TIMEOUT: (504, "BotTimeout"),
@@ -143,6 +147,7 @@ def kind_of_status(status: int) -> ErrorKind:
         405: ErrorKind.METHOD_NOT_ALLOWED,
         413: ErrorKind.TOO_LARGE,
         415: ErrorKind.UNSUPPORTED_MEDIA,
+        429: ErrorKind.THROTTLED,
         431: ErrorKind.HEADERS_TOO_LARGE,
         503: ErrorKind.OVERLOADED,
     }.get(status, ErrorKind.MALFORMED if status < 500 else ErrorKind.INTERNAL)

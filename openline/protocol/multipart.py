@@ -89,7 +89,7 @@ def boundary_of(content_type: str) -> bytes | None:
 
 
 def parse_multipart(body: bytes, boundary: bytes, max_parts: int = 64) -> list[Part]:
-    """All parts of a complete multipart body; raises MALFORMED when it is not one."""
+    """All parts of a complete multipart body; raises MALFORMED when it is not one, TOO_LARGE past `max_parts`."""
     parts: list[Part] = []
     headers: dict[bytes, bytes] = {}
     field: list[bytes] = []
@@ -116,7 +116,7 @@ def parse_multipart(body: bytes, boundary: bytes, max_parts: int = 64) -> list[P
 
     def on_part_end() -> None:
         if len(parts) >= max_parts:
-            raise ServiceError(ErrorKind.MALFORMED, f"more than {max_parts} parts in one upload")
+            raise ServiceError(ErrorKind.TOO_LARGE, f"more than {max_parts} parts in one upload")
         name, filename = disposition(headers.get(b"content-disposition"))
         content_type = _text(headers.get(b"content-type"))
         parts.append(Part(name, filename, content_type.strip() if content_type else None, b"".join(chunks)))

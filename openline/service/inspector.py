@@ -1,7 +1,7 @@
 """What the inspector reads: recent conversations, one conversation's transcript, and its live events.
 
-Read-only: nothing here changes a conversation. The JSON shapes are built by
-`protocol.inspect`.
+Read-only but for `delete` (an operator's deletion of a whole conversation).
+The JSON shapes are built by `protocol.inspect`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from openline.protocol import inspect
+from openline.service import removal
 from openline.service.publish import Bot, conversation_not_found
 from openline.storage.base import Broker, ConversationStore, StoredActivity, Subscription, UnknownConversation
 
@@ -27,7 +28,7 @@ def _seconds(timestamp: Any) -> float:
 
 
 class Inspector:
-    """Reads conversations for the inspector; changes nothing."""
+    """Reads conversations for the inspector; deletes one on the admin's word."""
 
     def __init__(
         self,
@@ -81,6 +82,10 @@ class Inspector:
             "entries": inspect.transcript(stored, deliveries, truncated),
             "truncated": truncated,
         }
+
+    async def delete(self, conversation_id: str) -> bool:
+        """Delete the conversation and everything of it; False when there is none (see `removal`)."""
+        return await removal.delete_conversation(self.store, self.broker, conversation_id)
 
     def subscribe(self, conversation_id: str) -> Subscription:
         """The conversation's events from now on (`protocol.inspect.change` turns each into a change)."""

@@ -236,6 +236,18 @@ class ConversationStore(Protocol):
         with it, in one step. Raises UnknownConversation.
         """
 
+    async def delete_conversation(self, conversation_id: str) -> bool:
+        """Delete the conversation and everything of it at once; True when it was there.
+
+        Its activities, members, files, delivery records and client keys go in
+        one step (a reader finds all of it or nothing), then its entries in the
+        store's indexes (`recent_conversations`, `conversations`). Every later
+        call finds it unknown, as if it never existed; its id may be created
+        again as a new conversation. Deleted data is made unrecoverable as
+        `sweep` describes (at the next sweep). The caller tells the
+        conversation's readers (an `Event` with `gone`).
+        """
+
     async def conversations(self, bot_id: str, after_id: str, limit: int) -> list[Conversation]:
         """Up to `limit` conversations of `bot_id` whose id sorts after `after_id` ("" for the first), by id."""
 
@@ -314,7 +326,8 @@ class Event:
     position: ephemeral activities (typing), and replacements or removals of
     stored ones (the activity then carries the id it replaces; `removed` for a
     removal). Inspectors also hear what the bot did with each activity sent to
-    it (`delivery`).
+    it (`delivery`). `gone` (no activity) tells every reader that the
+    conversation was deleted: its streams end.
     """
 
     seq: int | None
@@ -322,6 +335,7 @@ class Event:
     origin: Origin = "bot"
     delivery: Delivery | None = None
     removed: bool = False  # the activity with this id was deleted; `activity` is what streams are sent instead
+    gone: bool = False  # the conversation was deleted (`ConversationStore.delete_conversation`)
 
 
 class Subscription(Protocol):
@@ -360,6 +374,7 @@ class Broker(Protocol):
     def subscribe(self, conversation_id: str, *, deliveries: bool = False) -> Subscription:
         """Start receiving the conversation's events published from now on.
 
-        Events that are only a delivery report (`activity` None) reach the
-        subscriptions that ask for them (`deliveries=True`: inspectors) only.
+        Events that are only a delivery report (`activity` None, not `gone`)
+        reach the subscriptions that ask for them (`deliveries=True`:
+        inspectors) only.
         """

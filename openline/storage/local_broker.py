@@ -106,9 +106,9 @@ class LocalSubscription:
 
 
 def offer(readers: Iterable[LocalSubscription], event: Event) -> None:
-    """Give an event to a conversation's readers: a delivery report only (`activity` None) to those that asked
-    for reports (see `Broker.subscribe`)."""
-    report_only = event.activity is None
+    """Give an event to a conversation's readers: a delivery report only (`activity` None, not `gone`) to those
+    that asked for reports (see `Broker.subscribe`)."""
+    report_only = event.activity is None and not event.gone
     for subscription in readers:
         if subscription.deliveries or not report_only:
             subscription.offer(event)
@@ -141,6 +141,10 @@ class LocalBroker:
 
     def subscriber_count(self, conversation_id: str) -> int:
         return len(self._subscribers.get(conversation_id, ()))
+
+    def conversation_ids(self) -> list[str]:
+        """The conversations that have readers now."""
+        return list(self._subscribers)
 
 
 _: type[Broker] = LocalBroker

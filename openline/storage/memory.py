@@ -201,6 +201,9 @@ class MemoryStore:
             record.files.pop(file_id, None)
         return True
 
+    async def delete_conversation(self, conversation_id: str) -> bool:
+        return self._records.pop(conversation_id, None) is not None
+
     async def conversations(self, bot_id: str, after_id: str, limit: int) -> list[Conversation]:
         ids = sorted(i for i, r in self._records.items() if r.conversation.bot_id == bot_id and i > after_id)
         found = [await self.get_conversation(i) for i in ids[: max(limit, 0)]]

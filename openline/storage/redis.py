@@ -286,6 +286,19 @@ class RedisStore:
             start = f"({ids[-1].decode()}"
         return found
 
+    async def delete_conversation(self, conversation_id: str) -> bool:
+        bot = await self._run("delete_conversation", conversation_id)
+        if not bot:
+            return False
+        # the indexes after the script, as the idle sweep does (they may live on another shard of a cluster)
+        await self._update_indexes(
+            conversation_id,
+            self.client.zrem(self._active_key, conversation_id),
+            self.client.zrem(self._sweep_key, conversation_id),
+            self.client.zrem(self._bot_key(bot.decode()), conversation_id),
+        )
+        return True
+
     # -- members ----------------------------------------------------------------------------------
 
     async def add_member(self, conversation_id: str, member: Member) -> bool:

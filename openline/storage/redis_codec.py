@@ -201,6 +201,7 @@ class _EventWire(msgspec.Struct, omit_defaults=True):
     delivery: bytes | None = None  # its `delivery_record`
     activity_id: str = ""
     removed: bool = False
+    gone: bool = False
 
 
 _decode_event = msgspec.json.Decoder(_EventWire).decode
@@ -215,6 +216,7 @@ def event_message(event: Event) -> bytes:
         delivery_record(d) if d is not None else None,
         d.activity_id if d is not None else "",
         event.removed,
+        event.gone,
     )
     return EVENT + encode(wire)
 
@@ -231,4 +233,4 @@ def parse_message(conversation_id: str, message: bytes) -> Event:
         return Event(None, None, "client", parse_delivery(activity_id, record))
     wire = _decode_event(message[1:])
     delivery = parse_delivery(wire.activity_id, wire.delivery) if wire.delivery is not None else None
-    return Event(None, wire.activity, wire.origin, delivery, wire.removed)  # type: ignore[arg-type]
+    return Event(None, wire.activity, wire.origin, delivery, wire.removed, wire.gone)  # type: ignore[arg-type]

@@ -102,6 +102,7 @@ class SqliteStore:
         self._deleted = False
         # conversations as committed, read 2-3 times per message: kept up to date by the commits that change them
         self._known: dict[str, Conversation] = {}
+        self._data_version = 0  # the writer's PRAGMA data_version when opened, then at the last `changed_elsewhere`
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -158,6 +159,7 @@ class SqliteStore:
         except BaseException:
             await self.close()
             raise
+        self._data_version = self._wconn.execute("PRAGMA data_version").fetchone()[0]
         self._commits = GroupCommit(
             self._wconn,
             self.durability,
@@ -195,6 +197,24 @@ class SqliteStore:
 
     def _ping(self) -> None:
         self._r.execute("SELECT 1").fetchone()
+
+    def changed_elsewhere(self) -> bool:
+        """Whether another process (`openline conversation delete`) changed the file since the last call (the
+        first: since the store opened).
+
+        Then the conversations remembered here are forgotten, and the next sweep scrubs the file as after a
+        deletion of its own. A microsecond's work on the loop's thread (SQLite's `PRAGMA data_version`, which
+        this process's own commits and checkpoints leave alone); False while a write of this process is open.
+        """
+        if self._wconn is None or self._commits is None or not self._commits.idle:
+            return False
+        version: int = self._wconn.execute("PRAGMA data_version").fetchone()[0]
+        changed = version != self._data_version
+        self._data_version = version
+        if changed:
+            self._known.clear()
+            self._mark_deleted()
+        return changed
 
     # -- conversations and members ----------------------------------------------------------------
 
@@ -454,6 +474,21 @@ class SqliteStore:
         conn.executemany(
             "DELETE FROM files WHERE conversation_id = ? AND id = ?", [(conversation_id, f) for f in file_ids]
         )
+
+    async def delete_conversation(self, conversation_id: str) -> bool:
+        return await self._write_statement(self._delete_conversation, conversation_id)
+
+    def _delete_conversation(self, conversation_id: str) -> bool:
+        # its members, activities (client keys with them), files and deliveries go with it: ON DELETE CASCADE
+        cur = self._w.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+        if cur.rowcount != 1:
+            return False
+        self._mark_deleted()
+        self._group.after_commit(functools.partial(self._forget, conversation_id))
+        return True
+
+    def _forget(self, conversation_id: str) -> None:
+        self._known.pop(conversation_id, None)
 
     async def conversations(self, bot_id: str, after_id: str, limit: int) -> list[Conversation]:
         return await self._read(self._conversations, bot_id, after_id, limit)

@@ -126,6 +126,7 @@ def serve(
         "bot_timeout": BOT_TIMEOUT,
         "max_message_bytes": MAX_MESSAGE,
         "max_upload_bytes": MAX_UPLOAD,
+        "max_connector_bytes": MAX_UPLOAD,  # what the bot sends: the connector tests use the upload's size
         "page_size": PAGE_SIZE,
         "stream_keepalive": KEEPALIVE,
         "web_page": True,

@@ -11,14 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from openline import __version__
 from openline.auth.admin import SESSION_COOKIE
 from openline.echobot import PATH as ECHO_PATH
 from tests.api._connector import bot_says, error, quoted
-from tests.api._v3 import V3
+from tests.api._v3 import V3, stream
 from tests.api.conftest import ADMIN_SECRET, DOWN_SECRET, ECHO_SECRET, REC_SECRET, Service
 
 BEARER = {"Authorization": f"Bearer {ADMIN_SECRET}"}
@@ -505,3 +505,114 @@ def test_admin_answers_are_not_cached(service: Service) -> None:
     answer = service.http.get("/admin/status", headers=BEARER)
     assert answer.headers["cache-control"] == "no-store"
     assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+# deleting a conversation
+
+
+def test_deleting_a_conversation_needs_the_admin_credential(service: Service) -> None:
+    conv = _start(service)
+    for headers in ({}, {"Authorization": f"Bearer {REC_SECRET}"}, {"Cookie": f"{SESSION_COOKIE}=1.x"}):
+        error(service.http.delete(f"/admin/conversations/{quoted(conv)}", headers=headers), 401, "Unauthorized")
+    cookie = {"Cookie": f"{SESSION_COOKIE}={_session(service)}"}
+    refused = service.http.delete(f"/admin/conversations/{quoted(conv)}", headers={**cookie, "Origin": FOREIGN})
+    error(refused, 403, "Forbidden")
+    assert _conversation(service, conv)["conversation"]["id"] == conv, "nothing deleted"
+    own = service.http.delete(f"/admin/conversations/{quoted(conv)}", headers={**cookie, "Origin": service.url})
+    assert own.status_code == 204, own.text
+
+
+@pytest.mark.parametrize("conv", ["nosuch", "a%7Cb", "x" * 300])
+def test_deleting_an_unknown_conversation_is_404(service: Service, conv: str) -> None:
+    error(service.http.delete(f"/admin/conversations/{conv}", headers=BEARER), 404, "NotFound")
+
+
+def test_a_deleted_conversation_is_gone_from_every_api(service: Service) -> None:
+    v3 = V3(service)
+    start = v3.start({"user": {"id": "u1"}})
+    conv = start["conversationId"]
+    other = _start(service)
+    r = v3.post(f"/conversations/{conv}/upload?userId=u1", files=[("file", ("notes.txt", b"notes", "text/plain"))])
+    assert r.status_code == 200, r.text
+    (attachment,) = next(a for a in v3.activities(conv)["activities"] if a.get("attachments"))["attachments"]
+    assert httpx.get(attachment["contentUrl"]).content == b"notes"
+
+    r = service.http.delete(f"/admin/conversations/{quoted(conv)}", headers=BEARER)
+    assert r.status_code == 204 and r.content == b"" and r.headers["cache-control"] == "no-store"
+    error(service.http.delete(f"/admin/conversations/{quoted(conv)}", headers=BEARER), 404, "NotFound")
+    error(service.http.get(f"/admin/conversations/{quoted(conv)}", headers=BEARER), 404, "NotFound")
+    assert conv not in [c["id"] for c in _get(service, "/admin/conversations")["conversations"]]
+    error(v3.get(f"/conversations/{conv}/activities"), 404, "NotFound")
+    error(v3.post(f"/conversations/{conv}/activities", json={"type": "message", "from": {"id": "u1"}}), 404, "NotFound")
+    assert httpx.get(attachment["contentUrl"]).status_code == 404
+    v1 = service.http.get(f"/api/conversations/{conv}/messages", headers=service.auth(REC_SECRET))
+    assert v1.status_code == 404, v1.text
+    connector = service.http.get(f"/v3/conversations/{quoted(conv)}/members")
+    assert connector.status_code == 404, connector.text
+    # the other conversation goes on
+    assert V3(service).say(other, "still here")
+    assert other in [c["id"] for c in _get(service, "/admin/conversations")["conversations"]]
+
+
+def test_deleting_a_conversation_ends_its_streams_and_live_feeds(service: Service) -> None:
+    v3 = V3(service)
+    start = v3.start({"user": {"id": "u1"}})
+    conv = start["conversationId"]
+    other = v3.start({"user": {"id": "u2"}})
+    with stream(start["streamUrl"]) as s, stream(other["streamUrl"]) as t, live(_live_url(service, conv)) as feed:
+        s.frame()  # the welcome
+        t.frame()
+        assert feed.next()["op"] == "snapshot"
+        assert service.http.delete(f"/admin/conversations/{quoted(conv)}", headers=BEARER).status_code == 204
+        assert feed.until(lambda changes: bool(changes) and changes[-1]["op"] == "gone")[-1]["message"]
+        with pytest.raises(ConnectionClosed):
+            feed.next()
+        with pytest.raises(ConnectionClosed):
+            s.frame()
+        # another conversation's stream is not touched
+        v3.say(other["conversationId"], "hi", user="u2")
+        assert [a["text"] for a in t.activities(2)] == ["hi", "echo: hi"]
+    # a new stream is refused
+    status, body = _refused(start["streamUrl"])
+    assert status == 404 and body["error"]["code"] == "NotFound"
+
+
+# (method, path with {c} for the conversation and {a} for an activity of it, JSON body, credential: "secret" or
+# "bot" (the connector's, none needed by the test service))
+_CONVERSATION_ROUTES = [
+    ("GET", "/v3/directline/conversations/{c}", None, "secret"),
+    ("GET", "/v3/directline/conversations/{c}/activities", None, "secret"),
+    ("POST", "/v3/directline/conversations/{c}/activities", {"type": "message", "from": {"id": "u1"}}, "secret"),
+    ("POST", "/api/conversations/{c}/messages", {"text": "hi", "from": "u1"}, "secret"),
+    ("GET", "/api/conversations/{c}/messages", None, "secret"),
+    ("POST", "/v3/conversations/{c}/activities", {"type": "message", "text": "hi"}, "bot"),
+    ("POST", "/v3/conversations/{c}/activities/{a}", {"type": "message", "text": "hi"}, "bot"),
+    ("PUT", "/v3/conversations/{c}/activities/{a}", {"type": "message", "text": "hi"}, "bot"),
+    ("DELETE", "/v3/conversations/{c}/activities/{a}", None, "bot"),
+    ("GET", "/v3/conversations/{c}/activities/{a}/members", None, "bot"),
+    ("POST", "/v3/conversations/{c}/activities/history", {"activities": []}, "bot"),
+    ("GET", "/v3/conversations/{c}/members", None, "bot"),
+    ("GET", "/v3/conversations/{c}/pagedmembers", None, "bot"),
+    ("GET", "/v3/conversations/{c}/members/u1", None, "bot"),
+    ("DELETE", "/v3/conversations/{c}/members/u1", None, "bot"),
+    (
+        "POST",
+        "/v3/conversations/{c}/attachments",
+        {"type": "text/plain", "name": "a.txt", "originalBase64": "aGk="},
+        "bot",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "credential"), _CONVERSATION_ROUTES)
+def test_every_route_of_a_deleted_conversation_is_404(
+    service: Service, method: str, path: str, body: Any, credential: str
+) -> None:
+    conv = _start(service)
+    said = V3(service).say(conv, "hi")
+    assert service.http.delete(f"/admin/conversations/{quoted(conv)}", headers=BEARER).status_code == 204
+    headers = {"Authorization": f"Bearer {REC_SECRET}"} if credential == "secret" else {}
+    url = path.format(c=quoted(conv), a=quoted(said))
+    r = service.http.request(method, url, headers=headers, **({"json": body} if body is not None else {}))
+    assert r.status_code == 404, r.text
+    assert r.json()["error"]["code"] == "NotFound", "in the error shape of the route's API"

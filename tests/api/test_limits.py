@@ -119,6 +119,17 @@ def test_headers_over_the_limit_get_431_in_the_api_shape(limited: Service, path:
         assert _closed(sock)
 
 
+@pytest.mark.parametrize("path", ["/v3/directline/conversations/c1/stream?t=x", "/admin/conversations/c1/live"])
+def test_websocket_upgrade_headers_over_the_limit_get_431(limited: Service, path: str) -> None:
+    upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+    key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    with contextlib.closing(_open(limited)) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{upgrade}{key}X-Big: {'a' * MAX_HEADER}\r\n\r\n".encode())
+        status, _, body = _response(sock)
+        assert status == 431 and _error(body)["code"] == "BadArgument"
+        assert _closed(sock)
+
+
 def test_early_answers_to_doubled_slash_paths_keep_their_api_shape(limited: Service) -> None:
     with contextlib.closing(_open(limited)) as sock:
         sock.sendall(f"POST //api//conversations HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * MAX_HEADER}\r\n\r\n".encode())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from openline.auth.access import rules_of
 from openline.auth.credentials import Authenticator, Principal, credential_of
 from openline.auth.tokens import TokenAuthority
 from openline.protocol.errors import ErrorKind, ServiceError
@@ -112,6 +113,19 @@ def test_no_secrets_configured_means_only_tokens_work() -> None:
     _fails(ErrorKind.FORBIDDEN, authenticator.principal, "Bearer anything")
 
 
+def test_replaced_secrets_are_the_only_ones_accepted_and_tokens_still_work() -> None:
+    """`openline secret new` and `revoke`, picked up by a running service."""
+    authenticator = _authenticator()
+    token = authenticator.tokens.issue("bot1", "conv1").token
+    authenticator.replace({"bot1": ["secret-one", "made-later"], "bot2": []})
+    assert authenticator.principal("Bearer made-later") == Principal("bot1")
+    assert authenticator.principal("Bearer secret-one") == Principal("bot1")
+    _fails(ErrorKind.FORBIDDEN, authenticator.principal, "Bearer secret-one-b")
+    _fails(ErrorKind.FORBIDDEN, authenticator.principal, "Bearer secret-two")
+    assert authenticator.principal(f"Bearer {token}") == Principal("bot1", "conv1")
+    assert authenticator.secret_counts() == {"bot1": 2}
+
+
 def test_the_authenticator_exposes_its_token_authority() -> None:
     tokens = _authority()
     assert _authenticator(tokens).tokens is tokens
@@ -146,3 +160,22 @@ def test_principal_is_immutable() -> None:
     principal = Principal("bot1")
     with pytest.raises(AttributeError):
         principal.bot_id = "bot2"  # type: ignore[misc]
+
+
+def test_the_bots_access_rules_apply_to_the_origin() -> None:
+    tokens = _authority()
+    authenticator = Authenticator(
+        {"bot1": ["secret-one"], "bot2": ["secret-two"]},
+        tokens,
+        rules_of([("bot1", ("https://a.example",), False), ("bot2", (), True)]),
+    )
+    assert authenticator.principal("Bearer secret-one", "https://a.example") == Principal("bot1")
+    assert authenticator.principal("Bearer secret-one") == Principal("bot1")
+    _fails(ErrorKind.FORBIDDEN, authenticator.principal, "Bearer secret-one", "https://b.example")
+    _fails(ErrorKind.FORBIDDEN, authenticator.principal, "Bearer secret-two", "https://b.example")
+    bound = tokens.issue("bot2", "c", {"id": "dl_u"}, ("https://b.example",)).token
+    principal = authenticator.principal("Bearer " + bound, "https://b.example")
+    assert principal == Principal("bot2", "c", {"id": "dl_u"}, ("https://b.example",))
+    _fails(ErrorKind.FORBIDDEN, authenticator.principal, "Bearer " + bound, "https://a.example")
+    # enhanced authentication: a token must name its user
+    _fails(ErrorKind.FORBIDDEN, authenticator.principal, "Bearer " + tokens.issue("bot2", "c").token)

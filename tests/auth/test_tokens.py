@@ -251,3 +251,21 @@ def test_remembered_tokens_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(25):
         authority.verify(authority.issue("bot", f"c{i}").token)
     assert len(authority._verified) <= 10
+
+
+def test_origins_round_trip_on_conversation_and_stream_tokens() -> None:
+    authority = _authority()
+    origins = ("https://a.example", "http://localhost:8080")
+    issued = authority.issue("bot1", "conv1", {"id": "dl_u"}, origins)
+    assert _claims(issued.token)["origins"] == list(origins)
+    assert authority.verify(issued.token).origins == origins
+    stream = authority.issue_stream("bot1", "conv1", origins)
+    assert authority.verify(stream.token, STREAM_AUDIENCE).origins == origins
+    assert "origins" not in _claims(authority.issue("bot1", "conv1").token)
+    assert authority.verify(authority.issue("bot1", "conv1").token).origins == ()
+
+
+@pytest.mark.parametrize("origins", [[], "https://a.example", [5], [""]])
+def test_a_signed_token_with_malformed_origins_is_forbidden(origins: Any) -> None:
+    token = jwt.encode(_good_claims(origins=origins), KEY, algorithm="HS256")
+    assert _kind(_authority(), token) is ErrorKind.FORBIDDEN

@@ -11,7 +11,9 @@
 //   {"event":"http","method":"POST","url":...,"status":200,"bearer":...,"responseToken":...}
 //                                                             every REST call DLJS made (at XHR loadend); responseToken:
 //                                                             the `token` of the answer (not for activities/upload);
-//                                                             "aborted":true when DLJS cancelled the request
+//                                                             "aborted":true when DLJS cancelled the request;
+//                                                             sentAt/endedAt (ms); retryAfter (429); count and
+//                                                             responseWatermark (a poll's GET .../activities)
 //   {"event":"ws","state":"open"|"close"|"error"|"keepalive","url":...}   DLJS's WebSockets; keepalive: an empty frame
 //   {"event":"activity","activity":{...}}                     every activity emitted by activity$
 //   {"event":"posted","id":...,"clientActivityID":...}        the id postActivity() emitted
@@ -27,8 +29,14 @@
 //   secret | token    the credential (secret wins, as in DLJS)
 //   webSocket         true (default) or false for polling
 //   pollingInterval   ms, polling mode only (DLJS: >= 200, else 1000)
+//   timeout           DLJS's request timeout, also its delay before retrying a start (ms, DLJS's default 20000)
+//   rxjsTimer         true: add Observable.timer to rxjs first, as an app importing rxjs/add/observable/timer does
+//                     (DLJS needs it to wait a 429's Retry-After, and does not import it itself)
 //   conversationId, watermark   resume an existing conversation (GET /conversations/{id}?watermark=)
 //   userId            passed to dl.setUserId() before connecting
+//   origin            the Origin header of every REST call and WebSocket handshake, as a browser page on that
+//                     origin sends it (Node sends none by itself; xhr2 refuses it as browsers do, so this driver
+//                     lifts that one restriction, and gives it to ws as its `origin` option)
 //   refreshIntervalMs if set, DLJS's hard-coded 15-minute token refresh interval is run every this many ms instead:
 //                     DLJS takes an injectable `scheduler` (its `services`); ours is RxJS's async scheduler whose
 //                     actions turn exactly that one delay (15 * 60 * 1000) into refreshIntervalMs. Nothing else
@@ -40,6 +48,9 @@
 //                       field equal, objects compared field by field) matches a received activity; then wait
 //                       settleMs more so that late duplicates would show
 //     {"op":"post","activity":{...}}   postActivity(); waits for its id ("retry" or an error fails the run)
+//     {"op":"flood","activity":{...},"durationMs":N,"max":M,"gapMs":G}  postActivity() one after another (G ms
+//                       apart) for N ms (text gets the post's index appended); failures do not end the run: each
+//                       is a "postResult" event
 //     {"op":"waitTokenRefresh","count":N}  until N POST /tokens/refresh answered 200 and dl.token holds the last
 //     {"op":"sleep","ms":N}
 //     {"op":"end"}                     dl.end() (also done after the last step if no step did it)
@@ -91,6 +102,9 @@ let postDomain = null;
 // POST /tokens/refresh answers ({status, token}), in order, for the waitTokenRefresh step
 const refreshLog = [];
 
+// scenario.origin: the page origin every request and handshake carries (null: none, as Node)
+let pageOrigin = null;
+
 class LoggingXMLHttpRequest extends XHR2 {
   constructor() {
     super();
@@ -103,6 +117,13 @@ class LoggingXMLHttpRequest extends XHR2 {
       if (this._logAborted) event.aborted = true; // by DLJS itself, e.g. end() during a token refresh
       // the token a conversation or token call answered with (DLJS adopts it unless it uses a secret)
       if (!/\/activities(\?|$)|\/upload\?/.test(this._logUrl)) event.responseToken = this._body().token || null;
+      event.sentAt = this._logSentAt;
+      event.endedAt = Date.now();
+      if (this.status === 429) event.retryAfter = this.getResponseHeader('Retry-After');
+      if (this._logMethod === 'GET' && /\/activities\?/.test(this._logUrl) && this.status === 200) {
+        event.count = (this._body().activities || []).length; // a poll: what it brought, and the watermark it gave
+        event.responseWatermark = this._body().watermark;
+      }
       emit(event);
     });
   }
@@ -116,7 +137,9 @@ class LoggingXMLHttpRequest extends XHR2 {
     if (/\/tokens\/refresh$/.test(url)) {
       this.addEventListener('load', () => refreshLog.push({ status: this.status, token: this._body().token || null }));
     }
-    return super.open(method, url, ...rest);
+    const opened = super.open(method, url, ...rest);
+    if (pageOrigin) this.setRequestHeader('Origin', pageOrigin); // what the browser adds on every cross-origin call
+    return opened;
   }
 
   // the response body as an object ({} when it is not JSON); RxJS asks for responseType 'json'
@@ -132,15 +155,23 @@ class LoggingXMLHttpRequest extends XHR2 {
     return body && typeof body === 'object' ? body : {};
   }
 
+  send(...args) {
+    this._logSentAt = Date.now();
+    return super.send(...args);
+  }
+
   setRequestHeader(name, value) {
     if (name.toLowerCase() === 'authorization') this._logBearer = String(value).replace(/^Bearer /, '');
     return super.setRequestHeader(name, value);
   }
 }
 
+// xhr2 refuses to set Origin, as a page's script may not: here the "browser" itself sets it
+LoggingXMLHttpRequest.prototype._restrictedHeaders = { ...XHR2.prototype._restrictedHeaders, origin: false };
+
 class LoggingWebSocket extends NodeWebSocket {
-  constructor(url, ...rest) {
-    super(url, ...rest);
+  constructor(url, protocols, options) {
+    super(url, protocols, pageOrigin ? { ...(options || {}), origin: pageOrigin } : options);
     this.addEventListener('open', () => emit({ event: 'ws', state: 'open', url }));
     this.addEventListener('close', (e) => emit({ event: 'ws', state: 'close', url, code: e.code }));
     this.addEventListener('error', (e) => emit({ event: 'ws', state: 'error', url, message: String(e.message) }));
@@ -202,10 +233,15 @@ async function run(scenario) {
   const stepTimeout = scenario.timeoutMs || 20000;
   const options = { domain: scenario.domain };
   postDomain = scenario.postDomain || null;
-  for (const key of ['secret', 'token', 'conversationId', 'watermark', 'pollingInterval', 'webSocket']) {
+  pageOrigin = scenario.origin || null;
+  for (const key of ['secret', 'token', 'conversationId', 'watermark', 'pollingInterval', 'webSocket', 'timeout']) {
     if (scenario[key] !== undefined) options[key] = scenario[key];
   }
   if (scenario.refreshIntervalMs) options.scheduler = shortRefreshScheduler(scenario.refreshIntervalMs);
+
+  // DLJS waits a 429's Retry-After with Observable.timer, which it never imports from rxjs 5 (as published, up
+  // to 0.15.x): the wait throws a TypeError instead, unless the app's own code added it to the shared rxjs
+  if (scenario.rxjsTimer) require('rxjs/add/observable/timer');
 
   const dl = new DirectLine(options);
 
@@ -288,6 +324,33 @@ async function run(scenario) {
         const clientActivityID = activity.channelData && activity.channelData.clientActivityID;
         emit({ event: 'posted', id, clientActivityID });
         if (id === 'retry') throw new Error('postActivity emitted "retry" (DLJS: 403, 5xx or a network error)');
+        break;
+      }
+      case 'flood': {
+        // post one activity after another for durationMs (at most `max`), failures included: each result is
+        // {"event":"postResult","index","status" (200, or the failed call's),"startedAt","endedAt","id"}
+        const until = Date.now() + (step.durationMs || 1000);
+        for (let n = 0; n < (step.max || 100) && Date.now() < until; n++) {
+          const activity = { ...step.activity, text: `${step.activity.text || ''}${n}` };
+          activity.channelData = { ...activity.channelData, clientActivityID: `${activity.text}-${Date.now()}` };
+          const startedAt = Date.now();
+          const result = await new Promise((resolve) => {
+            const timer = setTimeout(() => resolve({ status: 'timeout' }), timeoutMs);
+            dl.postActivity(activity).subscribe(
+              (id) => {
+                clearTimeout(timer);
+                resolve({ status: id === 'retry' ? 'retry' : 200, id });
+              },
+              (error) => {
+                clearTimeout(timer);
+                resolve({ status: (error && error.status) || String(error) });
+              },
+            );
+          });
+          emit({ event: 'postResult', index: n, text: activity.text, startedAt, endedAt: Date.now(), ...result });
+          if (result.status === 'timeout') throw new StepTimeout(`postActivity gave no answer within ${timeoutMs} ms`);
+          if (step.gapMs) await sleep(step.gapMs);
+        }
         break;
       }
       case 'waitTokenRefresh': {

@@ -130,17 +130,24 @@ def test_a_body_without_parts_is_malformed() -> None:
     _malformed(b"--" + BOUNDARY + b"--\r\n")
 
 
-def test_too_many_parts_is_malformed() -> None:
+def _too_large(body: bytes, **kwargs: int) -> ServiceError:
+    with pytest.raises(ServiceError) as info:
+        parse_multipart(body, BOUNDARY, **kwargs)
+    assert info.value.kind is ErrorKind.TOO_LARGE  # 413: a limit (max_upload_parts), not a broken body
+    return info.value
+
+
+def test_too_many_parts_is_too_large() -> None:
     body = _body(*(_part([f'Content-Disposition: form-data; name="p{i}"'], b"x") for i in range(4)))
     assert len(parse_multipart(body, BOUNDARY, max_parts=4)) == 4
-    error = _malformed(body, max_parts=3)
-    assert "3" in error.message
+    error = _too_large(body, max_parts=3)
+    assert "more than 3 parts" in error.message
 
 
 def test_the_default_part_limit_is_64() -> None:
     parts = [_part([f'Content-Disposition: form-data; name="p{i}"'], b"x") for i in range(65)]
     assert len(parse_multipart(_body(*parts[:64]), BOUNDARY)) == 64
-    _malformed(_body(*parts))
+    _too_large(_body(*parts))
 
 
 # boundary_of

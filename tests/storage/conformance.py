@@ -846,3 +846,68 @@ def test_an_activity_that_cannot_be_stored_takes_no_position_or_key(store: Conve
     assert first.seq == 1
     retried = run(store.append("c1", {"type": "message", "text": "again"}, T0, client_key="k1"))
     assert not retried.repeated and retried.seq == 2
+
+
+# -- deleting a whole conversation (`openline conversation delete`, DELETE /admin/conversations/{id}) --------
+
+
+def _fill(store: ConversationStore, run: Run, cid: str, now: float = T0) -> None:
+    """A conversation with something of every kind: members, activities with a client key and files, a file on
+    its own, delivery records."""
+    run(_new(store, cid, now))
+    run(store.add_member(cid, Member("u1", "Alice")))
+    run(store.claim_announcement(cid, Member("u2"), now, now - 10))
+    run(store.append(cid, {"type": "message", "text": "hi"}, now, [_file(cid, "f1", now)], client_key="k1"))
+    run(store.append(cid, {"type": "message", "text": "bye"}, now, origin="bot"))
+    run(store.add_file(_file(cid, "f2", now)))
+    run(store.add_delivery(cid, _delivery(f"{cid}|0000002", now)))
+
+
+def test_delete_conversation_removes_everything_of_it_and_nothing_else(store: ConversationStore, run: Run) -> None:
+    _fill(store, run, "gone")
+    _fill(store, run, "kept")
+    assert run(store.delete_conversation("gone")) is True
+    assert run(store.get_conversation("gone")) is None
+    assert run(store.summary("gone", T0)) is None
+    for call in (
+        store.read("gone", 0, 10, T0),
+        store.members("gone"),
+        store.deliveries("gone", 0, T0),
+        store.append("gone", {"type": "message"}, T0),
+        store.add_file(_file("gone", "f3", T0)),
+        store.add_delivery("gone", _delivery("gone|0000003", T0)),
+        store.claim_delivery("gone", "gone|0000001", T0, T0),
+    ):
+        with pytest.raises(UnknownConversation):
+            run(call)
+    assert run(store.get_file("gone", "f1", T0)) is None and run(store.get_file("gone", "f2", T0)) is None
+    assert [s.conversation.id for s in run(store.recent_conversations(10, T0))] == ["kept"]
+    assert [c.id for c in run(store.conversations("bot", "", 10))] == ["kept"]
+    # the other conversation is whole
+    assert [s.activity["text"] for s in run(store.read("kept", 0, 10, T0))] == ["hi", "bye"]
+    assert [m.id for m in run(store.members("kept"))] == ["u1", "u2"]
+    assert run(store.get_file("kept", "f1", T0)) is not None and run(store.get_file("kept", "f2", T0)) is not None
+    assert len(run(store.deliveries("kept", 0, T0))) == 2
+    assert run(store.append("kept", {"type": "message"}, T0 + 1)).seq == 3
+    # nothing is left for the sweep to find
+    run(store.sweep(T0 + store.conversation_ttl + store.retention + 10))
+
+
+def test_a_deleted_conversation_id_starts_afresh(store: ConversationStore, run: Run) -> None:
+    _fill(store, run, "c1")
+    assert run(store.delete_conversation("c1")) is True
+    assert run(store.create_conversation("c1", "other-bot", T0 + 5)) is True
+    conversation = run(store.get_conversation("c1"))
+    assert (conversation.bot_id, conversation.last_seq) == ("other-bot", 0)
+    assert run(store.members("c1")) == [] and run(store.deliveries("c1", 0, T0 + 5)) == []
+    # the old client key is gone with it: the same key stores a new activity
+    again = run(store.append("c1", {"type": "message", "text": "new"}, T0 + 5, client_key="k1"))
+    assert (again.seq, again.repeated) == (1, False)
+    assert [s.activity["text"] for s in run(store.read("c1", 0, 10, T0 + 5))] == ["new"]
+
+
+def test_delete_of_an_unknown_conversation_is_false(store: ConversationStore, run: Run) -> None:
+    assert run(store.delete_conversation("never")) is False
+    _fill(store, run, "c1")
+    assert run(store.delete_conversation("c1")) is True
+    assert run(store.delete_conversation("c1")) is False

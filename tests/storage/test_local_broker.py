@@ -98,3 +98,15 @@ def test_a_cancelled_get_leaves_the_next_event_for_the_next_get() -> None:
         assert got is not None and got.seq == 1
 
     asyncio.run(run())
+
+
+def test_a_deleted_conversation_reaches_every_subscriber() -> None:
+    async def run() -> None:
+        broker = LocalBroker()
+        stream, inspector = broker.subscribe("c"), broker.subscribe("c", deliveries=True)
+        assert broker.conversation_ids() == ["c"]
+        gone = Event(None, None, gone=True)
+        await broker.publish("c", gone)
+        assert _drain(stream) == [gone] and _drain(inspector) == [gone]
+
+    asyncio.run(run())

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from openline.auth.secret_file import SecretFile
+from openline.service.removal import delete_conversation
 from openline.storage import redis_broker
 from openline.storage.base import Delivery, Event
 from openline.storage.redis import RedisStore
@@ -134,6 +136,31 @@ def test_shared_files_go_from_the_first_instance_to_the_others_and_rotations_spr
         assert first.sync() == [] and second.sync() == [], "nothing more to move"
 
 
+def test_secrets_made_against_one_instance_reach_the_others_in_either_form(redis_url: str, tmp_path: Path) -> None:
+    """`openline secret new` against A's directory (pull, change, publish); B takes it on its next look at
+    secrets.json alone (the service's secret reload), its other files untouched."""
+    url = f"{redis_url}?prefix=secrets-{uuid.uuid4().hex[:8]}"
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    first, second = SharedFiles(url, a), SharedFiles(url, b)
+    generated = SecretFile(a).generated("echobot")  # the first form, as a first start writes it
+    assert generated is not None
+    assert first.publish_new() and second.pull() == ["secrets.json"]
+    assert SecretFile(b).load() == SecretFile(a).load()
+    (b / "bot-keys.json").write_text("B's own, not yet published")
+    first.pull()
+    made = SecretFile(a).new("echobot", 5)
+    first.publish("secrets.json")
+    assert second.sync(("secrets.json",)) == ["secrets.json"]
+    assert [k.secret for k in SecretFile(b).load()["echobot"]] == [generated[0], made.secret]
+    assert (b / "bot-keys.json").read_text() == "B's own, not yet published", "only the names asked for"
+    SecretFile(a).revoke("echobot", made.id)
+    first.publish("secrets.json")
+    assert second.sync(("secrets.json",)) == ["secrets.json"]
+    assert [k.secret for k in SecretFile(b).load()["echobot"]] == [generated[0]]
+
+
 def test_closing_is_bounded_even_when_the_connection_task_will_not_stop(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -153,5 +180,23 @@ def test_closing_is_bounded_even_when_the_connection_task_will_not_stop(
             await store.broker.close()
             assert time.monotonic() - started < 3 and not task.done()
             task.cancel()  # what the end of the event loop does
+
+    asyncio.run(scenario())
+
+
+def test_a_deleted_conversation_ends_readers_on_every_instance(redis_url: str) -> None:
+    async def scenario() -> None:
+        async with _instances(redis_url) as (a, b):
+            await a.create_conversation("c1", "bot", 1.0)
+            stream, inspector = b.broker.subscribe("c1"), b.broker.subscribe("c1", deliveries=True)
+            await stream.ready()
+            await inspector.ready()
+            assert await delete_conversation(a, a.broker, "c1")
+            for reader in (stream, inspector):
+                event = await reader.get(5)
+                assert event is not None and event.gone
+            assert await b.get_conversation("c1") is None
+            stream.close()
+            inspector.close()
 
     asyncio.run(scenario())

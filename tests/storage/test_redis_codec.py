@@ -48,6 +48,8 @@ def test_messages_carry_what_was_published() -> None:
     assert codec.parse_message("conv", codec.event_message(typing)) == typing
     removal = Event(None, {"id": "conv|0000002"}, "bot", removed=True)
     assert codec.parse_message("conv", codec.event_message(removal)) == removal
+    gone = Event(None, None, gone=True)
+    assert codec.parse_message("conv", codec.event_message(gone)) == gone
 
 
 def test_files_keep_their_bytes() -> None:

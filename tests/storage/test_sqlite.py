@@ -371,3 +371,47 @@ async def _open_write_close(store: SqliteStore) -> None:
         await store.append("c", {"type": "message"}, 1.0)
     finally:
         await store.close()
+
+
+def test_a_deleted_conversation_is_gone_from_every_file_after_a_sweep(tmp_path: Path, run: Run) -> None:
+    path = tmp_path / "db.sqlite3"
+    with _opened(path, run) as store:
+        run(store.create_conversation("c1", "bot", T0))
+        run(store.create_conversation("c2", "bot", T0))
+        run(store.add_member("c1", Member("u1", "MEMBER-OF-THE-DELETED")))
+        run(store.append("c1", {"type": "message", "text": "SAID-IN-THE-DELETED"}, T0, client_key="KEY-OF-IT"))
+        run(store.add_file(StoredFile("f1", "c1", "x.bin", "application/octet-stream", b"FILE-OF-THE-DELETED", T0)))
+        run(store.add_delivery("c1", Delivery("c1|9", T0, 200, 0.1, activity={"n": "RECORD-OF-THE-DELETED"})))
+        run(store.append("c2", {"type": "message", "text": "KEPT-TEXT"}, T0))
+        with contextlib.closing(sqlite3.connect(path)) as other:
+            other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert run(store.delete_conversation("c1"))
+        assert run(store.sweep(T0 + 1)) == 0  # nothing expired, but a deletion happened
+        data = _on_disk(path)
+        assert b"-OF-THE-DELETED" not in data and b"SAID-IN-THE-DELETED" not in data and b"KEY-OF-IT" not in data
+        assert b"KEPT-TEXT" in data
+
+
+def test_a_change_by_another_process_is_noticed_and_forgets_what_was_known(tmp_path: Path, run: Run) -> None:
+    """`openline conversation delete` runs in a process of its own: the service notices (`changed_elsewhere`)."""
+    path = tmp_path / "db.sqlite3"
+    with _opened(path, run) as store:
+        run(store.create_conversation("c1", "bot", T0))
+        run(store.create_conversation("c2", "bot", T0))
+        assert run(store.get_conversation("c1")) is not None  # remembered from now on
+        assert not store.changed_elsewhere()
+        run(store.append("c2", {"type": "message"}, T0))
+        run(store.sweep(T0 + 1))  # its own writes, checkpoints and VACUUM are not another process's
+        assert not store.changed_elsewhere()
+        run(store.append("c1", {"type": "message", "text": "SAID-BEFORE-THE-ADMIN-CAME"}, T0))
+        with contextlib.closing(sqlite3.connect(path)) as other:
+            other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert store.changed_elsewhere(), "a checkpoint by another connection counts too (harmless)"
+        with _opened(path, run) as admin:
+            assert run(admin.delete_conversation("c1"))
+        assert store.changed_elsewhere()
+        assert run(store.get_conversation("c1")) is None
+        assert not store.changed_elsewhere()
+        # the service scrubs what the other process deleted, as after a deletion of its own
+        run(store.sweep(T0 + 2))
+        assert b"SAID-BEFORE-THE-ADMIN-CAME" not in _on_disk(path)
