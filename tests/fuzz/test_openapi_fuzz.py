@@ -10,6 +10,7 @@ then read, post and upload in it). Bounded: a fixed number of examples each, wel
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from openline.api.openapi import build_document
+from openline.config import BotConfig
+from openline.protocol.ratelimit import Rate
 from tests.api._routes import served_operations
 from tests.api.conftest import ADMIN_SECRET, BOT_TIMEOUT, ECHO_SECRET, Service, serve
 
@@ -144,3 +147,30 @@ def test_linked_operations_answer_as_documented(fuzzed: Service) -> None:
             case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
 
     Conversations.run(settings=STATEFUL)
+
+
+# the Direct Line client operations again, on a service that refuses: a bot with trusted origins and enhanced
+# authentication, and rate limits low enough to be reached (429 with Retry-After); requests come with no Origin,
+# the trusted one or another, in turn
+GUARDED_SECRET = "guarded-secret-0123456789"
+TRUSTED = "https://app.example"
+ORIGINS = itertools.cycle([{}, {"Origin": TRUSTED}, {"Origin": "https://elsewhere.example"}])
+CLIENT = schema.include(tag_regex=r"^Direct Line")
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    def guarded_bot(endpoint: str) -> tuple[BotConfig, ...]:
+        return (BotConfig("guarded", "Guarded", endpoint, (GUARDED_SECRET,), trusted_origins=(TRUSTED,),
+                          enhanced_auth=True),)  # fmt: skip
+
+    data = Path(tmp_path_factory.mktemp("data"))
+    with serve(data, guarded_bot, rate_limit=Rate(20, 1.0), conversation_rate_limit=Rate(5, 1.0)) as service:
+        yield service
+
+
+@CLIENT.parametrize()
+@settings(FUZZ, max_examples=min(EXAMPLES, 15))
+def test_refusals_answer_as_documented(case: Any, guarded: Service) -> None:
+    headers = {"Authorization": f"Bearer {GUARDED_SECRET}", **next(ORIGINS)}
+    case.call_and_validate(base_url=guarded.url, headers=headers, checks=CHECKS, timeout=TIMEOUT)
