@@ -143,8 +143,8 @@ class Op:
         responses: dict[str, Schema] = {str(status): answer for status, answer in self.responses.items()}
         for status in sorted({*self.errors, *_ALWAYS}):
             answer = _json(error, _DESCRIPTIONS[status])
-            if status in (429, 503):
-                answer["headers"] = _RETRY_AFTER
+            if status in (429, 503):  # a 429 always says when (see api/_ratelimit.py)
+                answer["headers"] = {"Retry-After": {**_RETRY_AFTER["Retry-After"], "required": status == 429}}
             responses.setdefault(str(status), answer)
         path_parameters = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
