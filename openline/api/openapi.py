@@ -119,6 +119,15 @@ ORIGIN: Schema = {
     "description": "Browsers send it; it must name this service (see `api/_origin.py`).",
     "schema": {"type": "string"},
 }
+# how the service ends a WebSocket (RFC 6455 §7.4 codes; api/_ws.py, server.py)
+_CLOSE_CODES = {
+    "1000": "the conversation is gone, or the client left",
+    "1007": "a client frame that is not UTF-8",
+    "1008": "refused where an HTTP answer cannot be sent",
+    "1009": "a client frame over the limit",
+    "1011": "an unexpected error in the service",
+    "1013": "the store cannot be reached: reconnect later",
+}
 WATERMARK = _query("watermark", "The watermark of the last answer (absent or empty: from the beginning).")
 
 
@@ -280,7 +289,7 @@ def _direct_line_v3() -> list[Op]:
            {101: _empty("Switching to the WebSocket: text frames of ActivitySets, and empty keep-alives.")},
            (400, 401, 403, 404),
            parameters=(_query("t", "The stream token, from the streamUrl.", True), WATERMARK),
-           extra={"x-websocket": {"frames": ref("ActivitySet")}}),
+           extra={"x-websocket": {"frames": ref("ActivitySet"), "closeCodes": _CLOSE_CODES}}),
     ]  # fmt: skip
 
 
@@ -349,7 +358,8 @@ def _admin() -> list[Op]:
            tag, ADMIN, {204: _empty("Deleted.")}, (401, 403, 404)),
         Op("GET", conv + "/live", "adminLive", "The live transcript (WebSocket)", tag, ADMIN,
            {101: _empty("Switching to the WebSocket: JSON text frames, a snapshot then one change per event.")},
-           (400, 401, 403, 404), parameters=(limit, ORIGIN), extra={"x-websocket": {"frames": {"type": "object"}}}),
+           (400, 401, 403, 404), parameters=(limit, ORIGIN),
+           extra={"x-websocket": {"frames": {"type": "object"}, "closeCodes": _CLOSE_CODES}}),
         Op("GET", "/metrics", "metrics", "Prometheus metrics", tag, METRICS,
            {200: {"description": "The Prometheus text format.",
                   "content": {"text/plain": {"schema": {"type": "string"}}}}}, (401, 403)),
