@@ -34,6 +34,7 @@ from openline.api.bot_auth import BotAuthApi
 from openline.api.connector import ConnectorApi
 from openline.api.errors import on_http_exception, on_service_error, on_store_unavailable, on_unexpected
 from openline.api.metrics import MetricsApi
+from openline.api.openapi import OpenApi
 from openline.api.stream import StreamApi
 from openline.api.v1 import V1Api
 from openline.api.v3 import V3Api
@@ -366,6 +367,7 @@ def create_app(
         ).routes(),
         Route("/healthz", healthz, methods=["GET"]),
         *MetricsApi(services.metrics, services.admin, config.metrics_token).routes(),
+        *OpenApi().routes(),
         *V1Api(config, services.auth, services.channel, services.files).routes(),
         *V3Api(config, services.auth, services.channel, services.files).routes(),
         *streams.routes(),

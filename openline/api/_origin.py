@@ -16,8 +16,19 @@ import urllib.parse
 from starlette.requests import HTTPConnection
 
 
+def _netloc(url: str) -> str:
+    """The `host[:port]` of a URL, lower case; "" for one that cannot be parsed (`http://[x`)."""
+    try:
+        return urllib.parse.urlsplit(url).netloc.lower()
+    except ValueError:
+        return ""
+
+
 def _hostname(netloc: str) -> str:
-    return (urllib.parse.urlsplit("//" + netloc).hostname or "").lower()
+    try:
+        return (urllib.parse.urlsplit("//" + netloc).hostname or "").lower()
+    except ValueError:
+        return ""
 
 
 def _is_ip(hostname: str) -> bool:
@@ -42,9 +53,9 @@ class OriginCheck:
         origin = connection.headers.get("origin")
         if origin is None:
             return connection.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
-        netloc = urllib.parse.urlsplit(origin).netloc.lower()
+        netloc = _netloc(origin)
         if not netloc:
-            return False  # `Origin: null` and the like
+            return False  # `Origin: null`, one that cannot be parsed, and the like
         if netloc == self.public:
             return True
         hosts = {connection.headers.get("host", ""), connection.headers.get("x-forwarded-host", "")}

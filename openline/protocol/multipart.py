@@ -71,8 +71,15 @@ def clean_filename(value: str | None) -> str:
 
 
 def boundary_of(content_type: str) -> bytes | None:
-    """The boundary of a `multipart/form-data` Content-Type, or None when it is not multipart."""
-    media_type, params = parse_options_header(content_type)
+    """The boundary of a `multipart/form-data` Content-Type, or None when it is not multipart.
+
+    MALFORMED for a multipart one without a boundary, or for text no HTTP header can hold (not Latin-1).
+    """
+    try:
+        raw = content_type.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ServiceError(ErrorKind.MALFORMED, "the Content-Type is not Latin-1 text") from None
+    media_type, params = parse_options_header(raw)
     if media_type != b"multipart/form-data":
         return None
     boundary = params.get(b"boundary")

@@ -33,11 +33,18 @@ def _folded(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {key.lower(): value for key, value in obj.items()}
 
 
-def _absolute(url: str, base_url: str) -> str:
-    """Relative URLs (1.1 allowed host-relative ones) resolved against the service's public URL."""
-    if url.startswith(("http://", "https://", "data:")):
-        return url
-    return urllib.parse.urljoin(base_url.rstrip("/") + "/", url)
+def _absolute(url: str, base_url: str, where: str) -> str:
+    """Relative URLs (1.1 allowed host-relative ones) resolved against the service's public URL.
+
+    MALFORMED for one no URL parser can read (`http://[x`: an unclosed IPv6 host).
+    """
+    try:
+        if not url.startswith(("http://", "https://", "data:")):
+            url = urllib.parse.urljoin(base_url.rstrip("/") + "/", url)
+        urllib.parse.urlsplit(url)
+    except ValueError:
+        raise _bad(f"{where} is not a valid URL") from None
+    return url
 
 
 def _image_type(url: str) -> str:
@@ -78,8 +85,8 @@ def message_to_activity(message: Any, user_id: str, base_url: str) -> Activity:
     if images is not None:
         if not isinstance(images, list) or not all(isinstance(u, str) and u for u in images):
             raise _bad("'images' must be an array of URL strings")
-        for url in images:
-            absolute = _absolute(url, base_url)
+        for i, url in enumerate(images):
+            absolute = _absolute(url, base_url, f"images[{i}]")
             attachments.append({"contentType": _image_type(absolute), "contentUrl": absolute})
     files = fields.get("attachments")
     if files is not None:
@@ -95,7 +102,10 @@ def message_to_activity(message: Any, user_id: str, base_url: str) -> Activity:
             if content_type is not None and not isinstance(content_type, str):
                 raise _bad(f"attachments[{i}].contentType must be a string")
             attachments.append(
-                {"contentType": content_type or "application/octet-stream", "contentUrl": _absolute(url, base_url)}
+                {
+                    "contentType": content_type or "application/octet-stream",
+                    "contentUrl": _absolute(url, base_url, f"attachments[{i}].url"),
+                }
             )
     activity: Activity = {"type": "message", "from": account(user_id, role="user")}
     if text is not None:

@@ -332,6 +332,8 @@ def test_a_cookie_opens_the_live_feed_from_this_service_only(service: Service) -
     cookie = {"Cookie": f"{SESSION_COOKIE}={_session(service)}"}
     status, body = _refused(_live_url(service, conv), cookie, origin=FOREIGN)
     assert status == 403 and body["error"]["code"] == "Forbidden"
+    status, body = _refused(_live_url(service, conv), cookie, origin="http://[x")  # unreadable: a 500 before
+    assert status == 403 and body["error"]["code"] == "Forbidden"
     with live(_live_url(service, conv), cookie, origin=service.url) as feed:
         assert feed.next()["op"] == "snapshot"
     with live(_live_url(service, conv), cookie) as feed:  # no Origin: not a browser

@@ -200,6 +200,10 @@ def test_text_json_content_type(service: Service) -> None:
         (b'{"images": [1]}', "application/json", 400, "MalformedData"),
         (b'{"attachments": [{"contentType": "a/b"}]}', "application/json", 400, "MissingProperty"),
         (b'{"attachments": {"url": "x"}}', "application/json", 400, "MalformedData"),
+        # URLs no parser can read (an unclosed IPv6 host): a 500 before (found by tests/protocol/test_v1_properties)
+        (b'{"images": ["http://[x"]}', "application/json", 400, "MalformedData"),
+        (b'{"images": ["//[x"]}', "application/json", 400, "MalformedData"),
+        (b'{"attachments": [{"url": "https://[::1"}]}', "application/json", 400, "MalformedData"),
         (b'{"text": "\xff"}', "application/json", 400, "MalformedData"),
         (b"<message><text>hi</text></message>", "application/xml", 415, "NotSupported"),
     ],

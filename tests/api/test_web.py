@@ -179,6 +179,7 @@ def test_the_token_endpoint_answers_its_own_page(service: Service, headers: dict
         {"Origin": FOREIGN},
         {"Origin": "http://localhost:1"},
         {"Origin": "null"},
+        {"Origin": "http://[x"},  # no URL parser can read it: a 500 before
         {"Origin": FOREIGN, "Sec-Fetch-Site": "same-origin"},
         {"Sec-Fetch-Site": "cross-site"},
         {"Sec-Fetch-Site": "same-site"},
@@ -327,6 +328,11 @@ def test_the_inspector_opens_with_the_bearer_secret(service: Service) -> None:
     r = service.http.get("/inspect", headers={"Authorization": f"Bearer {ADMIN_SECRET}"})
     assert r.status_code == 200 and "/web/static/inspect.js" in r.text
     assert service.http.get("/inspect", headers={"Authorization": f"Bearer {ECHO_SECRET}"}).status_code == 401
+
+
+def test_sign_in_and_out_from_an_unreadable_origin_are_refused(browser: httpx.Client) -> None:
+    assert _login(browser, ADMIN_SECRET, Origin="http://[x").status_code == 403  # a 500 before
+    assert browser.post("/inspect/logout", headers={"Origin": "http://[x"}).status_code == 403
 
 
 def test_a_wrong_secret_is_refused(browser: httpx.Client) -> None:

@@ -213,3 +213,10 @@ def test_boundary_of_feeds_parse_multipart() -> None:
 )
 def test_disposition(header: str | None, expected: tuple[str | None, str | None]) -> None:
     assert disposition(header) == expected
+
+
+def test_a_content_type_no_header_can_hold_is_malformed() -> None:
+    # parse_options_header raised UnicodeEncodeError (found by test_multipart_properties)
+    with pytest.raises(ServiceError) as info:
+        boundary_of("multipart/form-data; boundary=\u0101")
+    assert info.value.kind is ErrorKind.MALFORMED

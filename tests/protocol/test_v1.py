@@ -498,3 +498,12 @@ def test_round_trip_of_a_text_only_message() -> None:
     assert message is not None
     assert (message["from"], message["text"], message["images"], message["attachments"]) == ("anon", "hi", [], [])
     assert "channelData" not in message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [{"images": ["http://[x"]}, {"images": ["//[x"]}, {"attachments": [{"url": "https://[::1"}]}],
+)
+def test_a_url_no_parser_can_read_is_malformed(message: Any) -> None:
+    # urljoin and urlsplit raise ValueError for an unclosed IPv6 host: it was a 500 (found by test_v1_properties)
+    assert _kind(message) is ErrorKind.MALFORMED
