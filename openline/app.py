@@ -282,6 +282,8 @@ async def _follow_other_processes_forever(services: Services) -> None:
         try:
             if store.changed_elsewhere():
                 await removal.end_readers_of_deleted(store, broker)
+        except StoreUnavailable as e:  # the other process holds the file's lock: looked at again next time
+            log.warning("could not look for conversations deleted by another process: %s", e)
         except Exception:
             log.exception("could not look for conversations deleted by another process")
 
@@ -318,6 +320,8 @@ async def _sweep_forever(services: Services) -> None:
             removed = await services.store.sweep(services.clock())
             if removed:
                 log.info("retention: removed %d expired items", removed)
+        except StoreUnavailable as e:  # down, or locked by another process: the next sweep does the work
+            log.warning("retention sweep skipped: %s", e)
         except Exception:
             log.exception("retention sweep failed")
 

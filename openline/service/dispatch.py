@@ -26,7 +26,16 @@ from openline.protocol.errors import ErrorKind
 from openline.protocol.ids import random_id
 from openline.service.delivery import BotClient, DeliveryResult, log_failure
 from openline.service.publish import Bot
-from openline.storage.base import Broker, ConversationStore, Delivery, Event, Member, Subscription, UnknownConversation
+from openline.storage.base import (
+    Broker,
+    ConversationStore,
+    Delivery,
+    Event,
+    Member,
+    StoreUnavailable,
+    Subscription,
+    UnknownConversation,
+)
 
 log = logging.getLogger("openline.dispatch")
 _ANNOUNCED_CACHE = 65536
@@ -107,6 +116,8 @@ class Dispatcher:
             await self.store.add_delivery(conversation_id, delivery)
         except UnknownConversation:
             pass  # expired while the bot was busy: nothing left to describe
+        except StoreUnavailable as e:  # down, or locked by another process: expected, so no traceback
+            log.warning("could not record the delivery of %s in %s: %s", delivery.activity_id, conversation_id, e)
         except Exception:
             log.exception("could not record the delivery of %s in %s", delivery.activity_id, conversation_id)
         await self._report(conversation_id, delivery)

@@ -48,6 +48,7 @@ from openline.storage.base import (
     claimable,
     first_claim,
 )
+from openline.storage.sqlite_busy import is_busy, never_wait
 from openline.storage.sqlite_commit import Durability, GroupCommit
 from openline.storage.sqlite_schema import connect, open_reader, open_writer, transaction
 from openline.storage.sqlite_sweep import sweep_batch
@@ -118,8 +119,8 @@ class SqliteStore:
     async def _write(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
         """`fn` run in a write transaction on the loop's thread; returns once it is committed (see GroupCommit).
 
-        Raises StoreFull when the disk is full, StoreUnavailable when the file cannot be written (an I/O error):
-        the write was undone either way.
+        Raises StoreFull when the disk is full, StoreUnavailable when the file cannot be written (an I/O error, or
+        another process kept it locked `sqlite_busy.LOCK_WAIT` seconds): the write was undone either way.
         """
         try:
             return await self._group.write(fn, *args, **kw)
@@ -135,7 +136,9 @@ class SqliteStore:
 
     def _unwritable(self, error: sqlite3.Error) -> Exception:
         """StoreFull or StoreUnavailable for an error (or the error it was caused by) that says the disk is full
-        or cannot be written (SQLITE_FULL, SQLITE_IOERR_*); `error` itself for any other."""
+        or cannot be written (SQLITE_FULL, SQLITE_IOERR_*, or SQLITE_BUSY: locked); `error` itself for any other."""
+        if is_busy(error):
+            return self._locked(error)
         cause: BaseException | None = error
         while cause is not None:
             code = getattr(cause, "sqlite_errorcode", None)
@@ -146,15 +149,33 @@ class SqliteStore:
             cause = cause.__cause__
         return error
 
+    def _locked(self, error: sqlite3.Error) -> StoreUnavailable:
+        return StoreUnavailable(f"the database {self.path} is locked (by another process): {error}")
+
     async def _exclusive(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
-        """`fn` run on the thread with the writer connection to itself (long work: sweeps, VACUUM, checkpoints)."""
-        return await self._group.exclusive(fn, *args, **kw)
+        """`fn` run on the thread with the writer connection to itself (long work: sweeps, VACUUM, checkpoints).
+
+        Raises StoreUnavailable when another process kept a lock it needs (`sqlite_busy.THREAD_BUSY_MS`)."""
+        try:
+            return await self._group.exclusive(fn, *args, **kw)
+        except sqlite3.OperationalError as e:
+            if is_busy(e):
+                raise self._locked(e) from e
+            raise
 
     async def _read(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
-        """`fn` run at once on the loop's thread, on a connection that sees committed data only (`_r`)."""
+        """`fn` run at once on the loop's thread, on a connection that sees committed data only (`_r`).
+
+        Raises StoreUnavailable in the rare cases where a read finds the file locked (another process recovering
+        or closing it): the loop's connections never wait for a lock (see `sqlite_busy`)."""
         if self._rconn is None:
             raise RuntimeError("the SQLite store is not open")
-        return fn(*args, **kw)
+        try:
+            return fn(*args, **kw)
+        except sqlite3.OperationalError as e:
+            if is_busy(e):
+                raise self._locked(e) from e
+            raise
 
     @property
     def _w(self) -> sqlite3.Connection:
@@ -184,7 +205,7 @@ class SqliteStore:
         except BaseException:
             await self.close()
             raise
-        self._data_version = self._wconn.execute("PRAGMA data_version").fetchone()[0]
+        never_wait(self._rconn)  # it is used on the loop's thread; GroupCommit does the same for the writer
         self._commits = GroupCommit(
             self._wconn,
             self.durability,
@@ -193,6 +214,7 @@ class SqliteStore:
             self._checkpoint_thread,
             self.path.with_name(self.path.name + "-wal"),
         )
+        self._data_version = await self._read(self._version)
 
     async def close(self) -> None:
         # Writes acknowledged before are committed; those still waiting for their COMMIT get it first.
@@ -223,6 +245,12 @@ class SqliteStore:
     def _ping(self) -> None:
         self._r.execute("SELECT 1").fetchone()
 
+    def _version(self) -> int:
+        """The writer's `PRAGMA data_version`."""
+        assert self._wconn is not None, "the SQLite store is not open"
+        version: int = self._wconn.execute("PRAGMA data_version").fetchone()[0]
+        return version
+
     def changed_elsewhere(self) -> bool:
         """Whether another process (`openline conversation delete`) changed the file since the last call (the
         first: since the store opened).
@@ -230,10 +258,16 @@ class SqliteStore:
         Then the conversations remembered here are forgotten, and the next sweep scrubs the file as after a
         deletion of its own. A microsecond's work on the loop's thread (SQLite's `PRAGMA data_version`, which
         this process's own commits and checkpoints leave alone); False while a write of this process is open.
+        Raises StoreUnavailable when the file is locked (as `_read`).
         """
         if self._wconn is None or self._commits is None or not self._commits.idle:
             return False
-        version: int = self._wconn.execute("PRAGMA data_version").fetchone()[0]
+        try:
+            version = self._version()
+        except sqlite3.OperationalError as e:
+            if is_busy(e):
+                raise self._locked(e) from e
+            raise
         changed = version != self._data_version
         self._data_version = version
         if changed:

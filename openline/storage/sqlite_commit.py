@@ -16,19 +16,28 @@ thread, writes waiting meanwhile. The WAL is checkpointed off the loop (an autom
 the loop inside a COMMIT and wait for the disk): when it passes `CHECKPOINT_AT`, a connection of its own on
 another thread copies it into the database (`PASSIVE`: neither writes nor reads wait), then the little
 committed meanwhile is copied and the file emptied with writes held (see `GroupCommit._checkpoint`).
+
+Another process may hold the database's write lock (`openline conversation delete`): the loop never waits for
+it inside SQLite. A BEGIN that finds it taken queues its write, and one task tries again with growing pauses,
+the loop free in between; the writes of a lock held past `sqlite_busy.LOCK_WAIT` fail (nothing of them written).
+The uncontended path does no more than before: one BEGIN per transaction, no sleep, no clock read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sqlite3
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future as ThreadFuture
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
+
+from openline.storage.sqlite_busy import FIRST_PAUSE, LAST_PAUSE, LOCK_WAIT, is_busy, never_wait, wait_on_thread
 
 log = logging.getLogger("openline.storage")
 P = ParamSpec("P")
@@ -82,6 +91,11 @@ class GroupCommit:
         self._commits = 0
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._closed = False
+        # while another process holds the write lock: the writes waiting for it, and the task trying to begin
+        self._queued: deque[tuple[asyncio.Future[Any], bool, Callable[..., Any], tuple[Any, ...], dict[str, Any]]]
+        self._queued = deque()
+        self._locked_out: asyncio.Task[None] | None = None
+        never_wait(conn)
 
     @property
     def idle(self) -> bool:
@@ -91,8 +105,9 @@ class GroupCommit:
     async def write(self, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
         """`fn(*args, **kw)`'s result once its changes are committed; its exception if it raised (its changes undone).
 
-        Raises sqlite3.Error when the COMMIT fails (every write of that transaction is then undone).
-        A write whose caller is cancelled still commits.
+        Raises sqlite3.Error when the COMMIT fails (every write of that transaction is then undone), and
+        sqlite3.OperationalError (SQLITE_BUSY) when another process held the write lock `sqlite_busy.LOCK_WAIT`
+        seconds (the write was not run). A write whose caller is cancelled still commits.
         """
         return await self._run(True, fn, *args, **kw)
 
@@ -111,12 +126,26 @@ class GroupCommit:
             await asyncio.shield(turn)
         if self._closed:
             raise RuntimeError("the SQLite store is not open")
-        conn = self._conn
         if self._batch is None:
-            conn.execute("BEGIN IMMEDIATE")
+            if self._locked_out is not None:  # another process has the lock: wait with the others
+                return await self._when_unlocked(savepoint, fn, args, kw)
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                return await self._when_unlocked(savepoint, fn, args, kw)
             self._batch = []
             # after the callbacks already ready, so the writes of this turn of the loop share the COMMIT
             self._loop.call_soon(self._commit)
+        result = self._apply(savepoint, fn, args, kw)
+        done: asyncio.Future[T] = self._loop.create_future()
+        self._batch.append((done, result))
+        return await done
+
+    def _apply(self, savepoint: bool, fn: Callable[..., T], args: tuple[Any, ...], kw: dict[str, Any]) -> T:
+        """`fn`'s result, run in the open transaction; its exception with its changes (and hooks) undone."""
+        conn = self._conn
         hooks = len(self._after)
         if savepoint:
             conn.execute("SAVEPOINT write")
@@ -128,9 +157,56 @@ class GroupCommit:
             del self._after[hooks:]
             self._undo(exc, savepoint)
             raise
+        return result
+
+    async def _when_unlocked(
+        self, savepoint: bool, fn: Callable[..., T], args: tuple[Any, ...], kw: dict[str, Any]
+    ) -> T:
+        """`write`, when another process holds the database's write lock: the write queues, and one task tries
+        to begin the transaction again and again, giving the loop back in between (see `sqlite_busy`)."""
         done: asyncio.Future[T] = self._loop.create_future()
-        self._batch.append((done, result))
-        return await done
+        self._queued.append((done, savepoint, fn, args, kw))
+        if self._locked_out is None:
+            self._locked_out = self._loop.create_task(self._begin_when_unlocked(), name="openline SQLite lock wait")
+        return await asyncio.shield(done)  # a write whose caller is cancelled still runs, as on the fast path
+
+    async def _begin_when_unlocked(self) -> None:
+        """Begin a transaction once the lock is free and run the queued writes in it; after `LOCK_WAIT` seconds,
+        fail them instead (nothing of them is written). A store that is closing waits for it to end."""
+        deadline = self._loop.time() + LOCK_WAIT
+        pause = FIRST_PAUSE
+        error: Exception = sqlite3.OperationalError("database is locked")  # replaced by the last try's
+        try:
+            while self._queued:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, LAST_PAUSE)
+                while (turn := self._held if self._held is not None else self._exclusive_turn) is not None:
+                    await asyncio.shield(turn)
+                try:
+                    self._conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    if not is_busy(exc):
+                        error = exc
+                        break
+                    if self._loop.time() >= deadline:
+                        log.warning("the SQLite database stayed locked %.0f s (by another process): %s", LOCK_WAIT, exc)
+                        error = exc
+                        break
+                    continue
+                self._batch = []
+                self._loop.call_soon(self._commit)
+                while self._queued and self._batch is not None:  # None: SQLite undid it all (see `_undo`)
+                    done, savepoint, fn, args, kw = self._queued.popleft()
+                    try:
+                        result = self._apply(savepoint, fn, args, kw)
+                    except Exception as exc:
+                        done.set_exception(exc)
+                        continue
+                    self._batch.append((done, result))
+            while self._queued:
+                self._queued.popleft()[0].set_exception(error)
+        finally:
+            self._locked_out = None
 
     def _undo(self, exc: BaseException, savepoint: bool) -> None:
         """Undo the write that raised `exc`; if SQLite undid the whole transaction by itself, fail its writes too."""
@@ -206,7 +282,7 @@ class GroupCommit:
             await self._quiesce()
             if self._closed:
                 raise RuntimeError("the SQLite store is not open")
-            return await self._hold(fn, *args, **kw)
+            return await self._hold(_waiting_for_locks, self._conn, functools.partial(fn, *args, **kw))
         finally:
             self._exclusive_waiting -= 1
             if self._exclusive_waiting == 0 and self._exclusive_turn is not None:
@@ -254,8 +330,12 @@ class GroupCommit:
             await asyncio.wrap_future(self._checkpoint_thread.submit(_passive_checkpoint, self._checkpoint_conn))
             if _wal_size(self._wal) >= CHECKPOINT_AT and not self._closed:
                 await self.exclusive(_truncating_checkpoint, self._conn)
-        except Exception:
-            if not self._closed:  # closing refuses the exclusive part: the next start checkpoints
+        except Exception as exc:
+            if self._closed:  # closing refuses the exclusive part: the next start checkpoints
+                pass
+            elif is_busy(exc):  # another process holds a lock the checkpoint needs: expected, not a fault
+                log.warning("a WAL checkpoint found the database locked; it is tried again later: %s", exc)
+            else:
                 log.exception("a WAL checkpoint failed; it is tried again later")
         finally:
             self._checkpoint_task = None
@@ -265,8 +345,19 @@ class GroupCommit:
         self._closed = True
         if self._checkpoint_task is not None:
             await asyncio.shield(self._checkpoint_task)  # it skips its exclusive part once closed
+        if self._locked_out is not None:  # the writes queued for another process's lock get their chance
+            await asyncio.shield(self._locked_out)
         await self._quiesce()
         await self._hold(fn)
+
+
+def _waiting_for_locks(conn: sqlite3.Connection, work: Callable[[], T]) -> T:
+    """`work()` on the thread, the connection allowed to wait for locks meanwhile (see `sqlite_busy`)."""
+    wait_on_thread(conn)
+    try:
+        return work()
+    finally:
+        never_wait(conn)
 
 
 def _commit(conn: sqlite3.Connection) -> BaseException | None:
