@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ log = logging.getLogger("openline")
 
 # the paths of the Direct Line client APIs (3.0 and 1.1): what a draining service refuses
 CLIENT_PATHS = ("/v3/directline/", "/api/")
+_SLASHES = re.compile(r"//+")
 _POLL = 0.05  # seconds between looks at the requests in flight
 
 
@@ -48,7 +50,10 @@ class Drain:
 
     @staticmethod
     def is_client_path(path: str) -> bool:
-        return path.startswith(CLIENT_PATHS) or path in ("/api", "/v3/directline")
+        """Whether `path`, as requested, is one of a client API's (`//v3/...` too: the router collapses slashes)."""
+        if "//" in path:
+            path = _SLASHES.sub("/", path)
+        return path.startswith(CLIENT_PATHS) or path.rstrip("/") in ("/api", "/v3/directline")
 
     async def settled(self, deadline: float, forced: Callable[[], bool]) -> None:
         """Return once no client request is in flight, at `deadline` (time.monotonic) or once `forced()`."""

@@ -194,6 +194,11 @@ def test_a_stopping_service_refuses_new_client_work_and_serves_bots(tmp_path: Pa
             assert set(r.json()["error"]) == {"code", "message"}
             r1 = service.http.post("/api/conversations", headers=service.auth(ECHO_SECRET))
             assert r1.status_code == 503 and r1.json()["error"]["statusCode"] == 503  # the 1.1 error shape
+            # the paths the router collapses are client paths too (they would get in, uncounted, mid-stop)
+            for doubled in ("//v3/directline/conversations", "/v3//directline/conversations/", "//api/conversations"):
+                url = str(service.http.base_url).rstrip("/") + doubled  # whole: httpx reads "//v3" as a host
+                r = service.http.post(url, headers=service.auth(ECHO_SECRET))
+                assert r.status_code == 503, (doubled, r.status_code)
             with pytest.raises(InvalidStatus) as refused, connect(started["streamUrl"], open_timeout=5):
                 pass
             assert refused.value.response.status_code == 503
