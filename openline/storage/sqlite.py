@@ -3,8 +3,9 @@
 Writes run on the event loop's thread, many to a COMMIT (`sqlite_commit.GroupCommit`); reads run there too, on
 a connection that sees only committed data (the writer's while no transaction is open on it, else a read-only
 one). Both are short: SQLite's own work on a file in the page cache, with nothing waiting for the disk (fsyncs
-happen in checkpoints, on a thread, and in "power" durability in COMMITs, also on a thread). Sweeps, VACUUM and
-truncating checkpoints run on a thread, writes waiting meanwhile.
+happen in checkpoints, on a thread, and in "power" durability in COMMITs, also on a thread). Sweeps, the rows of a
+deleted conversation, VACUUM and truncating checkpoints run on a thread, writes waiting meanwhile (between the
+batches of the first two, which are short transactions).
 
 Deleted means unrecoverable: the writer runs with `secure_delete` (freed space is overwritten with zeros),
 and each retention sweep that follows a deletion (expired rows, or the bot's deletes and replacements)
@@ -89,6 +90,7 @@ class SqliteStore:
         `durability`: what an acknowledged write survives (see `sqlite_commit.Durability`).
         """
         self.path = path
+        self._wal = path.with_name(path.name + "-wal")
         self.retention = retention
         self.conversation_ttl = conversation_ttl
         self.scrub_interval = scrub_interval
@@ -197,7 +199,7 @@ class SqliteStore:
             self._thread,
             self._cconn,
             self._checkpoint_thread,
-            self.path.with_name(self.path.name + "-wal"),
+            self._wal,
         )
 
     async def close(self) -> None:
@@ -542,7 +544,7 @@ class SqliteStore:
         while True:
             if await self._exclusive(purge_batch, self._w, conversation_id) is None:
                 return True
-            await asyncio.sleep(self.pause_between_batches)  # at least a turn of the loop: queued writes go first
+            await self._between_batches(self.pause_between_batches)
 
     def _tombstone(self, conversation_id: str, forget_at: float) -> bool:
         """Delete the conversations row alone (not its other rows, as ON DELETE CASCADE would, at length) and
@@ -773,10 +775,17 @@ class SqliteStore:
         while (n := await self._exclusive(self._sweep_batch, now)) is not None:
             removed += n
             self._known.clear()  # some of them may be gone
+            await self._between_batches(0.0)
         if removed:
             self._mark_deleted()
         await self._scrub()
         return removed
+
+    @staticmethod
+    async def _between_batches(pause: float) -> None:
+        """Between two batches of a long deletion: at least a turn of the loop, or the next batch takes the
+        connection before the writes woken by this one's end, which would wait for the whole deletion."""
+        await asyncio.sleep(pause)
 
     def _mark_deleted(self) -> None:
         """Rows were deleted or overwritten: the WAL must be emptied, and a VACUUM is owed."""

@@ -206,3 +206,18 @@ def test_a_deletion_by_another_process_keeps_tokens_out_too(service: Service) ->
     error(v3.post("/tokens/refresh", token), 404, "NotFound")
     error(v3.post("/conversations", token), 404, "NotFound")
     error(v3.get(f"/conversations/{conv}/activities", token), 404, "NotFound")
+
+
+def test_the_connector_never_creates_a_conversation_under_a_deleted_id(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ids are random (about 130 bits), so only a forced one can meet a tombstone: the store refuses it there
+    too, and the bot gets an error rather than the deleted conversation."""
+    from openline.service import connector
+
+    _, conv = _token_conversation(service)
+    _delete(service, conv)
+    monkeypatch.setattr(connector, "new_conversation_id", lambda: conv)
+    r = service.http.post("/v3/conversations", json={"bot": {"id": "rec"}, "members": [{"id": "u1"}]})
+    assert "already taken" in error(r, 500, "InternalError")
+    assert service.loop.run(service.services.store.get_conversation(conv)) is None

@@ -475,6 +475,26 @@ def test_deleting_a_large_conversation_lets_writes_in_between_its_batches(tmp_pa
         assert [a.activity["text"] for a in run(store.read("c2", 0, 10, T0))] == ["meanwhile"]
 
 
+def test_a_long_sweep_lets_writes_in_between_its_batches(tmp_path: Path, run: Run) -> None:
+    """A write arriving during a sweep waited for all of its batches (each took the connection again before the
+    woken write could): it now waits for one."""
+    path = tmp_path / "db.sqlite3"
+    with _opened(path, run) as store:
+        _big_conversation(store, run, "c1", files=12, activities=1200)  # expired at T0 + 101
+        run(store.create_conversation("c2", "bot", T0 + 101))
+
+        async def scenario() -> bool:
+            sweeping = asyncio.create_task(store.sweep(T0 + 101))
+            for _ in range(100):  # until its first batch is under way
+                await asyncio.sleep(0)
+            await store.append("c2", {"type": "message", "text": "meanwhile"}, T0 + 101)
+            done_before = sweeping.done()
+            assert await sweeping >= 1212
+            return done_before
+
+        assert not run(scenario()), "the write did not wait for the whole sweep"
+
+
 def test_a_deletion_cut_short_is_finished_by_the_sweep_and_keeps_its_id(tmp_path: Path, run: Run) -> None:
     """A crash between the batches: the conversation is gone, its rows wait for the sweep, and its id is not
     given back (even past the tombstone's time) before they are."""
