@@ -21,6 +21,7 @@ import asyncio
 import dataclasses
 import functools
 import itertools
+import logging
 import math
 import sqlite3
 import time
@@ -56,6 +57,7 @@ from openline.storage.sqlite_sweep import purge_batch, sweep_batch
 
 P = ParamSpec("P")
 T = TypeVar("T")
+log = logging.getLogger("openline.storage")
 
 # A conversation's row as `_summaries` reads it; the parameter is the retention cut-off of the activity count.
 _SUMMARY_SELECT = (
@@ -541,10 +543,12 @@ class SqliteStore:
         if not found:
             return False
         self._mark_deleted()
-        while True:
-            if await self._exclusive(purge_batch, self._w, conversation_id) is None:
-                return True
-            await self._between_batches(self.pause_between_batches)
+        try:
+            while await self._exclusive(purge_batch, self._w, conversation_id) is not None:
+                await self._between_batches(self.pause_between_batches)
+        except sqlite3.Error as e:  # a full disk, say: the conversation is gone all the same, and the sweep goes on
+            log.warning("the rows of deleted conversation %s are left to the next sweep: %s", conversation_id, e)
+        return True
 
     def _tombstone(self, conversation_id: str, forget_at: float) -> bool:
         """Delete the conversations row alone (not its other rows, as ON DELETE CASCADE would, at length) and
