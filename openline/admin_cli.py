@@ -33,6 +33,7 @@ T = TypeVar("T")
 PAGE = 500
 DEFAULT_LIST = 20
 SECRET_PICKUP = f"{secret_file.RELOAD_INTERVAL:g}"  # seconds, as the commands tell the operator
+DELETE_PAUSE = 0.1  # seconds between the batches of a SQLite deletion (SQLite's busy handler retries as often)
 
 
 class Failed(Exception):
@@ -279,7 +280,10 @@ def _bot_name(config: Config, bot_id: str) -> str | None:
 
 def conversation_command(args: argparse.Namespace, config: Config) -> int:
     work = {"list": _list, "show": _show, "export": _export, "delete": _delete}[args.conversation_command]
-    return asyncio.run(_with_store(config, lambda store: work(store, args, config)))
+    status = asyncio.run(_with_store(config, lambda store: work(store, args, config)))
+    if args.conversation_command == "delete":
+        _scrub_after_delete(config)  # once the store is closed: its WAL tells whether a service has the file
+    return status
 
 
 async def _list(store: ConversationStore, args: argparse.Namespace, config: Config) -> int:
@@ -373,14 +377,38 @@ async def _export(store: ConversationStore, args: argparse.Namespace, config: Co
 async def _delete(store: ConversationStore, args: argparse.Namespace, config: Config) -> int:
     from openline.service.removal import delete_conversation
     from openline.storage import broker_for
+    from openline.storage.sqlite import SqliteStore
 
+    if isinstance(store, SqliteStore):
+        # a running service's writes get the file between the deletion's batches
+        store.pause_between_batches = DELETE_PAUSE
     summary = await store.summary(args.conversation_id, time.time())
     # the store's broker: on Redis every instance's streams of it end; on SQLite the service notices by itself
-    if not await delete_conversation(store, broker_for(store), args.conversation_id):
+    if not await delete_conversation(store, broker_for(store), args.conversation_id, time.time(), config.token_ttl):
         raise Failed(f"no conversation {args.conversation_id!r} (never made, expired or deleted)")
     count = f"{summary.activity_count} activities" if summary is not None else "its activities"
     print(f"deleted conversation {args.conversation_id}: {count}, its members, files and delivery records")
     return 0
+
+
+def _scrub_after_delete(config: Config) -> None:
+    """SQLite: make what the deletion freed unrecoverable now, unless a running service does it at its next
+    sweep (`sqlite_sweep.scrub_if_alone`)."""
+    import sqlite3
+
+    from openline.storage.sqlite_sweep import scrub_if_alone
+
+    kind, path = parse_store_url(config.store)
+    if kind != "sqlite":
+        return
+    database = path or config.data_dir / "openline.sqlite3"
+    try:
+        if scrub_if_alone(database):
+            print(f"rewrote {database}: the deleted data is gone from the disk")
+        else:
+            print("the running service rewrites the database file at its next sweep (within a minute)")
+    except sqlite3.Error as e:
+        raise Failed(f"deleted, but {database} could not be rewritten: {e}; the service's next sweep does it") from None
 
 
 def main(args: argparse.Namespace) -> int:

@@ -236,7 +236,7 @@ def _build_services(config: Config, clock: Callable[[], float]) -> Services:
             store, publisher, bots, dispatcher.forget_member, config.public_url, clock, bot_authority.authorize
         ),
         files=Files(store, signer, config.public_url, clock, bot_authority.authorize),
-        inspector=Inspector(store, broker, bots, clock),
+        inspector=Inspector(store, broker, bots, clock, config.token_ttl),
         admin=AdminAuth(admin_secret, key, clock),
         echo_bot=(
             echobot.EchoBot(config.public_url, tls, config.max_connector_bytes, config.body_timeout)

@@ -64,12 +64,13 @@ class V1Api:
 
     async def renew_token(self, request: Request) -> Response:
         """A new token for the same conversation, user and trusted origins; the old one stays valid until its own
-        expiry."""
+        expiry. NOT_FOUND for a conversation an operator deleted."""
         conversation_id = request.path_params["conversation_id"]
         principal = self._principal(request)
         if principal.is_secret:
             raise ServiceError(ErrorKind.FORBIDDEN, "renew needs the conversation's token, not the secret")
         principal.require_conversation(conversation_id)
+        await self.channel.require_not_deleted(conversation_id)
         issued = self.auth.tokens.issue(principal.bot_id, conversation_id, principal.user, principal.origins)
         return json_response(issued.token)
 

@@ -96,10 +96,11 @@ class V3Api:
 
     async def refresh_token(self, request: Request) -> Response:
         """A new token with the same conversation, user and trusted origins; the old one stays valid until its own
-        expiry."""
+        expiry. NOT_FOUND for a conversation an operator deleted."""
         principal = self._principal(request)
         if principal.conversation_id is None:
             raise ServiceError(ErrorKind.FORBIDDEN, "refresh needs a token, not the secret")
+        await self.channel.require_not_deleted(principal.conversation_id)
         answer = self._answer(
             request, principal.bot_id, principal.conversation_id, principal.user, None, principal.origins
         )

@@ -21,7 +21,14 @@ from openline.protocol.errors import ErrorKind, ServiceError
 from openline.service.delivery import DeliveryResult
 from openline.service.dispatch import Dispatcher
 from openline.service.publish import Bot, Publisher, conversation_not_found, find_bot
-from openline.storage.base import Conversation, ConversationStore, StoredActivity, StoredFile, UnknownConversation
+from openline.storage.base import (
+    Conversation,
+    ConversationDeleted,
+    ConversationStore,
+    StoredActivity,
+    StoredFile,
+    UnknownConversation,
+)
 
 log = logging.getLogger("openline.channel")
 _BOT_FAILURE = {
@@ -68,11 +75,17 @@ class Channel:
         now. Its answer does not decide the outcome: the conversation is open
         either way, and a bot that is down shows on the first message. Whatever
         the bot did not take is sent again before the next activity reaches it.
+
+        NOT_FOUND for the id of a conversation an operator deleted (a token
+        issued before the deletion cannot open it again: `service.removal`).
         """
         bot = self.bot(bot_id)
         self.check_user(bot_id, user)
-        if not await self.store.create_conversation(conversation_id, bot.id, self.clock()):
-            return False
+        try:
+            if not await self.store.create_conversation(conversation_id, bot.id, self.clock()):
+                return False
+        except ConversationDeleted:
+            raise conversation_not_found(conversation_id) from None
         sender = user or act.account(conversation_id)
         await self.dispatcher.announce(conversation_id, bot, act.account(bot.id, bot.name), sender, locale)
         if user is not None:
@@ -83,6 +96,12 @@ class Channel:
         """Refuse (MALFORMED) a user a client names for a token or a start when it is the bot itself."""
         if user is not None:
             act.check_user_id(user["id"], self.bot(bot_id).account)
+
+    async def require_not_deleted(self, conversation_id: str) -> None:
+        """NOT_FOUND when an operator deleted the conversation (its tombstone is kept): a token of it is not
+        renewed. A token's conversation that was never started (`/tokens/generate`) passes."""
+        if await self.store.deleted(conversation_id, self.clock()):
+            raise conversation_not_found(conversation_id)
 
     async def find(self, conversation_id: str) -> Conversation | None:
         """The conversation as it is now, or None (never created, or expired)."""

@@ -19,7 +19,14 @@ from openline.protocol import connector as wire
 from openline.protocol.errors import ErrorKind, ServiceError
 from openline.protocol.ids import new_conversation_id, sequence_of
 from openline.service.publish import Bot, Publisher, conversation_not_found, find_bot
-from openline.storage.base import Conversation, ConversationStore, Event, Member, UnknownConversation
+from openline.storage.base import (
+    Conversation,
+    ConversationDeleted,
+    ConversationStore,
+    Event,
+    Member,
+    UnknownConversation,
+)
 
 
 class BotConnector:
@@ -208,7 +215,11 @@ class BotConnector:
         activity = parameters.activity
         if activity is not None:
             act.from_bot(activity, conversation_id, bot.account, None)  # checked before anything is created
-        if not await self.store.create_conversation(conversation_id, bot.id, self.clock()):
+        try:
+            created = await self.store.create_conversation(conversation_id, bot.id, self.clock())
+        except ConversationDeleted:  # a deleted conversation's id is never given again
+            created = False
+        if not created:
             raise ServiceError(ErrorKind.INTERNAL, "a fresh conversation id was already taken")
         await self.store.add_member(conversation_id, Member(bot.id, bot.name))
         for account in parameters.members:

@@ -36,8 +36,10 @@ class Inspector:
         broker: Broker,
         bots: Mapping[str, Bot],
         clock: Callable[[], float] = time.time,
+        token_ttl: float = 1800,
     ) -> None:
         self.store = store
+        self.token_ttl = token_ttl  # how long tokens live: a deleted conversation's id is refused as long
         self.broker = broker
         self.bots = bots
         self.clock = clock
@@ -85,7 +87,7 @@ class Inspector:
 
     async def delete(self, conversation_id: str) -> bool:
         """Delete the conversation and everything of it; False when there is none (see `removal`)."""
-        return await removal.delete_conversation(self.store, self.broker, conversation_id)
+        return await removal.delete_conversation(self.store, self.broker, conversation_id, self.clock(), self.token_ttl)
 
     def subscribe(self, conversation_id: str) -> Subscription:
         """The conversation's events from now on (`protocol.inspect.change` turns each into a change)."""

@@ -27,6 +27,11 @@ class UnknownConversation(LookupError):
     """The conversation does not exist (never created, or deleted by retention)."""
 
 
+class ConversationDeleted(UnknownConversation):
+    """The id is of a conversation an operator deleted (`ConversationStore.delete_conversation`): it cannot be
+    created again while its tombstone is kept."""
+
+
 class StoreUnavailable(ConnectionError):
     """The store cannot be reached now (a Redis server down or restarting); nothing of the call was done, or
     its outcome is unknown. Clients are answered 503 and retry."""
@@ -141,7 +146,8 @@ class ConversationStore(Protocol):
 
         Atomic: of concurrent calls with one id, exactly one returns True. An
         existing conversation is left unchanged (even with another `bot_id`) and
-        False is returned.
+        False is returned. Raises ConversationDeleted for an id whose tombstone
+        is kept at `now` (see `delete_conversation`).
         """
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
@@ -241,17 +247,26 @@ class ConversationStore(Protocol):
         with it, in one step. Raises UnknownConversation.
         """
 
-    async def delete_conversation(self, conversation_id: str) -> bool:
-        """Delete the conversation and everything of it at once; True when it was there.
+    async def delete_conversation(self, conversation_id: str, now: float, forget_at: float) -> bool:
+        """Delete the conversation and everything of it; True when it was there.
 
-        Its activities, members, files, delivery records and client keys go in
-        one step (a reader finds all of it or nothing), then its entries in the
-        store's indexes (`recent_conversations`, `conversations`). Every later
-        call finds it unknown, as if it never existed; its id may be created
-        again as a new conversation. Deleted data is made unrecoverable as
-        `sweep` describes (at the next sweep). The caller tells the
-        conversation's readers (an `Event` with `gone`).
+        At once (one step: a reader finds all of it or nothing) the
+        conversation is gone for every call, as if it never existed, and its id
+        gets a tombstone kept until at least `forget_at`: meanwhile
+        `create_conversation` refuses the id (ConversationDeleted) and `deleted`
+        says so, so that no credential issued before the deletion can bring it
+        back. Its activities, members, files, delivery records and client keys
+        go with it (SQLite deletes their rows in short batches before returning;
+        a batch cut short by a crash is finished by `sweep`, and the id is not
+        given back before), then its entries in the store's indexes
+        (`recent_conversations`, `conversations`). `sweep` forgets tombstones
+        past their `forget_at`. Deleted data is made unrecoverable as `sweep`
+        describes (at the next sweep). The caller tells the conversation's
+        readers (an `Event` with `gone`).
         """
+
+    async def deleted(self, conversation_id: str, now: float) -> bool:
+        """Whether `delete_conversation` deleted this id and its tombstone is kept at `now`."""
 
     async def conversations(self, bot_id: str, after_id: str, limit: int) -> list[Conversation]:
         """Up to `limit` conversations of `bot_id` whose id sorts after `after_id` ("" for the first), by id."""

@@ -16,6 +16,7 @@ import msgspec
 from openline.protocol.activity import assign_position, next_timestamp_ms
 from openline.storage.base import (
     Conversation,
+    ConversationDeleted,
     ConversationStore,
     ConversationSummary,
     Delivery,
@@ -67,6 +68,7 @@ class MemoryStore:
         self.retention = retention
         self.conversation_ttl = conversation_ttl
         self._records: dict[str, _Record] = {}
+        self._tombstones: dict[str, float] = {}  # deleted conversation id -> kept until then
 
     async def open(self) -> None:
         return None
@@ -86,6 +88,8 @@ class MemoryStore:
     async def create_conversation(self, conversation_id: str, bot_id: str, now: float) -> bool:
         if conversation_id in self._records:
             return False
+        if await self.deleted(conversation_id, now):
+            raise ConversationDeleted(conversation_id)
         self._records[conversation_id] = _Record(Conversation(conversation_id, bot_id, now), now)
         return True
 
@@ -201,8 +205,14 @@ class MemoryStore:
             record.files.pop(file_id, None)
         return True
 
-    async def delete_conversation(self, conversation_id: str) -> bool:
-        return self._records.pop(conversation_id, None) is not None
+    async def delete_conversation(self, conversation_id: str, now: float, forget_at: float) -> bool:
+        if self._records.pop(conversation_id, None) is None:
+            return False
+        self._tombstones[conversation_id] = forget_at
+        return True
+
+    async def deleted(self, conversation_id: str, now: float) -> bool:
+        return self._tombstones.get(conversation_id, -1.0) >= now
 
     async def conversations(self, bot_id: str, after_id: str, limit: int) -> list[Conversation]:
         ids = sorted(i for i, r in self._records.items() if r.conversation.bot_id == bot_id and i > after_id)
@@ -290,6 +300,7 @@ class MemoryStore:
     async def sweep(self, now: float) -> int:
         cutoff = now - self.retention
         removed = 0
+        self._tombstones = {i: until for i, until in self._tombstones.items() if until >= now}
         for conversation_id in list(self._records):
             record = self._records[conversation_id]
             if record.last_active < now - self.conversation_ttl:

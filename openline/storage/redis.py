@@ -44,6 +44,7 @@ from openline.protocol.activity import assign_position
 from openline.storage import redis_codec as codec
 from openline.storage.base import (
     Conversation,
+    ConversationDeleted,
     ConversationStore,
     ConversationSummary,
     Delivery,
@@ -278,6 +279,8 @@ class RedisStore:
         created = await self._run(
             "create_conversation", conversation_id, bot_id, _t(now), self._ttl_ms, conversation_id, indexes=indexes
         )
+        if created < 0:
+            raise ConversationDeleted(conversation_id)
         if created and not self._in_script:
             await self._update_indexes(
                 conversation_id,
@@ -312,8 +315,9 @@ class RedisStore:
             start = f"({ids[-1].decode()}"
         return found
 
-    async def delete_conversation(self, conversation_id: str) -> bool:
-        bot = await self._run("delete_conversation", conversation_id)
+    async def delete_conversation(self, conversation_id: str, now: float, forget_at: float) -> bool:
+        keep_ms = max(1, int((forget_at - now) * 1000) + 1)
+        bot = await self._run("delete_conversation", conversation_id, _t(forget_at), keep_ms)
         if not bot:
             return False
         # the indexes after the script, as the idle sweep does (they may live on another shard of a cluster)
@@ -324,6 +328,10 @@ class RedisStore:
             self.client.zrem(self._bot_key(bot.decode()), conversation_id),
         )
         return True
+
+    async def deleted(self, conversation_id: str, now: float) -> bool:
+        kept = await self.client.get(self._keys(conversation_id)[-1])
+        return kept is not None and float(kept) >= now
 
     # -- members ----------------------------------------------------------------------------------
 

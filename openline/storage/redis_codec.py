@@ -21,7 +21,7 @@ _decode_any = msgspec.json.Decoder().decode
 
 DEFAULT_PREFIX = "openline"  # starts every key, unless the store URL's `?prefix=` names another
 # the keys of one conversation, in the order the scripts name them (see redis_scripts/_common.lua)
-PARTS = ("c", "a", "k", "m", "f", "d", "at", "ot")
+PARTS = ("c", "a", "k", "m", "f", "d", "at", "ot", "gone")  # the last: the tombstone of a deleted conversation
 APPENDED = b"A"  # a broker message the append script published: b"A<seq>|<entry>"
 DELIVERY = b"D"  # a delivery report the script that wrote the record published: b"D<length>:<activity id><record>"
 EVENT = b"E"  # any other event: b"E<JSON>"

@@ -3,8 +3,9 @@
 Writes run on the event loop's thread, many to a COMMIT (`sqlite_commit.GroupCommit`); reads run there too, on
 a connection that sees only committed data (the writer's while no transaction is open on it, else a read-only
 one). Both are short: SQLite's own work on a file in the page cache, with nothing waiting for the disk (fsyncs
-happen in checkpoints, on a thread, and in "power" durability in COMMITs, also on a thread). Sweeps, VACUUM and
-truncating checkpoints run on a thread, writes waiting meanwhile.
+happen in checkpoints, on a thread, and in "power" durability in COMMITs, also on a thread). Sweeps, the rows of a
+deleted conversation, VACUUM and truncating checkpoints run on a thread, writes waiting meanwhile (between the
+batches of the first two, which are short transactions).
 
 Deleted means unrecoverable: the writer runs with `secure_delete` (freed space is overwritten with zeros),
 and each retention sweep that follows a deletion (expired rows, or the bot's deletes and replacements)
@@ -20,6 +21,7 @@ import asyncio
 import dataclasses
 import functools
 import itertools
+import logging
 import math
 import sqlite3
 import time
@@ -34,6 +36,7 @@ from openline.protocol import ids
 from openline.protocol.activity import assign_position
 from openline.storage.base import (
     Conversation,
+    ConversationDeleted,
     ConversationStore,
     ConversationSummary,
     Delivery,
@@ -51,10 +54,11 @@ from openline.storage.base import (
 from openline.storage.sqlite_busy import is_busy, never_wait
 from openline.storage.sqlite_commit import Durability, GroupCommit
 from openline.storage.sqlite_schema import connect, open_reader, open_writer, transaction
-from openline.storage.sqlite_sweep import sweep_batch
+from openline.storage.sqlite_sweep import purge_batch, sweep_batch
 
 P = ParamSpec("P")
 T = TypeVar("T")
+log = logging.getLogger("openline.storage")
 
 # A conversation's row as `_summaries` reads it; the parameter is the retention cut-off of the activity count.
 _SUMMARY_SELECT = (
@@ -89,6 +93,7 @@ class SqliteStore:
         `durability`: what an acknowledged write survives (see `sqlite_commit.Durability`).
         """
         self.path = path
+        self._wal = path.with_name(path.name + "-wal")
         self.retention = retention
         self.conversation_ttl = conversation_ttl
         self.scrub_interval = scrub_interval
@@ -106,6 +111,9 @@ class SqliteStore:
         # conversations as committed, read 2-3 times per message: kept up to date by the commits that change them
         self._known: dict[str, Conversation] = {}
         self._data_version = 0  # the writer's PRAGMA data_version when opened, then at the last `changed_elsewhere`
+        # seconds between two batches of a deletion: another process's writers get the file's lock meanwhile (the
+        # admin commands, which delete beside a running service, set it; SQLite's busy handler retries every 0.1 s)
+        self.pause_between_batches = 0.0
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -206,13 +214,15 @@ class SqliteStore:
             await self.close()
             raise
         never_wait(self._rconn)  # it is used on the loop's thread; GroupCommit does the same for the writer
+        if self._wconn.execute("SELECT 1 FROM tombstones WHERE purged = 0 LIMIT 1").fetchone() is not None:
+            self._mark_deleted()  # a deletion cut short (a crash): the first sweep finishes it and scrubs the file
         self._commits = GroupCommit(
             self._wconn,
             self.durability,
             self._thread,
             self._cconn,
             self._checkpoint_thread,
-            self.path.with_name(self.path.name + "-wal"),
+            self._wal,
         )
         self._data_version = await self._read(self._version)
 
@@ -281,6 +291,9 @@ class SqliteStore:
         return await self._write_statement(self._create_conversation, conversation_id, bot_id, now)
 
     def _create_conversation(self, conversation_id: str, bot_id: str, now: float) -> bool:
+        # a tombstone whose rows are not all gone yet keeps the id too: they would become the new conversation's
+        if self._tombstone_holds(self._w, conversation_id, now):
+            raise ConversationDeleted(conversation_id)
         cur = self._w.execute(
             "INSERT OR IGNORE INTO conversations (id, bot_id, created_at, last_active) VALUES (?, ?, ?, ?)",
             (conversation_id, bot_id, now, now),
@@ -311,6 +324,21 @@ class SqliteStore:
         known = self._known.get(conversation_id)
         if known is not None and seq > known.last_seq:
             self._known[conversation_id] = dataclasses.replace(known, last_seq=seq)
+
+    @staticmethod
+    def _tombstone_holds(conn: sqlite3.Connection, conversation_id: str, now: float) -> bool:
+        return (
+            conn.execute(
+                "SELECT 1 FROM tombstones WHERE id = ? AND (until >= ? OR purged = 0)", (conversation_id, now)
+            ).fetchone()
+            is not None
+        )
+
+    async def deleted(self, conversation_id: str, now: float) -> bool:
+        return await self._read(self._deleted_at, conversation_id, now)
+
+    def _deleted_at(self, conversation_id: str, now: float) -> bool:
+        return self._tombstone_holds(self._r, conversation_id, now)
 
     @staticmethod
     def _check_exists(conn: sqlite3.Connection, conversation_id: str) -> None:
@@ -373,8 +401,8 @@ class SqliteStore:
         marks = ",".join("?" * len(member_ids))
         rows = self._r.execute(
             f"SELECT member_id FROM members WHERE conversation_id = ? AND member_id IN ({marks})"
-            " AND announce_state = 'delivered'",
-            (conversation_id, *member_ids),
+            " AND announce_state = 'delivered' AND EXISTS (SELECT 1 FROM conversations WHERE id = ?)",
+            (conversation_id, *member_ids, conversation_id),
         ).fetchall()
         return {member_id for (member_id,) in rows}
 
@@ -383,8 +411,9 @@ class SqliteStore:
 
     def _finish_announcement(self, conversation_id: str, member_id: str, delivered: bool) -> None:
         self._w.execute(
-            "UPDATE members SET announce_state = ? WHERE conversation_id = ? AND member_id = ?",
-            ("delivered" if delivered else "failed", conversation_id, member_id),
+            "UPDATE members SET announce_state = ? WHERE conversation_id = ? AND member_id = ?"
+            " AND EXISTS (SELECT 1 FROM conversations WHERE id = ?)",
+            ("delivered" if delivered else "failed", conversation_id, member_id, conversation_id),
         )
 
     async def remove_member(self, conversation_id: str, member_id: str) -> bool:
@@ -444,6 +473,7 @@ class SqliteStore:
         """(seq, timestamp ms, None) of the new activity, or (seq, 0, (body, origin)) of the one with `client_key`."""
         conn = self._w
         if client_key is not None:
+            self._check_exists(conn, conversation_id)  # a deleted conversation's rows may still hold the key
             row = conn.execute(
                 "SELECT seq, body, origin FROM activities"
                 " WHERE conversation_id = ? AND client_key = ? AND stored_at >= ?",
@@ -534,17 +564,42 @@ class SqliteStore:
             "DELETE FROM files WHERE conversation_id = ? AND id = ?", [(conversation_id, f) for f in file_ids]
         )
 
-    async def delete_conversation(self, conversation_id: str) -> bool:
-        return await self._write_statement(self._delete_conversation, conversation_id)
-
-    def _delete_conversation(self, conversation_id: str) -> bool:
-        # its members, activities (client keys with them), files and deliveries go with it: ON DELETE CASCADE
-        cur = self._w.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
-        if cur.rowcount != 1:
+    async def delete_conversation(self, conversation_id: str, now: float, forget_at: float) -> bool:
+        """See `ConversationStore.delete_conversation`. One short transaction deletes the conversations row and
+        writes the tombstone (the conversation is gone for every reader at once); then its other rows go in
+        batches on the thread (`sqlite_sweep.purge_batch`), writes running between them, so that neither the
+        event loop nor other writers wait for a large conversation's files to be overwritten."""
+        try:
+            found = await self._exclusive(self._tombstone, conversation_id, forget_at)
+        except sqlite3.Error as e:
+            raise self._unwritable(e) from e
+        self._forget(conversation_id)
+        if not found:
             return False
         self._mark_deleted()
-        self._group.after_commit(functools.partial(self._forget, conversation_id))
+        try:
+            while await self._exclusive(purge_batch, self._w, conversation_id) is not None:
+                await self._between_batches(self.pause_between_batches)
+        except sqlite3.Error as e:  # a full disk, say: the conversation is gone all the same, and the sweep goes on
+            log.warning("the rows of deleted conversation %s are left to the next sweep: %s", conversation_id, e)
         return True
+
+    def _tombstone(self, conversation_id: str, forget_at: float) -> bool:
+        """Delete the conversations row alone (not its other rows, as ON DELETE CASCADE would, at length) and
+        write the tombstone, in one transaction; False when there is no such conversation."""
+        conn = self._w
+        conn.execute("PRAGMA foreign_keys = OFF")  # only outside a transaction; exclusive work runs outside one
+        try:
+            with transaction(conn):
+                if conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,)).rowcount != 1:
+                    return False
+                conn.execute(
+                    "INSERT OR REPLACE INTO tombstones (id, until, purged) VALUES (?, ?, 0)",
+                    (conversation_id, forget_at),
+                )
+                return True
+        finally:
+            conn.execute("PRAGMA foreign_keys = ON")
 
     def _forget(self, conversation_id: str) -> None:
         self._known.pop(conversation_id, None)
@@ -598,8 +653,9 @@ class SqliteStore:
     def _get_file(self, conversation_id: str, file_id: str, now: float) -> StoredFile | None:
         row = self._r.execute(
             "SELECT name, content_type, data, created_at FROM files"
-            " WHERE conversation_id = ? AND id = ? AND created_at >= ?",
-            (conversation_id, file_id, now - self.retention),
+            " WHERE conversation_id = ? AND id = ? AND created_at >= ?"
+            " AND EXISTS (SELECT 1 FROM conversations WHERE id = ?)",
+            (conversation_id, file_id, now - self.retention, conversation_id),
         ).fetchone()
         if row is None:
             return None
@@ -615,7 +671,9 @@ class SqliteStore:
             raise UnknownConversation(conversation_id) from None
 
     def _add_delivery(self, conversation_id: str, delivery: Delivery) -> None:
-        # one statement, no read: a record of a later attempt (one that took this over) is left as it is
+        # one write: a record of a later attempt (one that took this over) is left as it is; the rows of a
+        # deleted conversation (waiting for their batch) are no record to update
+        self._check_exists(self._w, conversation_id)
         self._w.execute(
             "INSERT INTO deliveries (conversation_id, activity_id, at, body) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (conversation_id, activity_id) DO UPDATE SET at = excluded.at, body = excluded.body"
@@ -755,10 +813,17 @@ class SqliteStore:
         while (n := await self._exclusive(self._sweep_batch, now)) is not None:
             removed += n
             self._known.clear()  # some of them may be gone
+            await self._between_batches(0.0)
         if removed:
             self._mark_deleted()
         await self._scrub()
         return removed
+
+    @staticmethod
+    async def _between_batches(pause: float) -> None:
+        """Between two batches of a long deletion: at least a turn of the loop, or the next batch takes the
+        connection before the writes woken by this one's end, which would wait for the whole deletion."""
+        await asyncio.sleep(pause)
 
     def _mark_deleted(self) -> None:
         """Rows were deleted or overwritten: the WAL must be emptied, and a VACUUM is owed."""

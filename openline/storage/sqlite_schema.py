@@ -79,6 +79,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " CASE WHEN json_extract(CAST(body AS TEXT), '$.error') IS NULL THEN 'delivered' ELSE 'failed' END)"
         " AS BLOB)",
     ),
+    (
+        # the ids of conversations an operator deleted, refused to `create_conversation` until `until`, so that
+        # a token issued before the deletion cannot bring one back; `purged` once its rows are all deleted
+        # (they go in short batches after its conversations row: see SqliteStore.delete_conversation)
+        """CREATE TABLE tombstones (
+            id TEXT PRIMARY KEY,
+            until REAL NOT NULL,
+            purged INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -214,6 +214,25 @@ def test_conversations_are_listed_shown_exported_and_deleted(procs: Processes, s
     assert [line.split()[0] for line in ok("conversation", "list", *where).splitlines()[1:]] == [other]
 
 
+def test_a_deletion_with_the_service_stopped_leaves_nothing_on_disk(procs: Processes) -> None:
+    """SQLite: beside a running service the command leaves the rewrite of the file to the service's next sweep;
+    with none running it rewrites the file itself, since nothing else would until the service starts again."""
+    data_dir = procs.tmp_path / "data"
+    service = _serve(procs, data_dir, [])
+    secret = json.loads((data_dir / "secrets.json").read_text())[ECHO_BOT_ID]
+    where = ["--data-dir", str(data_dir)]
+    beside, _, _ = _conversation(service, secret)
+    alone, _, _ = _conversation(service, secret)
+    out = ok("conversation", "delete", beside, *where)
+    assert "deleted conversation" in out and "running service rewrites" in out
+    service.stop_gracefully()
+    database = data_dir / "openline.sqlite3"
+    assert b"hello there" in b"".join(f.read_bytes() for f in data_dir.glob("openline.sqlite3*"))  # the other's
+    out = ok("conversation", "delete", alone, *where)
+    assert "deleted conversation" in out and f"rewrote {database}" in out
+    assert b"hello there" not in b"".join(f.read_bytes() for f in data_dir.glob("openline.sqlite3*"))
+
+
 def test_stores_that_cannot_be_used_are_one_line_errors(tmp_path: Path) -> None:
     assert "no database" in refused(1, "conversation", "list", "--data-dir", str(tmp_path / "none"))
     assert not (tmp_path / "none").exists(), "nothing is made where nothing was"

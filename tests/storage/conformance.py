@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from openline.storage.base import (
+    ConversationDeleted,
     ConversationStore,
     ConversationSummary,
     Delivery,
@@ -879,7 +880,7 @@ def _fill(store: ConversationStore, run: Run, cid: str, now: float = T0) -> None
 def test_delete_conversation_removes_everything_of_it_and_nothing_else(store: ConversationStore, run: Run) -> None:
     _fill(store, run, "gone")
     _fill(store, run, "kept")
-    assert run(store.delete_conversation("gone")) is True
+    assert run(store.delete_conversation("gone", T0, T0 + 60)) is True
     assert run(store.get_conversation("gone")) is None
     assert run(store.summary("gone", T0)) is None
     for call in (
@@ -887,40 +888,83 @@ def test_delete_conversation_removes_everything_of_it_and_nothing_else(store: Co
         store.members("gone"),
         store.deliveries("gone", 0, T0),
         store.append("gone", {"type": "message"}, T0),
+        store.append("gone", {"type": "message"}, T0, client_key="k1"),  # its old key finds nothing
         store.add_file(_file("gone", "f3", T0)),
         store.add_delivery("gone", _delivery("gone|0000003", T0)),
+        store.add_delivery("gone", _delivery("gone|0000002", T0 + 1)),  # its old record is no record to update
         store.claim_delivery("gone", "gone|0000001", T0, T0),
+        store.renew_claim("gone", "gone|0000001", 1, T0),
+        store.add_member("gone", Member("u3")),
+        store.claim_announcement("gone", Member("u3"), T0, T0),
+        store.remove_member("gone", "u1"),
+        store.replace("gone", 1, {"type": "message"}, T0),
+        store.delete("gone", 1),
     ):
         with pytest.raises(UnknownConversation):
             run(call)
+    assert run(store.announced("gone", ["u1", "u2"])) == set()
+    run(store.finish_announcement("gone", "u2", True))  # nothing happens
     assert run(store.get_file("gone", "f1", T0)) is None and run(store.get_file("gone", "f2", T0)) is None
     assert [s.conversation.id for s in run(store.recent_conversations(10, T0))] == ["kept"]
     assert [c.id for c in run(store.conversations("bot", "", 10))] == ["kept"]
+    assert run(store.count_conversations(T0)) == 1
     # the other conversation is whole
     assert [s.activity["text"] for s in run(store.read("kept", 0, 10, T0))] == ["hi", "bye"]
     assert [m.id for m in run(store.members("kept"))] == ["u1", "u2"]
     assert run(store.get_file("kept", "f1", T0)) is not None and run(store.get_file("kept", "f2", T0)) is not None
     assert len(run(store.deliveries("kept", 0, T0))) == 2
     assert run(store.append("kept", {"type": "message"}, T0 + 1)).seq == 3
+    assert not run(store.deleted("kept", T0))
     # nothing is left for the sweep to find
     run(store.sweep(T0 + store.conversation_ttl + store.retention + 10))
 
 
-def test_a_deleted_conversation_id_starts_afresh(store: ConversationStore, run: Run) -> None:
+def test_a_deleted_conversation_id_is_refused_while_its_tombstone_is_kept(store: ConversationStore, run: Run) -> None:
+    """A token issued before the deletion must not bring the conversation back (`Channel.start`, refresh)."""
     _fill(store, run, "c1")
-    assert run(store.delete_conversation("c1")) is True
-    assert run(store.create_conversation("c1", "other-bot", T0 + 5)) is True
+    assert not run(store.deleted("c1", T0))
+    assert run(store.delete_conversation("c1", T0, T0 + 60)) is True
+    assert run(store.deleted("c1", T0)) and run(store.deleted("c1", T0 + 60))
+    for now in (T0, T0 + 30, T0 + 60):
+        with pytest.raises(ConversationDeleted):
+            run(store.create_conversation("c1", "bot", now))
+        with pytest.raises(UnknownConversation):  # ConversationDeleted is one
+            run(store.create_conversation("c1", "other-bot", now))
+    assert run(store.get_conversation("c1")) is None
+    run(store.sweep(T0 + 30))  # a sweep meanwhile keeps it
+    assert run(store.deleted("c1", T0 + 30))
+    with pytest.raises(ConversationDeleted):
+        run(store.create_conversation("c1", "bot", T0 + 30))
+    # ids never deleted, and a conversation that was never created, are not tombstones
+    assert not run(store.deleted("never", T0))
+    assert run(store.delete_conversation("never", T0, T0 + 60)) is False
+    assert not run(store.deleted("never", T0)) and run(store.create_conversation("never", "bot", T0))
+
+
+def test_a_deleted_conversation_id_starts_afresh_once_its_tombstone_is_forgotten(
+    store: ConversationStore, run: Run
+) -> None:
+    _fill(store, run, "c1")
+    assert run(store.delete_conversation("c1", T0, T0 + 60)) is True
+    later = T0 + 61
+    run(store.sweep(later))  # forgets the tombstone (Redis: its key expires by itself too)
+    assert not run(store.deleted("c1", later))
+    assert run(store.create_conversation("c1", "other-bot", later)) is True
     conversation = run(store.get_conversation("c1"))
     assert (conversation.bot_id, conversation.last_seq) == ("other-bot", 0)
-    assert run(store.members("c1")) == [] and run(store.deliveries("c1", 0, T0 + 5)) == []
+    assert run(store.members("c1")) == [] and run(store.deliveries("c1", 0, later)) == []
+    assert run(store.get_file("c1", "f1", later)) is None
     # the old client key is gone with it: the same key stores a new activity
-    again = run(store.append("c1", {"type": "message", "text": "new"}, T0 + 5, client_key="k1"))
+    again = run(store.append("c1", {"type": "message", "text": "new"}, later, client_key="k1"))
     assert (again.seq, again.repeated) == (1, False)
-    assert [s.activity["text"] for s in run(store.read("c1", 0, 10, T0 + 5))] == ["new"]
+    assert [s.activity["text"] for s in run(store.read("c1", 0, 10, later))] == ["new"]
+    # and it can be deleted again
+    assert run(store.delete_conversation("c1", later, later + 60)) is True
+    assert run(store.deleted("c1", later))
 
 
 def test_delete_of_an_unknown_conversation_is_false(store: ConversationStore, run: Run) -> None:
-    assert run(store.delete_conversation("never")) is False
+    assert run(store.delete_conversation("never", T0, T0 + 60)) is False
     _fill(store, run, "c1")
-    assert run(store.delete_conversation("c1")) is True
-    assert run(store.delete_conversation("c1")) is False
+    assert run(store.delete_conversation("c1", T0, T0 + 60)) is True
+    assert run(store.delete_conversation("c1", T0, T0 + 60)) is False

@@ -247,7 +247,7 @@ def test_a_deleted_conversation_ends_readers_on_every_instance(redis_url: str) -
             stream, inspector = b.broker.subscribe("c1"), b.broker.subscribe("c1", deliveries=True)
             await stream.ready()
             await inspector.ready()
-            assert await delete_conversation(a, a.broker, "c1")
+            assert await delete_conversation(a, a.broker, "c1", time.time(), 60)
             for reader in (stream, inspector):
                 event = await reader.get(5)
                 assert event is not None and event.gone

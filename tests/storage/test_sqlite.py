@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from openline.storage.base import Delivery, Member, StoredFile, StoreFull
+from openline.storage.base import ConversationDeleted, Delivery, Member, StoredFile, StoreFull
 from openline.storage.sqlite import SqliteStore
 from openline.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
+from openline.storage.sqlite_sweep import scrub_if_alone
 from tests.storage.conformance import T0, Run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -385,7 +386,7 @@ def test_a_deleted_conversation_is_gone_from_every_file_after_a_sweep(tmp_path: 
         run(store.append("c2", {"type": "message", "text": "KEPT-TEXT"}, T0))
         with contextlib.closing(sqlite3.connect(path)) as other:
             other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        assert run(store.delete_conversation("c1"))
+        assert run(store.delete_conversation("c1", T0, T0 + 60))
         assert run(store.sweep(T0 + 1)) == 0  # nothing expired, but a deletion happened
         data = _on_disk(path)
         assert b"-OF-THE-DELETED" not in data and b"SAID-IN-THE-DELETED" not in data and b"KEY-OF-IT" not in data
@@ -408,13 +409,138 @@ def test_a_change_by_another_process_is_noticed_and_forgets_what_was_known(tmp_p
             other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         assert store.changed_elsewhere(), "a checkpoint by another connection counts too (harmless)"
         with _opened(path, run) as admin:
-            assert run(admin.delete_conversation("c1"))
+            assert run(admin.delete_conversation("c1", T0, T0 + 60))
         assert store.changed_elsewhere()
         assert run(store.get_conversation("c1")) is None
         assert not store.changed_elsewhere()
         # the service scrubs what the other process deleted, as after a deletion of its own
         run(store.sweep(T0 + 2))
         assert b"SAID-BEFORE-THE-ADMIN-CAME" not in _on_disk(path)
+
+
+def _rows_of(path: Path, conversation_id: str) -> int:
+    """Rows of a conversation left in every table, read by another connection."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return sum(
+            conn.execute(f"SELECT count(*) FROM {table} WHERE conversation_id = ?", (conversation_id,)).fetchone()[0]
+            for table in ("activities", "files", "deliveries", "members")
+        )
+
+
+def _big_conversation(store: SqliteStore, run: Run, conversation_id: str, files: int, activities: int) -> None:
+    run(store.create_conversation(conversation_id, "bot", T0))
+    run(store.add_member(conversation_id, Member("u1")))
+    blob = os.urandom(1024 * 1024)
+    for i in range(files):
+        run(store.add_file(StoredFile(f"f{i}", conversation_id, "big.bin", "application/octet-stream", blob, T0)))
+    for i in range(activities):
+        run(store.append(conversation_id, {"type": "message", "text": f"m{i}"}, T0, client_key=f"k{i}"))
+
+
+def test_deleting_a_large_conversation_lets_writes_in_between_its_batches(tmp_path: Path, run: Run) -> None:
+    """The review's freeze: one cascading DELETE on the loop's thread held everything while 25 uploads were
+    overwritten. Now the conversation is gone at once, and its rows go in batches on the thread, the loop free
+    and other writes committed between them."""
+    path = tmp_path / "db.sqlite3"
+    with _opened(path, run) as store:
+        _big_conversation(store, run, "c1", files=12, activities=1200)  # several batches of each kind
+        run(store.create_conversation("c2", "bot", T0))
+
+        async def scenario() -> tuple[bool, int]:
+            ticks = 0
+
+            async def tick() -> None:
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    await asyncio.sleep(0)
+
+            ticking = asyncio.create_task(tick())
+            deleting = asyncio.create_task(store.delete_conversation("c1", T0, T0 + 60))
+            while True:  # the first step commits on the thread
+                if await store.deleted("c1", T0):
+                    break
+                await asyncio.sleep(0)
+            assert await store.get_conversation("c1") is None  # gone for every reader at once
+            await store.append("c2", {"type": "message", "text": "meanwhile"}, T0)
+            done_before = deleting.done()
+            assert await deleting
+            ticking.cancel()
+            return done_before, ticks
+
+        done_before, ticks = run(scenario())
+        assert not done_before, "the write did not wait for the whole deletion"
+        assert ticks > 10, "the loop ran while the batches did"
+        assert _rows_of(path, "c1") == 0
+        assert [a.activity["text"] for a in run(store.read("c2", 0, 10, T0))] == ["meanwhile"]
+
+
+def test_a_long_sweep_lets_writes_in_between_its_batches(tmp_path: Path, run: Run) -> None:
+    """A write arriving during a sweep waited for all of its batches (each took the connection again before the
+    woken write could): it now waits for one."""
+    path = tmp_path / "db.sqlite3"
+    with _opened(path, run) as store:
+        _big_conversation(store, run, "c1", files=12, activities=1200)  # expired at T0 + 101
+        run(store.create_conversation("c2", "bot", T0 + 101))
+
+        async def scenario() -> bool:
+            sweeping = asyncio.create_task(store.sweep(T0 + 101))
+            for _ in range(100):  # until its first batch is under way
+                await asyncio.sleep(0)
+            await store.append("c2", {"type": "message", "text": "meanwhile"}, T0 + 101)
+            done_before = sweeping.done()
+            assert await sweeping >= 1212
+            return done_before
+
+        assert not run(scenario()), "the write did not wait for the whole sweep"
+
+
+def test_a_deletion_cut_short_is_finished_by_the_sweep_and_keeps_its_id(tmp_path: Path, run: Run) -> None:
+    """A crash between the batches: the conversation is gone, its rows wait for the sweep, and its id is not
+    given back (even past the tombstone's time) before they are."""
+    path = tmp_path / "db.sqlite3"
+    with _opened(path, run) as store:
+        _big_conversation(store, run, "c1", files=2, activities=3)
+        assert run(store._exclusive(store._tombstone, "c1", T0 + 60))  # the first step alone
+    assert _rows_of(path, "c1") > 0
+    with _opened(path, run) as store:
+        assert run(store.get_conversation("c1")) is None and run(store.deleted("c1", T0))
+        assert run(store.get_file("c1", "f0", T0)) is None
+        assert run(store.announced("c1", ["u1"])) == set()
+        with pytest.raises(ConversationDeleted):
+            run(store.create_conversation("c1", "bot", T0 + 61))  # its rows are still there
+        run(store.sweep(T0 + 1))
+        assert _rows_of(path, "c1") == 0
+        assert run(store.deleted("c1", T0 + 1)) and not run(store.deleted("c1", T0 + 61))
+        run(store.sweep(T0 + 61))
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            assert conn.execute("SELECT count(*) FROM tombstones").fetchone()[0] == 0
+        assert run(store.create_conversation("c1", "bot", T0 + 61))
+
+
+def test_a_deletion_alone_with_the_file_scrubs_it_and_not_beside_a_service(tmp_path: Path, run: Run) -> None:
+    """`openline conversation delete` with no service running rewrites the file itself; beside a running service
+    (a WAL file is there) it leaves that to the service's next sweep."""
+    path = tmp_path / "db.sqlite3"
+    with _opened(path, run) as store:
+        run(store.create_conversation("c1", "bot", T0))
+        run(store.create_conversation("c2", "bot", T0))
+        for i in range(50):
+            run(store.append("c1", {"type": "message", "text": f"SAID-IN-THE-DELETED-{i}"}, T0))
+            run(store.append("c2", {"type": "message", "text": f"KEPT-{i}"}, T0))
+    with _opened(path, run) as service:
+        with _opened(path, run) as admin:
+            assert run(admin.delete_conversation("c1", T0, T0 + 60))
+        assert not scrub_if_alone(path), "a service has the file open"
+        assert run(service.get_conversation("c1")) is None
+    with _opened(path, run) as admin:
+        run(admin.create_conversation("c3", "bot", T0))
+        run(admin.append("c3", {"type": "message", "text": "SAID-IN-THE-DELETED-TOO"}, T0))
+        assert run(admin.delete_conversation("c3", T0, T0 + 60))
+    assert scrub_if_alone(path)
+    data = _on_disk(path)
+    assert b"SAID-IN-THE-DELETED" not in data and b"KEPT-49" in data
+    assert not path.with_name(path.name + "-wal").exists()
 
 
 def test_a_full_database_refuses_writes_with_store_full_until_there_is_room(tmp_path: Path, run: Run) -> None:

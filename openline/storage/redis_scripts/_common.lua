@@ -2,7 +2,8 @@
 -- KEYS, all of one conversation, one hash tag: 1 conv (hash), 2 activities (zset seq -> entry),
 -- 3 client keys (hash key -> seq), 4 members (hash id -> order|state|at|name), 5 files (hash id -> file),
 -- 6 deliveries (hash activity id -> record), 7 activity times (zset seq by stored-at),
--- 8 other times (zset f:<file id> and d:<activity id> by their time).
+-- 8 other times (zset f:<file id> and d:<activity id> by their time); then 9 the tombstone of the conversation
+-- once an operator deleted it (a string: kept until then, the caller's time; it expires then too).
 -- Entries: "<stored at>|<timestamp ms>|<origin>|<activity JSON without id and timestamp>".
 -- Delivery records: "<state>|<at>|<attempts>|<outcome JSON>\n<activity JSON or null>".
 -- Times are kept as the strings the caller sent, never re-formatted here.
@@ -15,7 +16,8 @@ local function exists()
   return redis.call('EXISTS', KEYS[1]) == 1
 end
 
-local CONVERSATION_KEYS = 8  -- KEYS beyond these are global indexes some scripts also update
+local CONVERSATION_KEYS = 8  -- the conversation's own keys, touched and deleted together
+local TOMBSTONE = 9  -- KEYS beyond this one are global indexes some scripts also update
 
 -- every key of the conversation lives `ttl` ms more: Redis deletes a conversation nobody swept
 local function touch(ttl)

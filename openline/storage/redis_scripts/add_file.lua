@@ -1,4 +1,4 @@
--- ARGV: 1 file id, 2 file, 3 created at, 4 ttl ms, 5 conversation id. KEYS[9] as in append.lua.
+-- ARGV: 1 file id, 2 file, 3 created at, 4 ttl ms, 5 conversation id. KEYS[10] as in append.lua.
 -- 1 when the sweep index must learn of it.
 if not exists() then
   return unknown()
@@ -10,7 +10,7 @@ if tonumber(ARGV[3]) > tonumber(redis.call('HGET', KEYS[1], 'active')) then
 end
 local index = dated(ARGV[3])
 touch(tonumber(ARGV[4]))
-if #KEYS > CONVERSATION_KEYS then
-  redis.call('ZADD', KEYS[9], 'GT', redis.call('HGET', KEYS[1], 'active'), ARGV[5])
+if #KEYS > TOMBSTONE then
+  redis.call('ZADD', KEYS[10], 'GT', redis.call('HGET', KEYS[1], 'active'), ARGV[5])
 end
 return index

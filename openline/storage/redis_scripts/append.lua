@@ -1,7 +1,7 @@
 -- Store an activity at the end of the conversation, and publish it, in one step.
 -- ARGV: 1 now (s), 2 now (ms), 3 origin, 4 body, 5 client key ('' none), 6 retention cut-off (s),
 -- 7 conversation id, 8 events channel, 9 ttl ms, then file id, file pairs.
--- KEYS[9] (one Redis, not a cluster): the index of conversations by last activity, updated here too.
+-- KEYS[10] (one Redis, not a cluster): the index of conversations by last activity, updated here too.
 -- Returns {seq, timestamp ms, repeated entry or false, 1 when the sweep index must learn of it}.
 if not exists() then
   return unknown()
@@ -41,8 +41,8 @@ for i = 10, #ARGV, 2 do
   redis.call('ZADD', KEYS[8], ARGV[1], 'f:' .. ARGV[i])
 end
 touch(tonumber(ARGV[9]))
-if #KEYS > CONVERSATION_KEYS then
-  redis.call('ZADD', KEYS[9], 'GT', ARGV[1], ARGV[7])
+if #KEYS > TOMBSTONE then
+  redis.call('ZADD', KEYS[10], 'GT', ARGV[1], ARGV[7])
 end
 redis.call('PUBLISH', ARGV[8], 'A' .. seq .. '|' .. entry)
 return {seq, ts, false, index}
