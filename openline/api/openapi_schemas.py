@@ -402,7 +402,8 @@ _OTHER: dict[str, Schema] = {
     "Health": {
         "type": "object",
         "required": ["status"],
-        "properties": {"status": {"enum": ["ok", "unavailable"]}, "reason": _STRING},
+        "description": "`ok`; `unavailable` (the store, with the `reason`); `stopping` (SIGTERM: no new clients).",
+        "properties": {"status": {"enum": ["ok", "unavailable", "stopping"]}, "reason": _STRING},
     },
     "ServiceIndex": {
         "type": "object",
