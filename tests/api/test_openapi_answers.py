@@ -22,6 +22,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from openline.api.openapi import build_document
+from openline.auth.admin import SESSION_COOKIE
+from openline.config import BotConfig
 from openline.protocol.ratelimit import Rate
 from openline.storage.base import StoreUnavailable
 from tests.api.conftest import ADMIN_SECRET, ECHO_SECRET, Service, serve
@@ -32,12 +34,18 @@ LIVE = ("/admin/conversations/{conversation_id}/live", "get")
 HEALTH = ("/healthz", "get")
 ADMIN = {"Authorization": f"Bearer {ADMIN_SECRET}"}
 PER_CONVERSATION = 6  # requests a conversation may take a minute here
+GUARDED_SECRET = "guarded-secret-0123456789"  # a bot that trusts one origin only
+TRUSTED = "https://app.example"
+FOREIGN = "https://elsewhere.example"
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    def guarded(endpoint: str) -> tuple[BotConfig, ...]:
+        return (BotConfig("guarded", "Guarded", endpoint, (GUARDED_SECRET,), trusted_origins=(TRUSTED,)),)
+
     data = Path(tmp_path_factory.mktemp("data"))
-    with serve(data, conversation_rate_limit=Rate(PER_CONVERSATION, 60.0)) as running:
+    with serve(data, guarded, conversation_rate_limit=Rate(PER_CONVERSATION, 60.0)) as running:
         yield running
 
 
@@ -57,9 +65,13 @@ def conforms(operation: tuple[str, str], status: int, body: bytes, headers: Any)
     jsonschema.Draft202012Validator(root).validate(json.loads(body))
 
 
-def upgrade(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, Any]:
+def upgrade(url: str, headers: dict[str, str] | None = None, origin: str | None = None) -> tuple[int, bytes, Any]:
     """A WebSocket upgrade the service refuses: its status, body and headers."""
-    with pytest.raises(InvalidStatus) as refused, connect(url, additional_headers=headers or {}, open_timeout=5):
+    more: dict[str, Any] = {"origin": origin} if origin is not None else {}
+    with (
+        pytest.raises(InvalidStatus) as refused,
+        connect(url, additional_headers=headers or {}, open_timeout=5, **more),
+    ):
         pass
     response = refused.value.response
     return response.status_code, response.body or b"", response.headers
@@ -71,14 +83,21 @@ def _with(url: str, **query: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(merged)))
 
 
-def _start(service: Service) -> dict[str, Any]:
-    r = service.http.post("/v3/directline/conversations", headers=service.auth(ECHO_SECRET))
+def _start(service: Service, secret: str = ECHO_SECRET) -> dict[str, Any]:
+    r = service.http.post("/v3/directline/conversations", headers=service.auth(secret))
     assert r.status_code == 201, r.text
     return dict(r.json())
 
 
 def _live(service: Service, conversation_id: str, query: str = "") -> str:
     return service.url.replace("http", "ws", 1) + f"/admin/conversations/{conversation_id}/live{query}"
+
+
+def _session(service: Service) -> str:
+    """The inspector's session cookie, as its sign-in form gets it."""
+    r = service.http.post("/inspect/login", data={"secret": ADMIN_SECRET})
+    assert r.status_code == 303, r.text
+    return str(r.cookies[SESSION_COOKIE])
 
 
 @contextmanager
@@ -125,6 +144,7 @@ def test_every_refusal_of_the_stream_upgrade_is_documented(service: Service) -> 
         service.http.get(f"/v3/directline/conversations/{start['conversationId']}/activities",
                          headers=service.auth(ECHO_SECRET))  # fmt: skip
     refusals["rate limit"] = upgrade(url)
+    refusals["origin"] = upgrade(_start(service, GUARDED_SECRET)["streamUrl"], origin=FOREIGN)
     assert {name: status for name, (status, _, _) in refusals.items()} == {
         "no token": 401,
         "bad token": 403,
@@ -133,6 +153,7 @@ def test_every_refusal_of_the_stream_upgrade_is_documented(service: Service) -> 
         "stopping": 503,
         "store away": 503,
         "rate limit": 429,
+        "origin": 403,
     }
     for status, body, headers in refusals.values():
         conforms(STREAM, status, body, headers)
@@ -143,6 +164,7 @@ def test_every_refusal_of_the_live_feed_is_documented(service: Service) -> None:
     refusals = [
         upgrade(_live(service, conv)),
         upgrade(_live(service, conv), {"Authorization": f"Bearer {ECHO_SECRET}"}),
+        upgrade(_live(service, conv), {"Cookie": f"{SESSION_COOKIE}={_session(service)}"}, origin=FOREIGN),
         upgrade(_live(service, conv, "?limit=0"), ADMIN),
         upgrade(_live(service, "nosuch"), ADMIN),
     ]
@@ -150,7 +172,7 @@ def test_every_refusal_of_the_live_feed_is_documented(service: Service) -> None:
         refusals.append(upgrade(_live(service, conv), ADMIN))
     with store_away(service):
         refusals.append(upgrade(_live(service, conv), ADMIN))
-    assert {status for status, _, _ in refusals} == {400, 401, 404, 503}
+    assert {status for status, _, _ in refusals} == {400, 401, 403, 404, 503}
     for status, body, headers in refusals:
         conforms(LIVE, status, body, headers)
 
