@@ -104,7 +104,7 @@ _V3: dict[str, Schema] = {
     "ChannelAccount": {
         "type": "object",
         "required": ["id"],
-        "properties": {"id": _STRING, "name": _STRING, "role": _STRING},
+        "properties": {"id": {"type": "string", "pattern": r"\S"}, "name": _STRING, "role": _STRING},
         "additionalProperties": True,
     },
     "Activity": {
@@ -128,7 +128,8 @@ _V3: dict[str, Schema] = {
     },
     "ClientActivity": {
         "description": (
-            "An activity a client sends: a `type`, and a sender (`from.id`) unless the token names the user."
+            "An activity a client sends: a `type`, and a sender (`from.id`) unless the token names the user"
+            " (with the bot's secret, or a token naming no user, 400 without `from.id`)."
             " Channel-owned fields (id, timestamp, conversation, recipient, channelId, serviceUrl) are replaced."
         ),
         "type": "object",
@@ -253,6 +254,10 @@ _CONNECTOR: dict[str, Schema] = {
         "additionalProperties": True,
     },
     "ConversationParameters": {
+        "description": (
+            "`bot.id` names the bot the conversation is for: required (400 without it) when several bots are"
+            " configured and the caller has no token naming one."
+        ),
         "type": "object",
         "properties": {
             "bot": ref("ChannelAccount"),
@@ -402,7 +407,8 @@ _OTHER: dict[str, Schema] = {
     "Health": {
         "type": "object",
         "required": ["status"],
-        "properties": {"status": {"enum": ["ok", "unavailable"]}, "reason": _STRING},
+        "description": "`ok`; `unavailable` (the store, with the `reason`); `stopping` (SIGTERM: no new clients).",
+        "properties": {"status": {"enum": ["ok", "unavailable", "stopping"]}, "reason": _STRING},
     },
     "ServiceIndex": {
         "type": "object",

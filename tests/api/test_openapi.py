@@ -68,7 +68,7 @@ def test_errors_are_documented_in_the_shape_of_their_api() -> None:
 
 def test_every_direct_line_client_route_documents_rate_limits_and_origins() -> None:
     for path, item in build_document()["paths"].items():
-        if not path.startswith(("/api/", "/v3/directline/")) or path.endswith("/stream"):
+        if not path.startswith(("/api/", "/v3/directline/")):  # the stream upgrade included
             continue
         for method, operation in item.items():
             responses = operation["responses"]
@@ -93,3 +93,16 @@ def test_activities_are_documented_as_sent_nulls_included(every_route: Service) 
     _valid(r.json(), "ActivitySet")
     r = every_route.http.get(f"/admin/conversations/{conv}", headers=every_route.auth(ADMIN_SECRET))
     _valid(r.json(), "AdminConversation")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"bot": {"id": ""}}, {"bot": {"id": " "}}, {"bot": {"id": "echobot"}, "members": [{"id": ""}]}],
+)
+def test_blank_account_ids_are_refused_and_documented_so(every_route: Service, body: dict[str, Any]) -> None:
+    # found by the fuzzer once it reached createConversation: the document allowed "" where the code says 400
+    r = every_route.http.post("/v3/conversations", json=body)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "MissingProperty", r.text
+    with pytest.raises(jsonschema.ValidationError):
+        _valid(body, "ConversationParameters")
+    _valid({"bot": {"id": "echobot"}, "members": [{"id": "u1"}]}, "ConversationParameters")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from openline.protocol import activity as act
@@ -37,6 +37,7 @@ def test_any_bot_activity_is_stamped_or_refused(activity: Any, reply_to: str | N
 
 
 @given(activities, st.none() | st.just({"id": "tokenuser", "name": "T"}))
+@example({"type": "message", "from": {"id": "MyBot"}}, None)
 @PROPERTY
 def test_any_checked_client_activity_is_stamped_as_a_user_or_refused(activity: Any, user: Any) -> None:
     try:
@@ -48,4 +49,7 @@ def test_any_checked_client_activity_is_stamped_as_a_user_or_refused(activity: A
     assert stamped["from"]["role"] == "user" and stamped["recipient"] == BOT
     if user is not None:
         assert stamped["from"]["id"] == "tokenuser"
+    elif "id" in stamped["from"]:  # the sender's own id, and never the bot's (in any letter case)
+        assert stamped["from"]["id"] == activity["from"]["id"]
+        assert str(stamped["from"]["id"]).casefold() != BOT["id"].casefold()
     assert stamped["conversation"] == {"id": "conv"} and "id" not in stamped

@@ -4,9 +4,11 @@ with a ServiceError."""
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Callable
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from openline.protocol import connector as wire
@@ -23,13 +25,35 @@ def test_a_conversations_token_reads_back(bot_id: str, after_id: str) -> None:
 
 
 @PROPERTY
-@given(st.text(max_size=60))
+@given(st.text(max_size=60) | st.from_regex(r"\A\s?[0-9+_٣]{0,20}\s?\Z"))
+@example("٣")
+@example("+1")
+@example("1_0")
+@example("501")
+@example("0")
+@example("1234567890")
+@example(" 12 ")
 def test_any_text_is_a_continuation_token_or_refused(raw: str) -> None:
     for parse in (wire.parse_conversations_token, wire.parse_member_token, wire.parse_page_size):
         try:
             parse(raw)
         except ServiceError as e:
             assert e.kind is ErrorKind.MALFORMED
+    # the numbers, against an oracle of their own (int() would take "٣", "+1", "1_0"): ASCII digits only
+    if raw.strip():
+        size = _or_refused(wire.parse_page_size, raw)
+        digits = re.fullmatch(r"[0-9]{1,3}", raw)
+        assert size == (int(digits[0]) if digits and 1 <= int(digits[0]) <= wire.MEMBERS_PAGE_MAX else None), raw
+        offset = _or_refused(wire.parse_member_token, raw)
+        digits = re.fullmatch(r"[0-9]{1,9}", raw.strip())  # an offset: at most 9 digits
+        assert offset == (int(digits[0]) if digits else None), raw
+
+
+def _or_refused(parse: Callable[[str], int], raw: str) -> int | None:
+    try:
+        return parse(raw)
+    except ServiceError:
+        return None
 
 
 @PROPERTY
