@@ -43,10 +43,13 @@ def bot_says(service: Service, conv: str, text: str) -> str:
 
 
 def subscribe(service: Service, conv: str) -> Subscription:
-    """A broker subscription made on the server's loop, as a stream would."""
+    """A broker subscription made on the server's loop, as a stream would: ready (on Redis, confirmed by the
+    server) before it is returned, or an event published at once could be missed."""
 
     async def make() -> Subscription:
-        return service.services.broker.subscribe(conv)
+        subscription = service.services.broker.subscribe(conv)
+        await subscription.ready()
+        return subscription
 
     subscription: Subscription = service.loop.run(make())
     return subscription
