@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -25,9 +25,8 @@ from openline.auth.secret_file import KeptSecret, SecretFile
 from openline.config import BotConfig, Config, ConfigError, load_config
 from openline.datadir import DataDir
 from openline.protocol.transcript import emulator_transcript
-from openline.storage import open_store, parse_store_url
+from openline.storage import parse_store_url
 from openline.storage.base import ConversationStore, StoredActivity, StoreUnavailable
-from openline.storage.sqlite_commit import Durability
 
 T = TypeVar("T")
 PAGE = 500
@@ -234,14 +233,9 @@ def _open(config: Config) -> ConversationStore:
         database = path or config.data_dir / "openline.sqlite3"
         if not database.exists():
             raise Failed(f"no database at {database}: give the service's --data-dir, --store or --config")
-    return open_store(
-        config.store,
-        config.data_dir,
-        config.retention,
-        config.conversation_ttl,
-        config.scrub_interval,
-        cast(Durability, config.durability),
-    )
+    from openline.app import configured_store
+
+    return configured_store(config)
 
 
 async def _with_store(config: Config, work: Callable[[ConversationStore], Awaitable[T]]) -> T:

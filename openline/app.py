@@ -111,6 +111,18 @@ def shared_files(config: Config) -> SharedFiles | None:
     return SharedFiles(config.store, config.data_dir)
 
 
+def configured_store(config: Config) -> ConversationStore:
+    """The store the configuration names (not yet open); raises ValueError for one that cannot be used."""
+    return open_store(
+        config.store,
+        config.data_dir,
+        config.retention,
+        config.conversation_ttl,
+        config.scrub_interval,
+        cast(Durability, config.durability),
+    )
+
+
 def check_store(store: ConversationStore) -> None:
     """A SQLite store's file is opened once before the server starts, so one that cannot be used stops `serve`
     with one line (OSError) rather than a traceback from the server's start-up."""
@@ -199,14 +211,7 @@ def _build_services(config: Config, clock: Callable[[], float]) -> Services:
     bot_tokens = BotTokens(keyring, config.public_url, [BOTFRAMEWORK_RESOURCE, config.public_url], clock)
     credentials = [BotCredentials(b.id, b.app_id, b.app_passwords, b.sidecar_secret) for b in config.bots]
     bot_authority = BotAuthority(credentials, bot_tokens, config.require_bot_auth, clock)
-    store = open_store(
-        config.store,
-        config.data_dir,
-        config.retention,
-        config.conversation_ttl,
-        config.scrub_interval,
-        cast(Durability, config.durability),
-    )
+    store = configured_store(config)
     check_store(store)
     broker = broker_for(store)
     signer = UrlSigner(key)

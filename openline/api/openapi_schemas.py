@@ -24,6 +24,15 @@ def nullable(type_: str) -> Schema:
 _STRING: Schema = {"type": "string"}
 _OBJECT: Schema = {"type": "object"}
 _OPEN: Schema = {"type": "object", "additionalProperties": True}
+# what a client's and a bot's activity may carry alike
+_SENT_CONTENT: Schema = {
+    "text": _STRING,
+    "replyToId": _STRING,
+    "attachments": {"type": "array", "items": _OBJECT},
+    "entities": {"type": "array"},
+    "channelData": _OBJECT,
+    "suggestedActions": _OBJECT,
+}
 
 # -- errors -------------------------------------------------------------------------------------------
 
@@ -137,13 +146,8 @@ _V3: dict[str, Schema] = {
         "properties": {
             "type": {"type": "string", "minLength": 1, "pattern": r"\S"},
             "from": ref("ChannelAccount"),
-            "text": _STRING,
             "locale": _STRING,
-            "replyToId": _STRING,
-            "attachments": {"type": "array", "items": _OBJECT},
-            "entities": {"type": "array"},
-            "channelData": _OBJECT,
-            "suggestedActions": _OBJECT,
+            **_SENT_CONTENT,
         },
         "additionalProperties": True,
     },
@@ -244,12 +248,7 @@ _CONNECTOR: dict[str, Schema] = {
         "required": ["type"],
         "properties": {
             "type": {"type": "string", "minLength": 1},
-            "text": _STRING,
-            "replyToId": _STRING,
-            "attachments": {"type": "array", "items": _OBJECT},
-            "entities": {"type": "array"},
-            "channelData": _OBJECT,
-            "suggestedActions": _OBJECT,
+            **_SENT_CONTENT,
         },
         "additionalProperties": True,
     },
