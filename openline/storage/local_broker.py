@@ -72,7 +72,10 @@ class LocalSubscription:
         if self._confirmed is None or self._confirmed.done():
             return
         try:
-            await asyncio.wait_for(asyncio.shield(self._confirmed), within)
+            # not asyncio.wait_for: on Python 3.11 it returns instead of raising when the caller is cancelled as
+            # the confirmation arrives, and a stream whose client left at that moment then waited forever
+            async with asyncio.timeout(within):
+                await asyncio.shield(self._confirmed)
         except TimeoutError:
             # not confirmed in time (the server is away): follow live as soon as it is, re-reading the store then
             self.confirm()

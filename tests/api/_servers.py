@@ -77,12 +77,36 @@ class LoopThread:
         host, port = sock.getsockname()[:2]
         return f"http://{host}:{port}"
 
+    def _tasks(self) -> str:
+        """What the loop is still running, with where each task waits (for a stop that does not end)."""
+
+        async def dump() -> str:
+            import io
+
+            out = io.StringIO()
+            for task in asyncio.all_tasks():
+                if task is asyncio.current_task():
+                    continue
+                out.write(f"{task!r}\n")
+                awaited: Any = task.get_coro()
+                while awaited is not None:  # the chain of awaits, down to the one it waits on
+                    frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+                    if frame is not None:
+                        out.write(f"  {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}\n")
+                    awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
+            return out.getvalue()
+
+        return str(asyncio.run_coroutine_threadsafe(dump(), self.loop).result(5))
+
     def stop(self) -> None:
         """Shut the servers down gracefully (lifespan shutdown runs), then the loop."""
         for server, _ in reversed(self.servers):
             server.should_exit = True
         for _, done in self.servers:
-            done.result(15)
+            try:
+                done.result(15)
+            except TimeoutError:
+                raise TimeoutError(f"a server took over 15 s to stop; its loop's tasks:\n{self._tasks()}") from None
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()

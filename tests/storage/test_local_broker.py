@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from openline.storage.base import Delivery, Event
 from openline.storage.local_broker import LocalBroker
 
@@ -110,3 +112,24 @@ def test_a_deleted_conversation_reaches_every_subscriber() -> None:
         assert _drain(stream) == [gone] and _drain(inspector) == [gone]
 
     asyncio.run(run())
+
+
+def test_a_reader_cancelled_as_its_confirmation_arrives_is_cancelled() -> None:
+    """A stream whose client leaves just as Redis confirms its subscription: `ready` must not swallow the
+    cancellation (asyncio.wait_for on Python 3.11 did, and the stream then waited for an event forever)."""
+
+    async def scenario() -> None:
+        broker = LocalBroker()
+        for _ in range(20):
+            subscription = broker.subscribe("c1")
+            subscription.awaiting_confirmation()
+            waiting = asyncio.create_task(subscription.ready())
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            subscription.confirm()
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            subscription.close()
+
+    asyncio.run(scenario())
