@@ -31,6 +31,7 @@ from openline.storage.base import ConversationStore, StoredActivity, StoreUnavai
 T = TypeVar("T")
 PAGE = 500
 DEFAULT_LIST = 20
+MAX_LIST = 100_000  # conversations one `list` shows at most
 SECRET_PICKUP = f"{secret_file.RELOAD_INTERVAL:g}"  # seconds, as the commands tell the operator
 DELETE_PAUSE = 0.1  # seconds between the batches of a SQLite deletion (SQLite's busy handler retries as often)
 
@@ -149,17 +150,35 @@ def secret_command(args: argparse.Namespace, config: Config) -> int:
     from openline.app import shared_files
 
     shared = shared_files(config)
-    try:
-        if shared is not None:  # the secrets every instance on this Redis uses
-            shared.pull()
-        changed = _secret(args, config, SecretFile(config.data_dir))
-        if changed and shared is not None:
-            shared.publish(secret_file.FILE_NAME)
-    except (RedisError, RedisClusterException) as e:
-        assert shared is not None
-        raise _store_error(shared.url, e) from None
-    except (OSError, ValueError) as e:
-        raise Failed(str(e)) from None
+    if shared is None:
+        if not config.data_dir.is_dir():
+            raise Failed(
+                f"no data directory at {config.data_dir}: give the service's --data-dir (or --config); the service"
+                " makes it on its first start"
+            )
+        try:
+            _secret(args, config, SecretFile(config.data_dir))
+        except (OSError, ValueError) as e:
+            raise Failed(str(e)) from None
+        return 0
+    # on Redis the secrets every instance uses are Redis's copy: changed in a directory of the command's own, so
+    # that no key or secret of the service is written where the command happens to run
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="openline-secrets-") as scratch:
+        from openline.storage.redis_shared import SharedFiles
+
+        mirror = SharedFiles(config.store or "", Path(scratch), (secret_file.FILE_NAME,))
+        try:
+            mirror.pull()
+            if _secret(args, config, SecretFile(Path(scratch))):
+                mirror.publish(secret_file.FILE_NAME)
+        except (RedisError, RedisClusterException) as e:
+            raise _store_error(mirror.url, e) from None
+        except (OSError, ValueError) as e:
+            raise Failed(str(e)) from None
+        finally:
+            mirror.close()
     return 0
 
 
@@ -281,8 +300,8 @@ def conversation_command(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _list(store: ConversationStore, args: argparse.Namespace, config: Config) -> int:
-    if args.limit < 1:
-        raise Failed("--limit must be 1 or more")
+    if not 1 <= args.limit <= MAX_LIST:
+        raise Failed(f"--limit must be 1 to {MAX_LIST}")
     now = time.time()
     want = args.limit
     while True:  # --bot: the most recent conversations, fetched in growing slices until enough are that bot's
@@ -291,6 +310,9 @@ async def _list(store: ConversationStore, args: argparse.Namespace, config: Conf
         if len(mine) >= args.limit or len(found) < want:
             break
         want *= 4
+    if args.bot is not None and not mine and all(b.id != args.bot for b in config.bots):
+        known = ", ".join(sorted(b.id for b in config.bots))
+        raise Failed(f"no bot {args.bot!r} is configured (known: {known}), and no conversation is of it")
     print(f"{'conversation':<36}  {'bot':<12}  {'created':<23}  {'last activity':<23}  activities")
     for s in mine[: args.limit]:
         c = s.conversation

@@ -7,6 +7,7 @@ the store read directly, a deletion ends the conversation's open stream, an expo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from openline.config import ECHO_BOT_ID
+from openline.storage.sqlite import SqliteStore
 from tests.e2e.harness import HTTP_TIMEOUT, Openline, Processes, _child_env
 
 PICKUP = 20.0  # seconds allowed for what the service promises within 2 (a loaded test machine runs late)
@@ -172,7 +174,7 @@ def test_conversations_are_listed_shown_exported_and_deleted(procs: Processes, s
     rows = {line.split()[0]: line.split() for line in listed[1:]}
     assert set(rows) == {conv, other} and rows[conv][1] == ECHO_BOT_ID and rows[conv][-1] == str(len(activities))
     assert len(ok("conversation", "list", "--limit", "1", *where).splitlines()) == 2
-    assert len(ok("conversation", "list", "--bot", "nobody", *where).splitlines()) == 1
+    assert "no bot 'nobody'" in refused(1, "conversation", "list", "--bot", "nobody", *where)
 
     shown = ok("conversation", "show", conv, *where)
     assert "hello there" in shown and "echo: hello there" in shown and "Ann" in shown
@@ -239,4 +241,34 @@ def test_stores_that_cannot_be_used_are_one_line_errors(tmp_path: Path) -> None:
     assert "memory://" in refused(1, "conversation", "list", "--store", "memory://")
     assert "cannot open the store" in refused(1, "conversation", "list", "--store", "redis://127.0.0.1:1/0")
     assert "store" in refused(2, "conversation", "list", "--store", "bogus://x")
+    (tmp_path / "d").mkdir()
     assert "no bot" in refused(1, "secret", "new", "--bot", "nobody", "--data-dir", str(tmp_path / "d"))
+
+
+async def _make_database(path: Path) -> None:
+    store = SqliteStore(path, 3600, 3600)
+    await store.open()
+    await store.close()
+
+
+def test_wrong_arguments_are_one_line_errors_and_write_nothing(tmp_path: Path, redis_url: str) -> None:
+    """A data directory that is not there, a limit past the bound, a bot no one configured: one line, exit 1,
+    and no file made (review of a new user's first tries)."""
+    missing = tmp_path / "missing"
+    for command in ("list", "new"):
+        assert "no data directory" in refused(1, "secret", command, "--bot", "echobot", "--data-dir", str(missing))
+    assert not missing.exists(), "nothing is made where nothing was"
+    data = tmp_path / "data"
+    data.mkdir()
+    ok("secret", "new", "--bot", "echobot", "--data-dir", str(data))
+    asyncio.run(_make_database(data / "openline.sqlite3"))  # as a service's first start does
+    ok("conversation", "list", "--data-dir", str(data))
+    assert "--limit" in refused(1, "conversation", "list", "--data-dir", str(data), "--limit", "9" * 20)
+    assert "no bot 'nosuch'" in refused(1, "conversation", "list", "--data-dir", str(data), "--bot", "nosuch")
+    # on Redis the commands change Redis's copy of the secrets: nothing of the service lands where they run
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    store = ["--store", f"{redis_url}?prefix=fresh-{uuid.uuid4().hex[:8]}", "--data-dir", str(empty)]
+    ok("secret", "new", "--bot", "echobot", *store)
+    assert list(empty.iterdir()) == [], "no signing key, bot keys or secrets written beside the command"
+    assert len([line for line in ok("secret", "list", "--bot", "echobot", *store).splitlines() if line.strip()]) >= 2
