@@ -17,7 +17,8 @@ in two phases, within one bound (`shutdown_timeout`):
    finished (cancelled at the bound), the application's shutdown run (the
    store closed: everything acknowledged is committed).
 
-A second SIGTERM or SIGINT ends the wait at once.
+A second SIGTERM or SIGINT ends the wait at once (what is in flight is answered 503), and the store is still
+closed; a third ends the process without closing it (acknowledged writes are committed already).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ log = logging.getLogger("openline")
 CLIENT_PATHS = ("/v3/directline/", "/api/")
 _SLASHES = re.compile(r"//+")
 _POLL = 0.05  # seconds between looks at the requests in flight
+ABANDONED = "the service stopped before the request was done"
+_ABANDON_WITHIN = 1.0  # seconds the requests ended at the bound have to send their 503
 
 
 class Drain:
@@ -47,6 +50,15 @@ class Drain:
     def __init__(self) -> None:
         self.stopping = False
         self.in_flight = 0
+        self.tasks: set[asyncio.Task[object]] = set()  # the tasks serving the client requests in flight
+        self.abandoning = False  # set at the bound: the requests still in flight are answered 503 and ended
+
+    def abandon(self) -> None:
+        """End the client requests still in flight (the bound has passed): each is answered 503 in its API's
+        error shape, as a new one would be, rather than cut off by the server with a bare 500."""
+        self.abandoning = True
+        for task in list(self.tasks):
+            task.cancel(ABANDONED)
 
     @staticmethod
     def is_client_path(path: str) -> bool:
@@ -69,11 +81,18 @@ class GracefulServer(uvicorn.Server):
         super().__init__(config)
         self.drain = drain
         self.bound = bound
+        self.hurry = False  # a second signal: what is in flight is ended now (503), then the store is closed
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.should_exit:  # a second signal, whichever: stop waiting (uvicorn forces on a second SIGINT only)
+        # a second signal, whichever: stop waiting for requests, but still close the store (uvicorn's force_exit,
+        # which it sets on a second SIGINT, would skip that, with a traceback); a third: force_exit, for a
+        # shutdown that does not end
+        if self.should_exit and self.hurry:
             self.force_exit = True
-        super().handle_exit(sig, frame)
+        elif self.should_exit:
+            self.hurry = True
+        else:
+            super().handle_exit(sig, frame)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         deadline = time.monotonic() + self.bound
@@ -86,7 +105,13 @@ class GracefulServer(uvicorn.Server):
         for connection in list(self.server_state.connections):
             if isinstance(connection, WebSocketsSansIOProtocol):
                 connection.shutdown()  # 1001 (server.QuietWebSocketsProtocol)
-        await self.drain.settled(deadline, lambda: self.force_exit)
+        await self.drain.settled(deadline, lambda: self.hurry or self.force_exit)
+        if self.drain.in_flight:  # the bound has passed, or a second signal came: 503 for what is left
+            log.warning("stopping: %d client request(s) still in flight are answered 503", self.drain.in_flight)
+            self.drain.abandon()
+            await self.drain.settled(time.monotonic() + _ABANDON_WITHIN, lambda: False)
         # the rest of the bound (uvicorn's annotation says int; asyncio.wait_for takes any number)
-        self.config.timeout_graceful_shutdown = max(0.0, deadline - time.monotonic())  # type: ignore[assignment]
+        # (at least a little: at 0 uvicorn reports a timeout, as an error, even with nothing left to wait for)
+        left = 0.1 if self.hurry else max(0.1, deadline - time.monotonic())
+        self.config.timeout_graceful_shutdown = left  # type: ignore[assignment]
         await super().shutdown(sockets)

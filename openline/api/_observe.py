@@ -7,6 +7,7 @@ router sets `scope["route"]` on the same scope).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -62,18 +63,28 @@ class Observe:
             await send(message)
 
         counted = is_http and client
+        task = asyncio.current_task() if counted else None
         if counted:
             self.drain.in_flight += 1
+            self.drain.tasks.add(task)  # type: ignore[arg-type]
         failed = True
         try:
             if self.drain.stopping and (client or not is_http):
                 await self._refuse(scope, receive, record)
             else:
-                await self.app(scope, receive, record)
+                try:
+                    await self.app(scope, receive, record)
+                except asyncio.CancelledError:
+                    # ended by a stop's bound (Drain.abandon), and only that: answered 503 as a new request is
+                    if not (self.drain.abandoning and task is not None and task.uncancel() == 0):
+                        raise
+                    if status == 0:
+                        await self._refuse(scope, receive, record)
             failed = False
         finally:
             if counted:
                 self.drain.in_flight -= 1
+                self.drain.tasks.discard(task)
             seconds = time.perf_counter() - started
             if open_route is not None:
                 self.metrics.open_websockets.labels(open_route).dec()
