@@ -234,9 +234,7 @@ def _client_activity(activity: Any, principal: Principal, user_id: str | None) -
     """Check a client's activity: an object with a `type` and a sender (`from.id`, the token's user, or `userId`)."""
     if not isinstance(activity, dict):
         raise ServiceError(ErrorKind.MALFORMED, "the activity must be a JSON object")
-    type_ = activity.get("type")
-    if not isinstance(type_, str) or not type_.strip():
-        raise ServiceError(ErrorKind.MISSING, "the activity has no 'type'")
+    act.check_type(activity)
     act.check_fields(activity)
     sender = activity.get("from")
     if sender is not None and not isinstance(sender, dict):

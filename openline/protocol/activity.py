@@ -193,6 +193,15 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
+def check_type(activity: dict[str, Any]) -> None:
+    """An activity's `type`: MISSING when absent or blank, MALFORMED when not a string (`{"type": 5}`)."""
+    type_ = activity.get("type")
+    if type_ is None or (isinstance(type_, str) and not type_.strip()):
+        raise ServiceError(ErrorKind.MISSING, "the activity has no 'type'")
+    if not isinstance(type_, str):
+        raise ServiceError(ErrorKind.MALFORMED, f"the activity's 'type' must be a string, not {type(type_).__name__}")
+
+
 def check_fields(activity: Activity) -> None:
     """Refuse (MALFORMED) an activity whose well-known fields have the wrong JSON type."""
     for name, expected in _FIELD_TYPES.items():
@@ -216,9 +225,7 @@ def from_bot(activity: Any, conversation_id: str, bot: Account, reply_to_id: str
     """
     if not isinstance(activity, dict):
         raise ServiceError(ErrorKind.MALFORMED, "the activity must be a JSON object")
-    type_ = activity.get("type")
-    if not isinstance(type_, str) or not type_:
-        raise ServiceError(ErrorKind.MISSING, "the activity has no 'type'")
+    check_type(activity)
     check_fields(activity)
     sender = activity.get("from")
     name = sender.get("name") if isinstance(sender, dict) else None

@@ -71,6 +71,7 @@ def test_v3_errors(service: Service) -> None:
     _error(service.http.post(f"/v3/conversations/{conv}/activities", content=b"{oops"), 400, "BadArgument")
     _error(service.http.post(f"/v3/conversations/{conv}/activities", json=["x"]), 400, "BadArgument")
     _error(service.http.post(f"/v3/conversations/{conv}/activities", json={"text": "no type"}), 400, "MissingProperty")
+    _error(service.http.post(f"/v3/conversations/{conv}/activities", json={"type": 5}), 400, "BadArgument")
     for bad in ({"attachments": 5}, {"attachments": {"a": 1}}, {"attachments": [1]}, {"text": 7}, {"channelData": "x"}):
         r = service.http.post(f"/v3/conversations/{conv}/activities", json={"type": "message", **bad})
         _error(r, 400, "BadArgument")

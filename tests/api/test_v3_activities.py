@@ -95,6 +95,7 @@ def test_repeated_client_activity_id_returns_the_first_id_without_a_second_turn(
         (b"not json", 400, "BadArgument"),
         (b"[1]", 400, "BadArgument"),
         (b'{"from": {"id": "u"}, "text": "no type"}', 400, "MissingProperty"),
+        (b'{"type": 5, "from": {"id": "u"}, "text": "a number for a type"}', 400, "BadArgument"),
         (b'{"type": "message", "text": "no from"}', 400, "MissingProperty"),
         (b'{"type": "message", "from": "u"}', 400, "BadArgument"),
         (b'{"type": "message", "from": {"id": "u"}, "attachments": {}}', 400, "BadArgument"),

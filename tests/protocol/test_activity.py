@@ -271,11 +271,17 @@ def test_from_bot_rejects_non_objects(body: Any) -> None:
     assert info.value.kind is ErrorKind.MALFORMED
 
 
-@pytest.mark.parametrize("body", [{}, {"type": None}, {"type": ""}, {"type": 5}, {"text": "hi"}])
+@pytest.mark.parametrize("body", [{}, {"type": None}, {"type": ""}, {"text": "hi"}])
 def test_from_bot_requires_a_type(body: dict[str, Any]) -> None:
     with pytest.raises(ServiceError) as info:
         act.from_bot(body, "conv", BOT, None)
     assert info.value.kind is ErrorKind.MISSING
+
+
+def test_from_bot_names_a_type_that_is_not_a_string() -> None:
+    with pytest.raises(ServiceError) as info:
+        act.from_bot({"type": 5}, "conv", BOT, None)
+    assert info.value.kind is ErrorKind.MALFORMED and "must be a string" in info.value.message
 
 
 # for_bot
@@ -321,3 +327,22 @@ def test_format_timestamp_across_seconds_and_before_1970() -> None:
     for ms in (0, 999, 1000, 1_700_000_000_123, 1_700_000_000_999, 1_700_000_001_000, 1_700_000_000_123, -1, -1500):
         expected = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
         assert act.format_timestamp(ms) == expected, ms
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "says"),
+    [
+        ({}, ErrorKind.MISSING, "no 'type'"),
+        ({"type": ""}, ErrorKind.MISSING, "no 'type'"),
+        ({"type": "  "}, ErrorKind.MISSING, "no 'type'"),
+        ({"type": None}, ErrorKind.MISSING, "no 'type'"),
+        ({"type": 5}, ErrorKind.MALFORMED, "must be a string, not int"),
+        ({"type": ["message"]}, ErrorKind.MALFORMED, "must be a string, not list"),
+    ],
+)
+def test_an_activity_type_that_is_absent_or_not_a_string_is_named_as_such(
+    body: dict[str, Any], kind: ErrorKind, says: str
+) -> None:
+    with pytest.raises(ServiceError) as refused:
+        act.check_type(body)
+    assert refused.value.kind is kind and says in refused.value.message
