@@ -10,12 +10,13 @@ in two phases, within one bound (`shutdown_timeout`):
 1. draining: every open WebSocket (3.0 streams, inspector feeds) is closed
    with 1001 "going away" so clients reconnect, to another instance when
    there is one; new Direct Line client requests (both APIs) and new
-   WebSockets are answered 503 (`Drain.refuses`), and `/healthz` says
+   WebSockets are answered 503 (api/_observe.py), and `/healthz` says
    "stopping", while the bots' calls are served; this phase ends once no
-   client request is in flight;
-2. uvicorn's own shutdown: the listener closed, the remaining requests
-   finished (cancelled at the bound), the application's shutdown run (the
-   store closed: everything acknowledged is committed).
+   client request is in flight, or at the bound, where the client requests
+   still in flight are ended and answered 503 like new ones (`Drain.abandon`);
+2. uvicorn's own shutdown: the listener closed, the remaining requests (the
+   bots') finished, the application's shutdown run (the store closed:
+   everything acknowledged is committed).
 
 A second SIGTERM or SIGINT ends the wait at once (what is in flight is answered 503), and the store is still
 closed; a third ends the process without closing it (acknowledged writes are committed already).
